@@ -1,0 +1,214 @@
+//! Bearer-token authentication: JWT verification (HS256 secret from the
+//! environment, RS256/ES256 public keys from files) and dev-token minting.
+
+use crate::bindings::types::Caller;
+use crate::config::AuthConfig;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+
+/// Why auth could not be set up, or a token not minted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// A key file could not be read or parsed.
+    #[error("auth key {path}: {message}")]
+    Key {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// No HS256 secret is available for minting.
+    #[error("no HS256 secret: set {0} (or auth.dev_secret in a dev profile)")]
+    NoSecret(String),
+    /// Encoding failed.
+    #[error("cannot mint token: {0}")]
+    Mint(String),
+}
+
+/// Claims gantry reads and writes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The caller's id.
+    pub sub: String,
+    /// Roles, e.g. ["ADMIN"] or ["USER"].
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Issued at.
+    #[serde(default)]
+    pub iat: u64,
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+}
+
+/// Verifies bearer tokens.
+pub struct Verifier {
+    keys: Vec<(Algorithm, DecodingKey)>,
+    secret: Option<Vec<u8>>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl Verifier {
+    /// Build from config: the HS256 secret comes from the named environment variable.
+    pub fn from_config(c: &AuthConfig) -> Result<Self, AuthError> {
+        let secret = c
+            .hs256_secret_env
+            .as_ref()
+            .and_then(|v| std::env::var(v).ok())
+            .filter(|s| !s.is_empty())
+            .or_else(|| c.dev_secret.clone())
+            .map(String::into_bytes);
+        let mut keys = Vec::new();
+        if let Some(s) = &secret {
+            keys.push((Algorithm::HS256, DecodingKey::from_secret(s)));
+        }
+        for (alg, files) in [
+            (Algorithm::RS256, &c.rs256_public_keys),
+            (Algorithm::ES256, &c.es256_public_keys),
+        ] {
+            for f in files {
+                let path = f.display().to_string();
+                let pem = std::fs::read(f).map_err(|e| AuthError::Key {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+                let key = if alg == Algorithm::RS256 {
+                    DecodingKey::from_rsa_pem(&pem)
+                } else {
+                    DecodingKey::from_ec_pem(&pem)
+                }
+                .map_err(|e| AuthError::Key {
+                    path,
+                    message: e.to_string(),
+                })?;
+                keys.push((alg, key));
+            }
+        }
+        Ok(Self {
+            keys,
+            secret,
+            issuer: c.issuer.clone(),
+            audience: c.audience.clone(),
+        })
+    }
+
+    /// Verify an `Authorization` header value. `Err` carries a reason fit for a 401.
+    pub fn verify_header(&self, header: Option<&str>) -> Result<Caller, String> {
+        let header = header.ok_or("missing bearer token")?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or("the Authorization header is not a bearer token")?
+            .trim();
+        self.verify(token)
+    }
+
+    /// Verify a token.
+    pub fn verify(&self, token: &str) -> Result<Caller, String> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
+        let mut last = String::from("no key configured for this token's algorithm");
+        for (alg, key) in self.keys.iter().filter(|(a, _)| *a == header.alg) {
+            let mut v = Validation::new(*alg);
+            v.set_required_spec_claims(&["exp", "sub"]);
+            if let Some(i) = &self.issuer {
+                v.set_issuer(&[i]);
+            }
+            match &self.audience {
+                Some(a) => v.set_audience(&[a]),
+                None => v.validate_aud = false,
+            }
+            match decode::<Claims>(token, key, &v) {
+                Ok(data) => {
+                    return Ok(Caller {
+                        subject: data.claims.sub,
+                        roles: data.claims.roles,
+                    });
+                }
+                Err(e) => last = format!("invalid token: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    /// Mint an HS256 token for `sub` with `roles`, valid for `ttl_secs`.
+    pub fn mint(
+        &self,
+        sub: &str,
+        roles: &[String],
+        ttl_secs: u64,
+        secret_env: &str,
+    ) -> Result<String, AuthError> {
+        let secret = self
+            .secret
+            .as_ref()
+            .ok_or_else(|| AuthError::NoSecret(secret_env.to_string()))?;
+        let iat = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = Claims {
+            sub: sub.to_string(),
+            roles: roles.to_vec(),
+            exp: iat + ttl_secs,
+            iat,
+            iss: self.issuer.clone(),
+        };
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .map_err(|e| AuthError::Mint(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier(secret: &str) -> Verifier {
+        Verifier::from_config(&AuthConfig {
+            dev_secret: Some(secret.into()),
+            ..Default::default()
+        })
+        .expect("verifier")
+    }
+
+    #[test]
+    fn minted_token_round_trips() {
+        let v = verifier("s3cret");
+        let t = v.mint("alice", &["ADMIN".into()], 60, "X").expect("mint");
+        let c = v
+            .verify_header(Some(&format!("Bearer {t}")))
+            .expect("valid");
+        assert_eq!(c.subject, "alice");
+        assert!(c.is_admin());
+    }
+
+    #[test]
+    fn wrong_secret_missing_and_expired_tokens_are_refused() {
+        let t = verifier("one").mint("bob", &[], 60, "X").expect("mint");
+        assert!(verifier("two").verify(&t).is_err());
+        assert!(verifier("one").verify_header(None).is_err());
+        assert!(verifier("one").verify_header(Some("Basic abc")).is_err());
+        let v = verifier("one");
+        let expired = encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                sub: "bob".into(),
+                roles: vec![],
+                exp: 1,
+                iat: 0,
+                iss: None,
+            },
+            &EncodingKey::from_secret(b"one"),
+        )
+        .expect("encode");
+        assert!(v.verify(&expired).is_err());
+    }
+}

@@ -1,0 +1,558 @@
+//! The host's TOML configuration: server, auth, plugins and placement.
+//!
+//! Unknown keys are errors that name the key and its line, so a typo in a
+//! profile never silently changes what runs.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The dev profile, compiled in: `gantry serve` without `--config` runs it.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../examples/profiles/dev.toml");
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown or mistyped keys.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file, or "embedded defaults".
+        origin: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The values are inconsistent (e.g. placement names an unknown backend).
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// The file, or "embedded defaults".
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listening address, state file, caches.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Token verification.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Limits applied to every plugin unless a plugin overrides them.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Protocol frontends.
+    #[serde(default, rename = "frontend")]
+    pub frontends: Vec<FrontendConfig>,
+    /// Runtime backends and schedulers.
+    #[serde(default, rename = "backend")]
+    pub backends: Vec<BackendConfig>,
+    /// Which backend gets which workload.
+    #[serde(default)]
+    pub placement: PlacementConfig,
+    /// GPU inventory for schedulers and the gpu-models listing.
+    #[serde(default)]
+    pub devices: DevicesConfig,
+    /// Directory that relative plugin paths are resolved against.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// Where this config came from, for messages.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// HTTP listen address for ingress, health and metrics.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// SQLite file for state, or `:memory:`.
+    #[serde(default = "default_state")]
+    pub state: String,
+    /// Directory of precompiled components; none disables the cache.
+    #[serde(default = "default_cache_dir")]
+    pub cache_dir: Option<PathBuf>,
+    /// Log format: "human" or "json".
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+    /// Seconds between full reconciliations of every backend.
+    #[serde(default = "default_resync")]
+    pub resync_seconds: u64,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_state() -> String {
+    "gantry.db".into()
+}
+fn default_cache_dir() -> Option<PathBuf> {
+    Some(PathBuf::from(".gantry-cache"))
+}
+fn default_log_format() -> String {
+    "human".into()
+}
+fn default_resync() -> u64 {
+    30
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            state: default_state(),
+            cache_dir: default_cache_dir(),
+            log_format: default_log_format(),
+            resync_seconds: default_resync(),
+        }
+    }
+}
+
+/// `[auth]`: how bearer tokens are verified and minted.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Environment variable holding the HS256 secret.
+    pub hs256_secret_env: Option<String>,
+    /// PEM files of RS256 public keys.
+    #[serde(default)]
+    pub rs256_public_keys: Vec<PathBuf>,
+    /// PEM files of ES256 public keys.
+    #[serde(default)]
+    pub es256_public_keys: Vec<PathBuf>,
+    /// Expected `iss`, if any.
+    pub issuer: Option<String>,
+    /// Expected `aud`, if any.
+    pub audience: Option<String>,
+    /// Dev only: when no secret is set in the environment, use this one.
+    pub dev_secret: Option<String>,
+}
+
+/// Plugin resource limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Guest execution time allowed per call, in milliseconds (time spent
+    /// waiting on the host is not counted).
+    #[serde(default = "default_call_ms")]
+    pub call_timeout_ms: u64,
+    /// Linear memory cap per plugin instance, in MiB.
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u64,
+    /// How many calls a warm instance serves before it is recycled.
+    #[serde(default = "default_reuse")]
+    pub max_reuse: u32,
+    /// How many warm instances a plugin keeps.
+    #[serde(default = "default_idle")]
+    pub max_idle: usize,
+}
+
+fn default_call_ms() -> u64 {
+    5_000
+}
+fn default_memory_mib() -> u64 {
+    128
+}
+fn default_reuse() -> u32 {
+    1_000
+}
+fn default_idle() -> usize {
+    8
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            call_timeout_ms: default_call_ms(),
+            memory_mib: default_memory_mib(),
+            max_reuse: default_reuse(),
+            max_idle: default_idle(),
+        }
+    }
+}
+
+/// Per-plugin overrides of [`LimitsConfig`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsOverride {
+    /// See [`LimitsConfig::call_timeout_ms`].
+    pub call_timeout_ms: Option<u64>,
+    /// See [`LimitsConfig::memory_mib`].
+    pub memory_mib: Option<u64>,
+    /// See [`LimitsConfig::max_reuse`].
+    pub max_reuse: Option<u32>,
+    /// See [`LimitsConfig::max_idle`].
+    pub max_idle: Option<usize>,
+}
+
+impl LimitsConfig {
+    /// These limits with a plugin's overrides applied.
+    pub fn with(&self, o: &LimitsOverride) -> LimitsConfig {
+        LimitsConfig {
+            call_timeout_ms: o.call_timeout_ms.unwrap_or(self.call_timeout_ms),
+            memory_mib: o.memory_mib.unwrap_or(self.memory_mib),
+            max_reuse: o.max_reuse.unwrap_or(self.max_reuse),
+            max_idle: o.max_idle.unwrap_or(self.max_idle),
+        }
+    }
+}
+
+/// `[[frontend]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendConfig {
+    /// Unique plugin name.
+    pub name: String,
+    /// Path of the `.wasm` component.
+    pub plugin: PathBuf,
+    /// Served over HTTP under a path prefix.
+    pub http: Option<HttpBinding>,
+    /// Served over MQTT.
+    pub mqtt: Option<MqttBinding>,
+    /// Outgoing wasi:http endpoints granted to this plugin, by name (none by default).
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, EndpointSpec>,
+    /// Free-form settings the plugin reads through `gantry:plugin/config`.
+    #[serde(default)]
+    pub config: BTreeMap<String, toml::Value>,
+    /// Limit overrides.
+    #[serde(default)]
+    pub limits: LimitsOverride,
+}
+
+/// How an HTTP frontend is mounted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpBinding {
+    /// Path prefix, e.g. "/v1". The longest matching prefix wins.
+    pub prefix: String,
+}
+
+/// How an MQTT frontend connects.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttBinding {
+    /// "embedded" or "tcp://host:port".
+    #[serde(default = "default_broker")]
+    pub broker: String,
+    /// Listen address of the embedded broker.
+    pub listen: Option<String>,
+    /// MQTT client id.
+    pub client_id: Option<String>,
+    /// The identity messages act as.
+    pub subject: Option<String>,
+    /// Roles of that identity.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+fn default_broker() -> String {
+    "embedded".into()
+}
+
+/// `[[backend]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Unique plugin name.
+    pub name: String,
+    /// Path of the `.wasm` component.
+    pub plugin: PathBuf,
+    /// Outgoing wasi:http endpoints granted to this plugin, by name.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, EndpointSpec>,
+    /// For schedulers: the backend this one drives.
+    pub downstream: Option<String>,
+    /// Free-form settings the plugin reads through `gantry:plugin/config`.
+    #[serde(default)]
+    pub config: BTreeMap<String, toml::Value>,
+    /// Limit overrides.
+    #[serde(default)]
+    pub limits: LimitsOverride,
+}
+
+/// An endpoint grant: a URL string, or a table with a protocol choice.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum EndpointSpec {
+    /// `unix:///path`, `tcp://host:port`; HTTP/1.1.
+    Url(String),
+    /// A URL plus options.
+    Detailed(EndpointDetail),
+}
+
+/// Detailed endpoint grant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointDetail {
+    /// `unix:///path` or `tcp://host:port`.
+    pub url: String,
+    /// Speak HTTP/2 with prior knowledge (gRPC).
+    #[serde(default)]
+    pub http2: bool,
+}
+
+/// `[placement]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementConfig {
+    /// Backend for workloads without GPUs (default: the first backend).
+    pub default: Option<String>,
+    /// Backend for workloads that request GPUs (default: `default`).
+    pub gpu: Option<String>,
+}
+
+/// `[devices]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesConfig {
+    /// GPUs declared by hand (for hosts without NVML, and for tests).
+    #[serde(default)]
+    pub gpus: Vec<GpuConfig>,
+}
+
+/// One declared GPU.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuConfig {
+    /// Index on the host.
+    pub index: u32,
+    /// Device UUID.
+    pub uuid: String,
+    /// Vendor, e.g. "nvidia".
+    #[serde(default = "default_vendor")]
+    pub vendor: String,
+    /// Model code or name, e.g. "a100".
+    pub model: String,
+    /// Memory in MiB.
+    #[serde(default)]
+    pub memory_mib: u64,
+}
+
+fn default_vendor() -> String {
+    "nvidia".into()
+}
+
+impl Config {
+    /// Parse a config file; relative plugin paths resolve against its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// The embedded dev profile; relative plugin paths resolve against `base`.
+    pub fn embedded(base: PathBuf) -> Result<Config, ConfigError> {
+        Self::parse(EMBEDDED_DEFAULT, "embedded defaults", base)
+    }
+
+    /// Parse TOML text.
+    pub fn parse(text: &str, origin: &str, base_dir: PathBuf) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: describe_toml_error(text, &e),
+        })?;
+        config.base_dir = base_dir;
+        config.origin = origin.to_string();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Resolve a plugin path against the config's directory.
+    pub fn plugin_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// The backend a workload goes to.
+    pub fn placement_for(&self, wants_gpu: bool) -> Option<&str> {
+        let default = self
+            .placement
+            .default
+            .as_deref()
+            .or_else(|| self.backends.first().map(|b| b.name.as_str()));
+        if wants_gpu {
+            self.placement.gpu.as_deref().or(default)
+        } else {
+            default
+        }
+    }
+
+    fn invalid(&self, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.origin.clone(),
+            message,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for name in self
+            .frontends
+            .iter()
+            .map(|f| &f.name)
+            .chain(self.backends.iter().map(|b| &b.name))
+        {
+            if !names.insert(name) {
+                return Err(self.invalid(format!("plugin name `{name}` is used twice")));
+            }
+        }
+        for f in &self.frontends {
+            match (&f.http, &f.mqtt) {
+                (None, None) => {
+                    return Err(self.invalid(format!(
+                        "frontend `{}` needs `http = {{ prefix = ... }}` or `mqtt = {{ ... }}`",
+                        f.name
+                    )));
+                }
+                (Some(h), _) if !h.prefix.starts_with('/') => {
+                    return Err(self.invalid(format!(
+                        "frontend `{}`: http prefix `{}` must start with `/`",
+                        f.name, h.prefix
+                    )));
+                }
+                _ => {}
+            }
+        }
+        for f in &self.frontends {
+            for (name, spec) in &f.endpoints {
+                crate::runtime::outgoing::Endpoint::parse(spec).map_err(|e| {
+                    self.invalid(format!("frontend `{}` endpoint `{name}`: {e}", f.name))
+                })?;
+            }
+        }
+        let backend_names: Vec<&str> = self.backends.iter().map(|b| b.name.as_str()).collect();
+        for b in &self.backends {
+            for (name, spec) in &b.endpoints {
+                crate::runtime::outgoing::Endpoint::parse(spec).map_err(|e| {
+                    self.invalid(format!("backend `{}` endpoint `{name}`: {e}", b.name))
+                })?;
+            }
+            if let Some(d) = &b.downstream
+                && !backend_names.contains(&d.as_str())
+            {
+                return Err(self.invalid(format!(
+                    "backend `{}`: downstream `{d}` is not a configured backend",
+                    b.name
+                )));
+            }
+        }
+        for (key, value) in [
+            ("placement.default", &self.placement.default),
+            ("placement.gpu", &self.placement.gpu),
+        ] {
+            if let Some(v) = value
+                && !backend_names.contains(&v.as_str())
+            {
+                return Err(self.invalid(format!("{key}: `{v}` is not a configured backend")));
+            }
+        }
+        if self.server.log_format != "human" && self.server.log_format != "json" {
+            return Err(self.invalid(format!(
+                "server.log_format must be \"human\" or \"json\", not {:?}",
+                self.server.log_format
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// toml's message plus a 1-based line number computed from its byte span.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let key = text.get(span.clone()).unwrap_or("").trim();
+            if key.is_empty() || key.contains('\n') {
+                format!("line {line}: {msg}")
+            } else {
+                format!("line {line}: `{key}`: {msg}")
+            }
+        }
+        None => msg,
+    }
+}
+
+/// A plugin's `config` table flattened to string pairs for the guest.
+pub fn flatten_plugin_config(table: &BTreeMap<String, toml::Value>) -> Vec<(String, String)> {
+    table
+        .iter()
+        .map(|(k, v)| {
+            let s = match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), s)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = "[server]\nlisten = \"127.0.0.1:1\"\nlistne = \"x\"\n";
+        let err = Config::parse(text, "t.toml", PathBuf::from(".")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("listne"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_key_in_plugin_table_is_an_error() {
+        let text = "[[backend]]\nname = \"d\"\nplugin = \"d.wasm\"\nendpoint = {}\n";
+        let msg = Config::parse(text, "t.toml", PathBuf::from("."))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("line 4") && msg.contains("endpoint"), "{msg}");
+    }
+
+    #[test]
+    fn placement_must_name_a_backend() {
+        let text = "[placement]\ndefault = \"nope\"\n";
+        let msg = Config::parse(text, "t.toml", PathBuf::from("."))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("nope"), "{msg}");
+    }
+
+    #[test]
+    fn embedded_defaults_parse() {
+        let c = Config::embedded(PathBuf::from(".")).expect("embedded config parses");
+        assert!(!c.frontends.is_empty());
+        assert_eq!(c.placement_for(false), Some("docker"));
+    }
+
+    #[test]
+    fn gpu_placement_falls_back_to_default() {
+        let text = "[[backend]]\nname = \"d\"\nplugin = \"d.wasm\"\n";
+        let c = Config::parse(text, "t", PathBuf::from(".")).expect("parses");
+        assert_eq!(c.placement_for(true), Some("d"));
+    }
+}

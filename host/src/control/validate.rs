@@ -1,0 +1,90 @@
+//! Protocol-independent validation of what callers send.
+
+use crate::bindings::types::{Error, FieldError, InvalidInput, WorkloadSpec};
+use crate::model::invalid_field;
+use std::collections::HashSet;
+
+/// A workload or container name: 1..=128 characters, no whitespace or control characters.
+pub fn name(n: &str) -> Result<(), Error> {
+    if n.is_empty() {
+        return Err(invalid_field("name", "must not be empty"));
+    }
+    if n.len() > 128
+        || n.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    {
+        return Err(invalid_field(
+            "name",
+            "at most 128 characters, without whitespace, control characters or '/'",
+        ));
+    }
+    Ok(())
+}
+
+/// A workload spec: at least one container, unique names, images, sane resources.
+pub fn spec(s: &WorkloadSpec) -> Result<(), Error> {
+    let mut fields = Vec::new();
+    if s.containers.is_empty() {
+        fields.push(FieldError {
+            field: "containers".into(),
+            message: "at least one container is required".into(),
+        });
+    }
+    let mut seen = HashSet::new();
+    for (i, c) in s.containers.iter().enumerate() {
+        let at = |f: &str| format!("containers[{i}].{f}");
+        if c.name.is_empty()
+            || !c
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' || ch == '.')
+        {
+            fields.push(FieldError {
+                field: at("name"),
+                message: "letters, digits, '-', '_' and '.' only, not empty".into(),
+            });
+        }
+        if !seen.insert(c.name.as_str()) {
+            fields.push(FieldError {
+                field: at("name"),
+                message: format!("`{}` is used twice", c.name),
+            });
+        }
+        if c.image.trim().is_empty() || c.image.chars().any(char::is_whitespace) {
+            fields.push(FieldError {
+                field: at("image"),
+                message: "an image reference is required".into(),
+            });
+        }
+        if c.resources.cpu.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+            fields.push(FieldError {
+                field: at("resources.cpu"),
+                message: "must be a positive number of cores".into(),
+            });
+        }
+        if c.resources.memory_bytes == Some(0) {
+            fields.push(FieldError {
+                field: at("resources.memory"),
+                message: "must be positive".into(),
+            });
+        }
+        for e in &c.env {
+            if e.name.is_empty() || e.name.contains('=') {
+                fields.push(FieldError {
+                    field: at("env"),
+                    message: format!("invalid variable name `{}`", e.name),
+                });
+            }
+        }
+    }
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        let message = fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(Error::Invalid(InvalidInput { message, fields }))
+    }
+}

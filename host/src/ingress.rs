@@ -1,0 +1,103 @@
+//! The HTTP ingress: health, readiness and metrics, and everything else routed
+//! by path prefix to the HTTP frontends, with the caller authenticated here.
+
+use crate::auth::Verifier;
+use crate::frontend::{FrontendError, HttpFrontend};
+use crate::metrics::Metrics;
+use crate::runtime::state::Identity;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http_body_util::BodyExt;
+use std::sync::Arc;
+
+/// What the ingress serves.
+pub struct Ingress {
+    /// Frontends, longest prefix first.
+    pub frontends: Vec<HttpFrontend>,
+    /// Token verification.
+    pub verifier: Verifier,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    /// Problems that make the host not ready (plugins missing or failed to load).
+    pub problems: Vec<String>,
+}
+
+/// The axum router.
+pub fn router(mut ingress: Ingress) -> Router {
+    ingress
+        .frontends
+        .sort_by_key(|f| std::cmp::Reverse(f.prefix.trim_end_matches('/').len()));
+    let state = Arc::new(ingress);
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(route)
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<Arc<Ingress>>) -> Response {
+    if s.problems.is_empty() {
+        Json(serde_json::json!({"status": "ready"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "not ready", "problems": s.problems})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(s): State<Arc<Ingress>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({"error": message}))).into_response()
+}
+
+async fn route(State(s): State<Arc<Ingress>>, mut req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let Some(frontend) = s.frontends.iter().find(|f| f.matches(&path)) else {
+        return error(StatusCode::NOT_FOUND, format!("no frontend serves {path}"));
+    };
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let identity = match s.verifier.verify_header(auth) {
+        Ok(c) => Identity::Caller(c),
+        Err(reason) => Identity::Unauthenticated(reason),
+    };
+    // The plugin acts as the verified identity; it never sees the credential.
+    req.headers_mut().remove(header::AUTHORIZATION);
+    let req =
+        req.map(|b| b.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string()))));
+    match frontend.handle(req, identity).await {
+        Ok(resp) => resp.map(Body::new),
+        Err(e) => {
+            tracing::error!(frontend = frontend.name(), error = %e, "frontend failed");
+            let status = match &e {
+                FrontendError::Call(crate::runtime::CallError::Deadline { .. }) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            error(status, e.to_string())
+        }
+    }
+}

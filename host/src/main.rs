@@ -1,0 +1,144 @@
+//! The `gantry` command: serve, check, token.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gantry::config::Config;
+use gantry::runtime::RuntimeError;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "gantry",
+    version,
+    about = "Container orchestration host with WebAssembly protocol frontends and runtime backends"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve: load plugins, run the control plane and the ingress.
+    Serve {
+        /// Config file (TOML); the embedded dev profile when absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the config and every plugin it names, without serving.
+    Check {
+        /// Config file (TOML); the embedded dev profile when absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Mint a dev JWT with the configured HS256 secret.
+    Token {
+        /// Subject (user id).
+        #[arg(long)]
+        sub: String,
+        /// Roles (repeatable), e.g. --role ADMIN.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Validity in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// Config file (TOML); the embedded dev profile when absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(&p)?,
+        None => {
+            let cwd = std::env::current_dir().context("current directory")?;
+            Config::embedded(cwd.join("examples/profiles"))?
+        }
+    })
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
+    });
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gantry: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<std::process::ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => {
+            let config = load(config)?;
+            init_tracing(config.server.log_format == "json");
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let host = gantry::server::build(&config, true)?;
+                host.serve().await
+            })?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Check { config } => {
+            let config = load(config)?;
+            let loaded = gantry::server::load_plugins(&config)?;
+            let mut ok = true;
+            for r in &loaded.reports {
+                match &r.result {
+                    Ok(()) => println!("ok      {} ({})", r.name, r.kind.world()),
+                    Err(e) => {
+                        ok = false;
+                        println!("error   {e}");
+                        if let RuntimeError::Missing { path, .. } = e
+                            && let Some(hint) = gantry::server::build_hint(path)
+                        {
+                            println!("        {hint}");
+                        }
+                    }
+                }
+            }
+            println!(
+                "{}: {}",
+                config.origin,
+                if ok { "ok" } else { "problems found" }
+            );
+            Ok(if ok {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            })
+        }
+        Command::Token {
+            sub,
+            roles,
+            ttl,
+            config,
+        } => {
+            let config = load(config)?;
+            let v = gantry::auth::Verifier::from_config(&config.auth)?;
+            let env = config
+                .auth
+                .hs256_secret_env
+                .clone()
+                .unwrap_or_else(|| "GANTRY_JWT_SECRET".into());
+            println!("{}", v.mint(&sub, &roles, ttl, &env)?);
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}

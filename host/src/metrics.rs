@@ -1,0 +1,144 @@
+//! Prometheus metrics: per-plugin calls, failures by kind, and latency.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabel {
+    plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabel {
+    plugin: String,
+    kind: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// The host's metric registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Mutex<Registry>>,
+    calls: Family<PluginLabel, Counter>,
+    failures: Family<FailureLabel, Counter>,
+    latency: Family<PluginLabel, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with gantry's metrics.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("gantry");
+        let calls = Family::<PluginLabel, Counter>::default();
+        let failures = Family::<FailureLabel, Counter>::default();
+        let latency = Family::<PluginLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register("plugin_calls", "Calls into each plugin", calls.clone());
+        registry.register(
+            "plugin_failures",
+            "Plugin calls that failed in the guest, by kind (trap, deadline, memory, instantiate)",
+            failures.clone(),
+        );
+        registry.register(
+            "plugin_call_seconds",
+            "Latency of plugin calls",
+            latency.clone(),
+        );
+        Self {
+            registry: Arc::new(Mutex::new(registry)),
+            calls,
+            failures,
+            latency,
+        }
+    }
+
+    /// The handle of one plugin's metrics.
+    pub fn plugin(&self, name: &str) -> PluginMetrics {
+        PluginMetrics {
+            name: name.to_string(),
+            metrics: self.clone(),
+        }
+    }
+
+    /// Text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+/// Metrics of one plugin.
+#[derive(Clone)]
+pub struct PluginMetrics {
+    name: String,
+    metrics: Metrics,
+}
+
+impl PluginMetrics {
+    /// A call finished after `elapsed`.
+    pub fn observe(&self, elapsed: Duration) {
+        let label = PluginLabel {
+            plugin: self.name.clone(),
+        };
+        self.metrics.calls.get_or_create(&label).inc();
+        self.metrics
+            .latency
+            .get_or_create(&label)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A call failed in the guest.
+    pub fn failed(&self, kind: &str) {
+        self.metrics
+            .failures
+            .get_or_create(&FailureLabel {
+                plugin: self.name.clone(),
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_per_plugin_series() {
+        let m = Metrics::new();
+        let p = m.plugin("rest");
+        p.observe(Duration::from_millis(3));
+        p.failed("trap");
+        let text = m.render();
+        assert!(
+            text.contains("gantry_plugin_calls_total{plugin=\"rest\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gantry_plugin_failures_total{plugin=\"rest\",kind=\"trap\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gantry_plugin_call_seconds_count{plugin=\"rest\"} 1"),
+            "{text}"
+        );
+    }
+}

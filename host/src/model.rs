@@ -1,0 +1,67 @@
+//! Helpers over the WIT-generated model types: time, errors, roles.
+
+use crate::bindings::types::{Caller, ContainerStatus, Error, FieldError, InvalidInput, Timestamp};
+
+/// The role that may act on every workload.
+pub const ADMIN: &str = "ADMIN";
+
+/// Now, as a WIT timestamp.
+pub fn now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanoseconds: d.subsec_nanos(),
+    }
+}
+
+impl Caller {
+    /// Whether the caller holds the ADMIN role.
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == ADMIN)
+    }
+}
+
+impl Error {
+    /// A one-line human description.
+    pub fn describe(&self) -> String {
+        match self {
+            Error::NotFound(m) => format!("not found: {m}"),
+            Error::Invalid(i) => {
+                let mut s = format!("invalid: {}", i.message);
+                for fe in &i.fields {
+                    s.push_str(&format!("; {}: {}", fe.field, fe.message));
+                }
+                s
+            }
+            Error::Forbidden(m) => format!("forbidden: {m}"),
+            Error::Unauthenticated(m) => format!("unauthenticated: {m}"),
+            Error::Conflict(m) => format!("conflict: {m}"),
+            Error::Unsupported(m) => format!("unsupported: {m}"),
+            Error::Unavailable(m) => format!("unavailable: {m}"),
+            Error::Backend(m) => format!("backend: {m}"),
+            Error::Internal(m) => format!("internal: {m}"),
+        }
+    }
+}
+
+/// An `invalid` error about one field.
+pub fn invalid_field(field: &str, message: impl Into<String>) -> Error {
+    let message = message.into();
+    Error::Invalid(InvalidInput {
+        message: format!("{field}: {message}"),
+        fields: vec![FieldError {
+            field: field.to_string(),
+            message,
+        }],
+    })
+}
+
+/// Whether a container status counts as running for start/stop checks.
+pub fn is_running(s: ContainerStatus) -> bool {
+    matches!(
+        s,
+        ContainerStatus::Running | ContainerStatus::Restarting | ContainerStatus::Paused
+    )
+}

@@ -1,0 +1,115 @@
+//! The plugin runtime: loading and checking components, per-call guards,
+//! warm-instance pools and the host functions plugins import.
+
+pub mod check;
+pub mod engine;
+pub mod host_api;
+pub mod limits;
+pub mod outgoing;
+pub mod pool;
+pub mod state;
+
+use std::path::PathBuf;
+
+/// What kind of plugin a component is loaded as; decides its world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PluginKind {
+    /// World `http-frontend`.
+    HttpFrontend,
+    /// World `mqtt-frontend`.
+    MqttFrontend,
+    /// World `backend`.
+    Backend,
+    /// World `scheduler`.
+    Scheduler,
+}
+
+impl PluginKind {
+    /// The WIT world name.
+    pub fn world(self) -> &'static str {
+        match self {
+            PluginKind::HttpFrontend => "gantry:plugin/http-frontend@0.1.0",
+            PluginKind::MqttFrontend => "gantry:plugin/mqtt-frontend@0.1.0",
+            PluginKind::Backend => "gantry:plugin/backend@0.1.0",
+            PluginKind::Scheduler => "gantry:plugin/scheduler@0.1.0",
+        }
+    }
+}
+
+/// Failures loading or checking a plugin.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The engine could not be created.
+    #[error("cannot create the wasm engine: {0}")]
+    Engine(String),
+    /// The plugin's file is missing (not built yet?).
+    #[error("plugin `{plugin}`: {path}: {source}")]
+    Missing {
+        /// Plugin name.
+        plugin: String,
+        /// Where it was looked for.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a component, or does not fit its world.
+    #[error("plugin `{plugin}`: {message}")]
+    Invalid {
+        /// Plugin name.
+        plugin: String,
+        /// What does not fit, naming the missing import or export.
+        message: String,
+    },
+}
+
+/// How one plugin call failed, beyond the call's own typed result.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The guest trapped.
+    #[error("plugin `{plugin}` trapped: {message}")]
+    Trap {
+        /// Plugin name.
+        plugin: String,
+        /// The trap, with its wasm backtrace where available.
+        message: String,
+    },
+    /// The guest ran past its deadline.
+    #[error("plugin `{plugin}` ran past its {ms} ms deadline and was stopped")]
+    Deadline {
+        /// Plugin name.
+        plugin: String,
+        /// The deadline.
+        ms: u128,
+    },
+    /// The guest asked for more memory than its cap.
+    #[error("plugin `{plugin}` exceeded its memory limit of {limit} bytes")]
+    Memory {
+        /// Plugin name.
+        plugin: String,
+        /// The cap.
+        limit: usize,
+    },
+    /// A fresh instance could not be created.
+    #[error("plugin `{plugin}` could not be instantiated: {message}")]
+    Instantiate {
+        /// Plugin name.
+        plugin: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl CallError {
+    /// The metric label of this failure.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Trap { .. } => "trap",
+            CallError::Deadline { .. } => "deadline",
+            CallError::Memory { .. } => "memory",
+            CallError::Instantiate { .. } => "instantiate",
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Durable state in SQLite: workload records and their revisions.
+//!
+//! Every write is committed (WAL, `synchronous=FULL`) before the control
+//! plane acknowledges the call that caused it, so a `kill -9` loses nothing
+//! that was acknowledged.
+
+use crate::bindings::types::{Revision, Workload};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::Mutex;
+
+/// A state-store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("state store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored record could not be decoded.
+    #[error("state store: corrupt record: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// The SQLite state store.
+pub struct StateStore {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS workloads (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    created_s INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workloads_owner ON workloads(owner);
+CREATE INDEX IF NOT EXISTS workloads_ns_name ON workloads(namespace, name);
+CREATE TABLE IF NOT EXISTS revisions (
+    workload_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (workload_id, number)
+);
+";
+
+impl StateStore {
+    /// Open (or create) the store at `path`; `:memory:` for a throwaway one.
+    pub fn open(path: &str) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Insert a new workload and its first revision, atomically.
+    pub fn insert(&self, w: &Workload, rev: &Revision) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO workloads (id, owner, namespace, name, backend, created_s, created_ns, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![w.id, w.owner, w.namespace, w.name, w.backend, w.created_at.seconds, w.created_at.nanoseconds, serde_json::to_string(w)?],
+        )?;
+        tx.execute(
+            "INSERT INTO revisions (workload_id, number, record) VALUES (?1, ?2, ?3)",
+            params![rev.workload_id, rev.number, serde_json::to_string(rev)?],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replace a workload's record.
+    pub fn save(&self, w: &Workload) -> Result<(), StoreError> {
+        self.lock().execute(
+            "UPDATE workloads SET name = ?2, namespace = ?3, record = ?4 WHERE id = ?1",
+            params![w.id, w.name, w.namespace, serde_json::to_string(w)?],
+        )?;
+        Ok(())
+    }
+
+    /// Save a workload together with a new revision, atomically.
+    pub fn save_with_revision(&self, w: &Workload, rev: &Revision) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE workloads SET name = ?2, namespace = ?3, record = ?4 WHERE id = ?1",
+            params![w.id, w.name, w.namespace, serde_json::to_string(w)?],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO revisions (workload_id, number, record) VALUES (?1, ?2, ?3)",
+            params![rev.workload_id, rev.number, serde_json::to_string(rev)?],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Drop one revision (used to roll back a failed update).
+    pub fn delete_revision(&self, id: &str, number: u32) -> Result<(), StoreError> {
+        self.lock().execute(
+            "DELETE FROM revisions WHERE workload_id = ?1 AND number = ?2",
+            params![id, number],
+        )?;
+        Ok(())
+    }
+
+    /// One workload.
+    pub fn get(&self, id: &str) -> Result<Option<Workload>, StoreError> {
+        let rec: Option<String> = self
+            .lock()
+            .query_row(
+                "SELECT record FROM workloads WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(rec.map(|r| serde_json::from_str(&r)).transpose()?)
+    }
+
+    /// The id of the workload with this name in this namespace.
+    pub fn find_by_name(&self, namespace: &str, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT id FROM workloads WHERE namespace = ?1 AND name = ?2",
+                params![namespace, name],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Workloads, newest first, optionally of one owner.
+    pub fn all(&self, owner: Option<&str>) -> Result<Vec<Workload>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT record FROM workloads WHERE (?1 IS NULL OR owner = ?1) ORDER BY created_s DESC, created_ns DESC, id",
+        )?;
+        let rows = stmt.query_map(params![owner], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row?)?);
+        }
+        Ok(out)
+    }
+
+    /// Remove a workload and its revisions.
+    pub fn delete(&self, id: &str) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM workloads WHERE id = ?1", params![id])?;
+        tx.execute("DELETE FROM revisions WHERE workload_id = ?1", params![id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Revisions of a workload, newest first, with the total.
+    pub fn revisions(
+        &self,
+        id: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<Revision>, u64), StoreError> {
+        let conn = self.lock();
+        let total: u64 = conn.query_row(
+            "SELECT COUNT(*) FROM revisions WHERE workload_id = ?1",
+            params![id],
+            |r| r.get(0),
+        )?;
+        let mut stmt =
+            conn.prepare("SELECT record FROM revisions WHERE workload_id = ?1 ORDER BY number DESC LIMIT ?2 OFFSET ?3")?;
+        let rows = stmt.query_map(params![id, limit, offset], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row?)?);
+        }
+        Ok((out, total))
+    }
+}

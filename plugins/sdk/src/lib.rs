@@ -1,0 +1,89 @@
+//! Guest SDK for gantry plugins.
+//!
+//! Each module holds the bindings of one `gantry:plugin` world; a plugin
+//! implements that world's export and calls the module's `export!` macro:
+//!
+//! ```ignore
+//! use gantry_sdk::backend::exports::gantry::plugin::driver::Guest;
+//! struct MyDriver;
+//! impl Guest for MyDriver { /* ... */ }
+//! gantry_sdk::export_backend!(MyDriver);
+//! ```
+//!
+//! Enable the feature named after your plugin's world (`http-frontend`,
+//! `mqtt-frontend`, `backend` or `scheduler`). `backend` and `scheduler` both
+//! export `driver` and cannot be enabled in the same build.
+//!
+//! `wasi:*` types are those of the [`wasip2`] crate, re-exported here, so
+//! plugins can use its helpers for HTTP, clocks and I/O.
+
+pub use wasip2;
+
+#[cfg(all(feature = "backend", feature = "scheduler"))]
+compile_error!(
+    "features `backend` and `scheduler` both export `driver`: enable one per plugin build"
+);
+
+#[cfg(feature = "http-frontend")]
+/// World `http-frontend`: export `wasi:http/incoming-handler`, call `control`.
+pub mod http_frontend {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "gantry:plugin/http-frontend",
+        with: {
+            "wasi:http/types@0.2.12": wasip2::http::types,
+            "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+            "wasi:io/streams@0.2.12": wasip2::io::streams,
+            "wasi:io/error@0.2.12": wasip2::io::error,
+            "wasi:io/poll@0.2.12": wasip2::io::poll,
+            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_http_frontend",
+        default_bindings_module: "gantry_sdk::http_frontend",
+    });
+}
+
+#[cfg(feature = "mqtt-frontend")]
+/// World `mqtt-frontend`: export `mqtt-handler`, call `control` and `mqtt-client`.
+pub mod mqtt_frontend {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "gantry:plugin/mqtt-frontend",
+        pub_export_macro: true,
+        export_macro_name: "export_mqtt_frontend",
+        default_bindings_module: "gantry_sdk::mqtt_frontend",
+    });
+}
+
+#[cfg(feature = "backend")]
+/// World `backend`: export `driver`, reach granted endpoints over `wasi:http`.
+pub mod backend {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "gantry:plugin/backend",
+        with: {
+            "wasi:http/types@0.2.12": wasip2::http::types,
+            "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+            "wasi:io/streams@0.2.12": wasip2::io::streams,
+            "wasi:io/error@0.2.12": wasip2::io::error,
+            "wasi:io/poll@0.2.12": wasip2::io::poll,
+            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_backend",
+        default_bindings_module: "gantry_sdk::backend",
+    });
+}
+
+#[cfg(feature = "scheduler")]
+/// World `scheduler`: export `driver`, drive the downstream `driver`, read `devices`.
+pub mod scheduler {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "gantry:plugin/scheduler",
+        pub_export_macro: true,
+        export_macro_name: "export_scheduler",
+        default_bindings_module: "gantry_sdk::scheduler",
+    });
+}

@@ -1,0 +1,161 @@
+//! `cargo xtask`: build the plugins, run the host on its embedded defaults,
+//! run the whole test suite.
+//!
+//! - `cargo xtask build`  builds every wasm32-wasip2 crate (plugins and test fixtures)
+//! - `cargo xtask serve`  builds them, then runs `gantry serve` on the embedded dev profile
+//! - `cargo xtask test`   installs what the tests need if missing, builds, runs every test
+//! - `cargo xtask ci`     `test`, plus `cargo fmt --check` and `cargo clippy -D warnings`
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Crates built for wasm32-wasip2: plugins and test fixtures.
+const WASM_CRATES: &[&str] = &["fixture-misbehave", "fixture-wrong-world"];
+
+/// Debian packages the integration tests drive.
+const PACKAGES: &[(&str, &str)] = &[
+    ("dockerd", "docker.io"),
+    ("containerd", "containerd"),
+    ("runc", "runc"),
+    ("busybox", "busybox-static"),
+    ("mosquitto", "mosquitto"),
+    ("ctr", "containerd"),
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: {cmd:?}");
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn have(bin: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|d| d.join(bin).is_file())
+            || ["/usr/sbin", "/sbin", "/usr/bin"]
+                .iter()
+                .any(|d| Path::new(d).join(bin).is_file())
+    })
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(root())
+        .output();
+    match out {
+        Ok(o)
+            if String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == "wasm32-wasip2") =>
+        {
+            Ok(())
+        }
+        Ok(_) => run(Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .current_dir(root())),
+        Err(_) => {
+            eprintln!("xtask: rustup not found; assuming the wasm32-wasip2 target is installed");
+            Ok(())
+        }
+    }
+}
+
+fn ensure_packages() -> Result<()> {
+    let mut missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(bin, _)| !have(bin))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {missing:?}");
+    let sudo = |args: &[&str]| -> Command {
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0"))
+            .unwrap_or(false);
+        let mut c = if is_root {
+            Command::new(args[0])
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg(args[0]);
+            c
+        };
+        c.args(&args[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    run(&mut sudo(&["apt-get", "update", "-q"]))?;
+    let mut args = vec!["apt-get", "install", "-y", "-q", "--no-install-recommends"];
+    args.extend(&missing);
+    if run(&mut sudo(&args)).is_err() {
+        // apt installs fail transiently here and there: retry once, then repair.
+        let _ = run(&mut sudo(&["apt-get", "install", "-f", "-y"]));
+        run(&mut sudo(&args))?;
+    }
+    Ok(())
+}
+
+fn build_wasm() -> Result<()> {
+    ensure_wasm_target()?;
+    let mut c = cargo();
+    c.args(["build", "--release", "--target", "wasm32-wasip2"]);
+    for p in WASM_CRATES {
+        c.args(["-p", p]);
+    }
+    run(&mut c)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("build") => build_wasm(),
+        Some("serve") => {
+            build_wasm()?;
+            run(cargo()
+                .args(["run", "--release", "-p", "gantry", "--", "serve"])
+                .args(&args[1..]))
+        }
+        Some("test") => {
+            ensure_packages()?;
+            build_wasm()?;
+            run(cargo().args(["test", "--no-fail-fast"]).args(&args[1..]))
+        }
+        Some("ci") => {
+            run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+            ensure_packages()?;
+            build_wasm()?;
+            run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+            let mut wasm = cargo();
+            wasm.args(["clippy", "--release", "--target", "wasm32-wasip2"]);
+            for p in WASM_CRATES {
+                wasm.args(["-p", p]);
+            }
+            run(wasm.args(["--", "-D", "warnings"]))?;
+            run(cargo().args(["test", "--no-fail-fast"]).args(&args[1..]))
+        }
+        _ => {
+            eprintln!("usage: cargo xtask <build|serve|test|ci> [args...]");
+            std::process::exit(2)
+        }
+    }
+}
