@@ -518,7 +518,7 @@ mod tests {
     #[test]
     fn unknown_key_names_key_and_line() {
         let text = "[server]\nlisten = \"127.0.0.1:1\"\nlistne = \"x\"\n";
-        let err = Config::parse(text, "t.toml", PathBuf::from(".")).unwrap_err();
+        let err = Config::parse(text, "t.toml", PathBuf::from(".")).expect_err("must be refused");
         let msg = err.to_string();
         assert!(msg.contains("line 3"), "{msg}");
         assert!(msg.contains("listne"), "{msg}");
@@ -528,7 +528,7 @@ mod tests {
     fn unknown_key_in_plugin_table_is_an_error() {
         let text = "[[backend]]\nname = \"d\"\nplugin = \"d.wasm\"\nendpoint = {}\n";
         let msg = Config::parse(text, "t.toml", PathBuf::from("."))
-            .unwrap_err()
+            .expect_err("must be refused")
             .to_string();
         assert!(msg.contains("line 4") && msg.contains("endpoint"), "{msg}");
     }
@@ -537,7 +537,7 @@ mod tests {
     fn placement_must_name_a_backend() {
         let text = "[placement]\ndefault = \"nope\"\n";
         let msg = Config::parse(text, "t.toml", PathBuf::from("."))
-            .unwrap_err()
+            .expect_err("must be refused")
             .to_string();
         assert!(msg.contains("nope"), "{msg}");
     }

@@ -1,1 +1,28 @@
-//! test support
+//! Support for gantry's integration tests: real runtimes (dockerd,
+//! containerd, mosquitto) started once per test run, built plugins, and a
+//! gantry process driven over HTTP.
+//!
+//! Nothing here fakes a component: tests that need a runtime fail when it
+//! cannot be started.
+
+pub mod gantry;
+pub mod plugins;
+pub mod runtimes;
+
+use std::path::PathBuf;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}

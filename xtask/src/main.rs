@@ -4,7 +4,7 @@
 //! - `cargo xtask build`  builds every wasm32-wasip2 crate (plugins and test fixtures)
 //! - `cargo xtask serve`  builds them, then runs `gantry serve` on the embedded dev profile
 //! - `cargo xtask test`   installs what the tests need if missing, builds, runs every test
-//! - `cargo xtask ci`     `test`, plus `cargo fmt --check` and `cargo clippy -D warnings`
+//! - `cargo xtask lint`   `cargo fmt --check` and `cargo clippy -D warnings`, native and wasm
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -125,6 +125,22 @@ fn build_wasm() -> Result<()> {
     run(&mut c)
 }
 
+/// Run the test suite with one set of runtimes shared by every test binary.
+fn test_with_runtimes(extra: &[String]) -> Result<()> {
+    run(cargo().args(["build", "-p", "gantry", "-p", "gantry-tests", "--bins"]))?;
+    let dir = std::env::temp_dir().join(format!("gantry-test-run-{}", std::process::id()));
+    let runtimes = root().join("target/debug/gantry-test-runtimes");
+    run(Command::new(&runtimes).arg("start").arg(&dir))?;
+    let result = run(cargo()
+        .args(["test", "--no-fail-fast"])
+        .args(extra)
+        .env("GANTRY_TEST_RUNTIMES", &dir));
+    if let Err(e) = run(Command::new(&runtimes).arg("stop").arg(&dir)) {
+        eprintln!("xtask: stopping the test runtimes: {e:#}");
+    }
+    result
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -138,23 +154,21 @@ fn main() -> Result<()> {
         Some("test") => {
             ensure_packages()?;
             build_wasm()?;
-            run(cargo().args(["test", "--no-fail-fast"]).args(&args[1..]))
+            test_with_runtimes(&args[1..])
         }
-        Some("ci") => {
-            run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-            ensure_packages()?;
+        Some("lint") => {
             build_wasm()?;
+            run(cargo().args(["fmt", "--all", "--", "--check"]))?;
             run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
             let mut wasm = cargo();
             wasm.args(["clippy", "--release", "--target", "wasm32-wasip2"]);
             for p in WASM_CRATES {
                 wasm.args(["-p", p]);
             }
-            run(wasm.args(["--", "-D", "warnings"]))?;
-            run(cargo().args(["test", "--no-fail-fast"]).args(&args[1..]))
+            run(wasm.args(["--", "-D", "warnings"]))
         }
         _ => {
-            eprintln!("usage: cargo xtask <build|serve|test|ci> [args...]");
+            eprintln!("usage: cargo xtask <build|serve|test|lint> [args...]");
             std::process::exit(2)
         }
     }

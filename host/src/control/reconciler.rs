@@ -185,10 +185,7 @@ impl ControlPlane {
                     continue;
                 }
                 let wait = backoff(c.restart_count);
-                let since_exit = c
-                    .finished_at
-                    .map(|f| elapsed_since(f))
-                    .unwrap_or(Duration::MAX);
+                let since_exit = c.finished_at.map(elapsed_since).unwrap_or(Duration::MAX);
                 if since_exit < wait {
                     delay = Some(delay.map_or(wait - since_exit, |d| d.min(wait - since_exit)));
                     continue;

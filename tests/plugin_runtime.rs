@@ -1,0 +1,298 @@
+//! The plugin runtime through a live gantry: misbehaving plugins fail their
+//! own calls while a healthy one keeps serving; endpoint grants; deadlines
+//! that exclude host time; bounded instance reuse; the component cache; auth.
+
+use gantry_tests::gantry::Gantry;
+use gantry_tests::plugins::misbehave;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("http client")
+}
+
+fn fixture_config(extra: &str) -> String {
+    let wasm = misbehave();
+    let mut cfg = String::from(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nstate = \":memory:\"\ncache_dir = \"{dir}/cache\"\n\n[auth]\ndev_secret = \"test-secret\"\n\n[limits]\ncall_timeout_ms = 1000\nmemory_mib = 32\n\n",
+    );
+    for name in ["healthy", "trapper", "looper", "grower"] {
+        cfg.push_str(&format!("[[frontend]]\nname = \"{name}\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/{name}\" }}\n\n", wasm.display()));
+    }
+    cfg.push_str(extra);
+    cfg
+}
+
+fn get(url: &str) -> (u16, serde_json::Value) {
+    let r = client().get(url).send().expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(serde_json::Value::Null))
+}
+
+#[test]
+fn misbehaving_plugins_fail_their_own_calls_while_healthy_calls_succeed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = Gantry::start_in(dir.path(), &fixture_config(""));
+    let healthy_url = g.url("/healthy/ok");
+    let bad: Vec<(String, &str)> = vec![
+        (g.url("/trapper/trap"), "trapped"),
+        (g.url("/looper/loop"), "deadline"),
+        (g.url("/grower/grow"), "memory limit"),
+    ];
+    std::thread::scope(|s| {
+        let healthy: Vec<_> = (0..4)
+            .map(|_| {
+                let url = healthy_url.clone();
+                s.spawn(move || (0..15).map(|_| get(&url)).collect::<Vec<_>>())
+            })
+            .collect();
+        let failing: Vec<_> = bad
+            .iter()
+            .map(|(url, expect)| {
+                let url = url.clone();
+                let expect = *expect;
+                s.spawn(move || (0..3).map(|_| (get(&url), expect)).collect::<Vec<_>>())
+            })
+            .collect();
+        for h in healthy {
+            for (status, body) in h.join().expect("healthy thread") {
+                assert_eq!(status, 200, "healthy call failed: {body}");
+                assert_eq!(body["ok"], true);
+            }
+        }
+        for f in failing {
+            for ((status, body), expect) in f.join().expect("failing thread") {
+                assert!(
+                    status == 500 || status == 503,
+                    "expected a failure, got {status}: {body}"
+                );
+                let msg = body["error"].as_str().unwrap_or_default();
+                assert!(
+                    msg.contains(expect),
+                    "error `{msg}` should mention `{expect}`"
+                );
+            }
+        }
+    });
+    // The host still serves, and the failures are counted per plugin and kind.
+    assert_eq!(get(&g.url("/healthy/ok")).0, 200);
+    let metrics = client()
+        .get(g.url("/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    for (plugin, kind) in [
+        ("trapper", "trap"),
+        ("looper", "deadline"),
+        ("grower", "memory"),
+    ] {
+        let line = format!("gantry_plugin_failures_total{{plugin=\"{plugin}\",kind=\"{kind}\"}} 3");
+        assert!(metrics.contains(&line), "missing `{line}` in\n{metrics}");
+    }
+    assert!(
+        metrics.contains("gantry_plugin_calls_total{plugin=\"healthy\"}"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("gantry_plugin_failures_total{plugin=\"healthy\""),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn time_blocked_in_the_host_does_not_count_against_the_deadline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = Gantry::start_in(dir.path(), &fixture_config(""));
+    let (status, body) = get(&g.url("/healthy/sleep-in-host?ms=1500"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["slept"], true);
+}
+
+/// A one-shot HTTP/1.1 server answering `204` to every request.
+fn serve_204(
+    listener: impl FnOnce() -> Box<dyn FnMut() -> Option<Box<dyn ReadWrite>> + Send> + Send + 'static,
+) {
+    std::thread::spawn(move || {
+        let mut accept = listener();
+        while let Some(mut conn) = accept() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+        }
+    });
+}
+
+trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
+#[test]
+fn outgoing_requests_reach_granted_endpoints_only() {
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let tcp_port = tcp.local_addr().expect("addr").port();
+    serve_204(move || {
+        Box::new(move || {
+            tcp.accept()
+                .ok()
+                .map(|(s, _)| Box::new(s) as Box<dyn ReadWrite>)
+        })
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("granted.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&sock).expect("bind unix");
+    serve_204(move || {
+        Box::new(move || {
+            unix.accept()
+                .ok()
+                .map(|(s, _)| Box::new(s) as Box<dyn ReadWrite>)
+        })
+    });
+    let extra = format!(
+        "[[frontend]]\nname = \"caller\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/caller\" }}\nendpoints = {{ viatcp = \"tcp://127.0.0.1:{tcp_port}\", viaunix = \"unix://{}\" }}\n",
+        misbehave().display(),
+        sock.display()
+    );
+    let g = Gantry::start_in(dir.path(), &fixture_config(&extra));
+    let (status, body) = get(&g.url("/caller/fetch?endpoint=viatcp"));
+    assert_eq!(
+        (status, body["status"].as_u64()),
+        (200, Some(204)),
+        "{body}"
+    );
+    let (status, body) = get(&g.url("/caller/fetch?endpoint=viaunix"));
+    assert_eq!(
+        (status, body["status"].as_u64()),
+        (200, Some(204)),
+        "{body}"
+    );
+    // Not granted: refused with wasi:http's denied error, before any connection.
+    for name in ["elsewhere", &format!("127.0.0.1:{tcp_port}"), "localhost"] {
+        let (status, body) = get(&g.url(&format!("/caller/fetch?endpoint={name}")));
+        assert_eq!(status, 502, "{body}");
+        assert_eq!(
+            body["error"], "ErrorCode::HttpRequestDenied",
+            "endpoint {name}: {body}"
+        );
+    }
+    // A plugin without grants is denied even the names another plugin holds.
+    let (status, body) = get(&g.url("/healthy/fetch?endpoint=viatcp"));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("ErrorCode::HttpRequestDenied")),
+        "{body}"
+    );
+}
+
+#[test]
+fn warm_instances_are_reused_a_bounded_number_of_times() {
+    let extra = format!(
+        "[[frontend]]\nname = \"counted\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/counted\" }}\nlimits = {{ max_reuse = 3, max_idle = 1 }}\n",
+        misbehave().display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = Gantry::start_in(dir.path(), &fixture_config(&extra));
+    let served: Vec<u64> = (0..7)
+        .map(|_| {
+            get(&g.url("/counted/count")).1["served"]
+                .as_u64()
+                .expect("count")
+        })
+        .collect();
+    assert_eq!(
+        served,
+        vec![1, 2, 3, 1, 2, 3, 1],
+        "an instance serves max_reuse calls, then a fresh one takes over"
+    );
+}
+
+#[test]
+fn compiled_components_are_cached_by_hash_and_reused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut g = Gantry::start_in(dir.path(), &fixture_config(""));
+    let entries = || -> Vec<String> {
+        std::fs::read_dir(dir.path().join("cache"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let first = entries();
+    assert_eq!(
+        first.len(),
+        1,
+        "one component (loaded four times) gives one cache entry: {first:?}"
+    );
+    assert!(
+        first[0].ends_with(".cwasm") && first[0].len() > 64,
+        "{first:?}"
+    );
+    let modified = std::fs::metadata(dir.path().join("cache").join(&first[0]))
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    g.restart();
+    assert_eq!(entries(), first);
+    let again = std::fs::metadata(dir.path().join("cache").join(&first[0]))
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    assert_eq!(modified, again, "the entry is read, not rewritten");
+    assert_eq!(get(&g.url("/healthy/ok")).0, 200);
+}
+
+#[test]
+fn the_caller_is_the_one_the_host_verified() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = Gantry::start_in(dir.path(), &fixture_config(""));
+    let c = client();
+    let r = c.get(g.url("/healthy/whoami")).send().expect("req");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = c
+        .get(g.url("/healthy/whoami"))
+        .bearer_auth("not.a.jwt")
+        .send()
+        .expect("req");
+    assert_eq!(r.status().as_u16(), 401);
+    let token = g.token("alice", &["ADMIN"]);
+    let body: serde_json::Value = c
+        .get(g.url("/healthy/whoami"))
+        .bearer_auth(&token)
+        .send()
+        .expect("req")
+        .json()
+        .expect("json");
+    assert_eq!(body["subject"], "alice");
+    assert_eq!(body["roles"], serde_json::json!(["ADMIN"]));
+    let other = tempfile::tempdir().expect("tempdir");
+    let foreign = Gantry::start_in(
+        other.path(),
+        &fixture_config("").replace("test-secret", "another-secret"),
+    )
+    .token("mallory", &["ADMIN"]);
+    let r = c
+        .get(g.url("/healthy/whoami"))
+        .bearer_auth(&foreign)
+        .send()
+        .expect("req");
+    assert_eq!(
+        r.status().as_u16(),
+        401,
+        "a token signed with another secret is refused"
+    );
+}
+
+#[test]
+fn health_readiness_and_metrics_are_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = Gantry::start_in(dir.path(), &fixture_config(""));
+    assert_eq!(get(&g.url("/healthz")).0, 200);
+    assert_eq!(
+        get(&g.url("/readyz")),
+        (200, serde_json::json!({"status": "ready"}))
+    );
+    let (status, body) = get(&g.url("/nowhere"));
+    assert_eq!(status, 404, "{body}");
+}

@@ -1,0 +1,128 @@
+//! A gantry process under test.
+
+use crate::plugins::gantry_bin;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `gantry serve`. Killed when dropped.
+pub struct Gantry {
+    child: Option<Child>,
+    /// Its listen port.
+    pub port: u16,
+    /// Its temp dir (config, state, cache, log).
+    pub dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Gantry {
+    /// Write `config` (with `{port}` and `{dir}` substituted) into `dir` and serve it.
+    pub fn start_in(dir: &Path, config: &str) -> Gantry {
+        let port = crate::free_port();
+        let text = config
+            .replace("{port}", &port.to_string())
+            .replace("{dir}", &dir.display().to_string());
+        let path = dir.join("gantry.toml");
+        std::fs::write(&path, text).expect("writing gantry.toml");
+        let mut g = Gantry {
+            child: None,
+            port,
+            dir: dir.to_path_buf(),
+            config: path,
+        };
+        g.spawn();
+        g
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("gantry.log"))
+            .expect("log file");
+        let child = Command::new(gantry_bin())
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("GANTRY_LOG", "info,gantry=debug")
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::from(log.try_clone().expect("log clone")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawning gantry");
+        self.child = Some(child);
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "gantry exited with {status} before becoming healthy:\n{}",
+                    self.log()
+                );
+            }
+            if reqwest::blocking::get(self.url("/healthz")).is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "gantry did not answer /healthz within 120 s:\n{}",
+            self.log()
+        );
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The process log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gantry.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL the process and wait for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start it again on the same config and state.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Mint a token with the config's secret, through `gantry token`.
+    pub fn token(&self, sub: &str, roles: &[&str]) -> String {
+        let mut cmd = Command::new(gantry_bin());
+        cmd.args(["token", "--config"])
+            .arg(&self.config)
+            .args(["--sub", sub]);
+        for r in roles {
+            cmd.args(["--role", r]);
+        }
+        let out = cmd.output().expect("gantry token");
+        assert!(
+            out.status.success(),
+            "gantry token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Gantry {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Paths of built plugins and fixtures; builds them when missing.
+
+use crate::workspace_root;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// Path of a wasm32-wasip2 artifact of package `package` (file `file`.wasm),
+/// building the package in release mode if the file is missing.
+pub fn wasm(package: &str, file: &str) -> PathBuf {
+    let path = workspace_root()
+        .join("target/wasm32-wasip2/release")
+        .join(format!("{file}.wasm"));
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                package,
+            ])
+            .current_dir(workspace_root())
+            .status()
+            .expect("running cargo to build a plugin");
+        assert!(
+            status.success(),
+            "building {package} for wasm32-wasip2 failed"
+        );
+    }
+    assert!(path.exists(), "{} missing after build", path.display());
+    path
+}
+
+/// The misbehaving http-frontend fixture.
+pub fn misbehave() -> PathBuf {
+    wasm("fixture-misbehave", "fixture_misbehave")
+}
+
+/// A wasi:cli command that fits no gantry world.
+pub fn wrong_world() -> PathBuf {
+    wasm("fixture-wrong-world", "fixture-wrong-world")
+}
+
+/// The gantry binary (debug), built if missing.
+pub fn gantry_bin() -> PathBuf {
+    let path = workspace_root().join("target/debug/gantry");
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "-p", "gantry"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("running cargo to build gantry");
+        assert!(status.success(), "building gantry failed");
+    }
+    path
+}
