@@ -69,8 +69,8 @@ pub trait Driver: Send + Sync {
     async fn remove(&self, r: InstanceRef, force: bool) -> Result<(), Error>;
     /// Observed state of a revision's containers.
     async fn inspect(&self, r: InstanceRef) -> Result<Vec<ContainerState>, Error>;
-    /// Every revision the runtime holds with gantry's labels.
-    async fn list(&self) -> Result<Vec<InstanceSummary>, Error>;
+    /// Every revision the runtime holds with gantry's labels and all of `selector`'s.
+    async fn list(&self, selector: Vec<(String, String)>) -> Result<Vec<InstanceSummary>, Error>;
     /// Resource usage of a container.
     async fn stats(
         &self,
@@ -195,8 +195,8 @@ impl Driver for WasmDriver {
     async fn inspect(&self, r: InstanceRef) -> Result<Vec<ContainerState>, Error> {
         driver_call!(self, |s, g| g.call_inspect(s, &r))
     }
-    async fn list(&self) -> Result<Vec<InstanceSummary>, Error> {
-        driver_call!(self, |s, g| g.call_list(s))
+    async fn list(&self, selector: Vec<(String, String)>) -> Result<Vec<InstanceSummary>, Error> {
+        driver_call!(self, |s, g| g.call_list(s, &selector))
     }
     async fn stats(&self, r: InstanceRef, c: Option<String>) -> Result<ContainerStats, Error> {
         driver_call!(self, |s, g| g.call_stats(s, &r, c.as_deref()))

@@ -188,7 +188,7 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         default: config.placement_for(false).map(str::to_string),
         gpu: config.placement_for(true).map(str::to_string),
     };
-    let control = ControlPlane::new(store, drivers, placement, gpu_models);
+    let control = ControlPlane::new(store, drivers, placement, gpu_models)?;
     services.set_control(control.clone());
 
     let mut frontends = Vec::new();

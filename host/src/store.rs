@@ -38,6 +38,10 @@ CREATE TABLE IF NOT EXISTS workloads (
 );
 CREATE INDEX IF NOT EXISTS workloads_owner ON workloads(owner);
 CREATE INDEX IF NOT EXISTS workloads_ns_name ON workloads(namespace, name);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS revisions (
     workload_id TEXT NOT NULL,
     number INTEGER NOT NULL,
@@ -57,6 +61,26 @@ impl StateStore {
         Ok(Self {
             conn: Mutex::new(conn),
         })
+    }
+
+    /// This store's host id, created on first use: it labels everything the
+    /// host deploys, so hosts sharing a runtime tell their workloads apart.
+    pub fn host_id(&self) -> Result<String, StoreError> {
+        let conn = self.lock();
+        let existing: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'host_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('host_id', ?1)",
+            params![id],
+        )?;
+        Ok(id)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {

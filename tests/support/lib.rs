@@ -7,6 +7,7 @@
 
 pub mod gantry;
 pub mod plugins;
+pub mod rpc;
 pub mod runtimes;
 
 use std::path::PathBuf;

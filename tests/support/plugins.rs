@@ -43,7 +43,18 @@ pub fn misbehave() -> PathBuf {
 
 /// A wasi:cli command that fits no gantry world.
 pub fn wrong_world() -> PathBuf {
-    wasm("fixture-wrong-world", "fixture-wrong-world")
+    build_if_missing(
+        "fixture-wrong-world",
+        "fixture-wrong-world",
+        &[
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "fixture-wrong-world",
+        ],
+    )
 }
 
 /// The gantry binary (debug), built if missing.

@@ -104,6 +104,8 @@ impl Runtimes {
     pub fn restart_dockerd(&self) -> Result<Runtimes> {
         kill_pid(self.dockerd_pid, libc::SIGKILL);
         wait_gone(self.dockerd_pid);
+        // SIGKILL leaves the pid file behind, and dockerd refuses to start over one.
+        let _ = std::fs::remove_file(self.dir.join("docker.pid"));
         let _ = std::fs::remove_file(&self.docker_sock);
         let pid = spawn_dockerd(&self.dir)?;
         wait_for_docker(&self.dir)?;

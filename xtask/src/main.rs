@@ -10,8 +10,13 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Crates built for wasm32-wasip2: plugins and test fixtures.
-const WASM_CRATES: &[&str] = &["fixture-misbehave", "fixture-wrong-world"];
+/// Library crates built as wasm32-wasip2 components: plugins and test fixtures.
+/// Plugins are plain `rlib`s (so their unit tests run natively) and are
+/// linked as `cdylib` components only here.
+const WASM_LIBS: &[&str] = &["gantry-docker", "fixture-misbehave", "fixture-control-rpc"];
+
+/// Binary crates built for wasm32-wasip2 (test fixtures).
+const WASM_BINS: &[&str] = &["fixture-wrong-world"];
 
 /// Debian packages the integration tests drive.
 const PACKAGES: &[(&str, &str)] = &[
@@ -117,9 +122,22 @@ fn ensure_packages() -> Result<()> {
 
 fn build_wasm() -> Result<()> {
     ensure_wasm_target()?;
+    for p in WASM_LIBS {
+        run(cargo().args([
+            "rustc",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--lib",
+            "--crate-type",
+            "cdylib",
+            "-p",
+            p,
+        ]))?;
+    }
     let mut c = cargo();
     c.args(["build", "--release", "--target", "wasm32-wasip2"]);
-    for p in WASM_CRATES {
+    for p in WASM_BINS {
         c.args(["-p", p]);
     }
     run(&mut c)
@@ -162,7 +180,7 @@ fn main() -> Result<()> {
             run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
             let mut wasm = cargo();
             wasm.args(["clippy", "--release", "--target", "wasm32-wasip2"]);
-            for p in WASM_CRATES {
+            for p in WASM_LIBS.iter().chain(WASM_BINS) {
                 wasm.args(["-p", p]);
             }
             run(wasm.args(["--", "-D", "warnings"]))

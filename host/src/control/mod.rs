@@ -35,6 +35,8 @@ pub mod labels {
     pub const REVISION: &str = "io.gantry.revision";
     /// The container's name within the workload.
     pub const CONTAINER: &str = "io.gantry.container";
+    /// The id of the host (state store) that deployed it.
+    pub const HOST: &str = "io.gantry.host";
 }
 
 impl From<StoreError> for Error {
@@ -62,6 +64,7 @@ pub struct ControlPlane {
     gpu_models: Vec<GpuModel>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     me: std::sync::Weak<ControlPlane>,
+    host_id: String,
 }
 
 impl ControlPlane {
@@ -71,8 +74,9 @@ impl ControlPlane {
         drivers: HashMap<String, Arc<dyn Driver>>,
         placement: Placement,
         gpu_models: Vec<GpuModel>,
-    ) -> Arc<Self> {
-        Arc::new_cyclic(|me| Self {
+    ) -> Result<Arc<Self>, StoreError> {
+        let host_id = store.host_id()?;
+        Ok(Arc::new_cyclic(|me| Self {
             store,
             drivers,
             placement,
@@ -80,7 +84,13 @@ impl ControlPlane {
             gpu_models,
             locks: Mutex::new(HashMap::new()),
             me: me.clone(),
-        })
+            host_id,
+        }))
+    }
+
+    /// The labels that select this host's deployments on a backend.
+    pub fn selector(&self) -> Vec<(String, String)> {
+        vec![(labels::HOST.to_string(), self.host_id.clone())]
     }
 
     fn self_ref(&self) -> Option<Arc<Self>> {
@@ -144,7 +154,7 @@ impl ControlPlane {
         Ok(w)
     }
 
-    fn deployment(w: &Workload) -> Deployment {
+    fn deployment(&self, w: &Workload) -> Deployment {
         let short: String = w.id.chars().take(8).collect();
         let base: String = w
             .name
@@ -165,6 +175,7 @@ impl ControlPlane {
             labels: vec![
                 (labels::WORKLOAD.to_string(), w.id.clone()),
                 (labels::REVISION.to_string(), w.revision.to_string()),
+                (labels::HOST.to_string(), self.host_id.clone()),
             ],
         }
     }
@@ -268,7 +279,7 @@ impl ControlPlane {
         self.store.insert(&w, &rev)?;
         self.events
             .publish(EventKind::Created, &w.id, None, Some(w.clone()));
-        match driver.create(Self::deployment(&w), req.start).await {
+        match driver.create(self.deployment(&w), req.start).await {
             Ok(states) => {
                 self.merge_observed(&mut w, states);
                 self.commit(w, EventKind::StateChanged, None)
@@ -357,7 +368,7 @@ impl ControlPlane {
         };
         self.store.save_with_revision(&w, &rev)?;
         match driver
-            .create(Self::deployment(&w), w.desired == DesiredState::Running)
+            .create(self.deployment(&w), w.desired == DesiredState::Running)
             .await
         {
             Ok(states) => {
@@ -592,7 +603,7 @@ impl ControlPlane {
             )));
         }
         w.name = name;
-        let d = Self::deployment(&w);
+        let d = self.deployment(&w);
         self.driver(&w.backend)?
             .rename(Self::instance(&w), d.name)
             .await?;

@@ -80,7 +80,7 @@ impl ControlPlane {
         backend: &str,
         driver: &dyn Driver,
     ) -> Result<(), crate::bindings::types::Error> {
-        let found = driver.list().await?;
+        let found = driver.list(self.selector()).await?;
         let records: Vec<Workload> = self
             .store()
             .all(None)?
@@ -122,7 +122,7 @@ impl ControlPlane {
                 let _guard = lock.lock().await;
                 let mut w = w;
                 match driver
-                    .create(Self::deployment(&w), w.desired == DesiredState::Running)
+                    .create(self.deployment(&w), w.desired == DesiredState::Running)
                     .await
                 {
                     Ok(states) => {

@@ -14,10 +14,15 @@
 //! `mqtt-frontend`, `backend` or `scheduler`). `backend` and `scheduler` both
 //! export `driver` and cannot be enabled in the same build.
 //!
+//! Every generated record, enum and variant derives `serde`'s `Serialize` and
+//! `Deserialize`, with the same field names as the host's own bindings.
+//!
 //! `wasi:*` types are those of the [`wasip2`] crate, re-exported here, so
 //! plugins can use its helpers for HTTP, clocks and I/O.
 
 pub use wasip2;
+
+pub mod units;
 
 #[cfg(all(feature = "backend", feature = "scheduler"))]
 compile_error!(
@@ -38,6 +43,7 @@ pub mod http_frontend {
             "wasi:io/poll@0.2.12": wasip2::io::poll,
             "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
         },
+        additional_derives: [serde::Serialize, serde::Deserialize],
         pub_export_macro: true,
         export_macro_name: "export_http_frontend",
         default_bindings_module: "gantry_sdk::http_frontend",
@@ -50,6 +56,7 @@ pub mod mqtt_frontend {
     wit_bindgen::generate!({
         path: "../../wit",
         world: "gantry:plugin/mqtt-frontend",
+        additional_derives: [serde::Serialize, serde::Deserialize],
         pub_export_macro: true,
         export_macro_name: "export_mqtt_frontend",
         default_bindings_module: "gantry_sdk::mqtt_frontend",
@@ -70,6 +77,7 @@ pub mod backend {
             "wasi:io/poll@0.2.12": wasip2::io::poll,
             "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
         },
+        additional_derives: [serde::Serialize, serde::Deserialize],
         pub_export_macro: true,
         export_macro_name: "export_backend",
         default_bindings_module: "gantry_sdk::backend",
@@ -82,6 +90,7 @@ pub mod scheduler {
     wit_bindgen::generate!({
         path: "../../wit",
         world: "gantry:plugin/scheduler",
+        additional_derives: [serde::Serialize, serde::Deserialize],
         pub_export_macro: true,
         export_macro_name: "export_scheduler",
         default_bindings_module: "gantry_sdk::scheduler",

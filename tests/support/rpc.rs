@@ -1,0 +1,204 @@
+//! Driving the control plane through the `control-rpc` fixture frontend,
+//! with the host's own WIT types for arguments and results.
+
+use crate::gantry::Gantry;
+use gantry::bindings::gantry::plugin::control::{
+    CreateRequest, PageRequest, StopOptions, WorkloadFilter,
+};
+use gantry::bindings::types::{
+    ContainerSpec, Error, Resources, RestartKind, RestartPolicy, Workload, WorkloadPhase,
+    WorkloadSpec,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// A client acting as one caller.
+pub struct Rpc {
+    base: String,
+    token: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Rpc {
+    /// Act as `sub` with `roles` against the `control-rpc` frontend mounted at `/rpc`.
+    pub fn new(g: &Gantry, sub: &str, roles: &[&str]) -> Rpc {
+        Rpc {
+            base: g.url("/rpc"),
+            token: g.token(sub, roles),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(300))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// Call `op` with JSON arguments; `Ok(result)` or the typed error.
+    pub fn call<T: DeserializeOwned>(&self, op: &str, args: Value) -> Result<T, Error> {
+        let r = self
+            .http
+            .post(format!("{}/{op}", self.base))
+            .bearer_auth(&self.token)
+            .body(args.to_string())
+            .send()
+            .expect("rpc request");
+        let status = r.status();
+        let v: Value = r.json().expect("rpc answer is JSON");
+        assert!(status.is_success(), "rpc transport failed ({status}): {v}");
+        if let Some(ok) = v.get("ok") {
+            return Ok(serde_json::from_value(ok.clone())
+                .unwrap_or_else(|e| panic!("decoding {op} result: {e}: {ok}")));
+        }
+        Err(serde_json::from_value(v["err"].clone())
+            .unwrap_or_else(|e| panic!("decoding {op} error: {e}: {v}")))
+    }
+
+    /// Create a workload (started).
+    pub fn create(&self, name: &str, spec: WorkloadSpec) -> Result<Workload, Error> {
+        let req = CreateRequest {
+            name: name.into(),
+            namespace: String::new(),
+            spec,
+            annotations: vec![],
+            start: true,
+        };
+        self.call("create", json!([req]))
+    }
+
+    /// Get a workload.
+    pub fn get(&self, id: &str) -> Result<Workload, Error> {
+        self.call("get", json!([id]))
+    }
+
+    /// The caller's workloads (first page of 100).
+    pub fn list(&self) -> Vec<Workload> {
+        let filter = WorkloadFilter {
+            namespace: None,
+            namespace_prefix: None,
+            name: None,
+            annotations: vec![],
+            all_owners: false,
+        };
+        let page: Value = self
+            .call("list", json!([filter, PageRequest { page: 1, rows: 100 }]))
+            .expect("list");
+        serde_json::from_value(page["items"].clone()).expect("items")
+    }
+
+    /// Stop gracefully.
+    pub fn stop(&self, id: &str) -> Result<Workload, Error> {
+        self.call(
+            "stop",
+            json!([
+                id,
+                StopOptions {
+                    signal: None,
+                    timeout_seconds: Some(2),
+                    force: false
+                }
+            ]),
+        )
+    }
+
+    /// Delete with force.
+    pub fn delete(&self, id: &str) -> Result<(), Error> {
+        self.call::<Value>("delete", json!([id, true])).map(|_| ())
+    }
+
+    /// Poll `get` until `pred` holds (at most `secs`), returning the last record.
+    pub fn wait_for(
+        &self,
+        id: &str,
+        secs: u64,
+        what: &str,
+        pred: impl Fn(&Workload) -> bool,
+    ) -> Workload {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let w = self.get(id).expect("get while waiting");
+            if pred(&w) {
+                return w;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {secs} s waiting for {what}; last: {w:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stream logs (JSON lines) from the fixture's log endpoint.
+    pub fn logs(&self, id: &str, query: &str) -> reqwest::blocking::Response {
+        self.http
+            .get(format!("{}/logs/{id}?{query}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .expect("logs request")
+    }
+}
+
+/// A container of the test image running `script` under `sh -c`.
+pub fn busybox(name: &str, script: &str) -> ContainerSpec {
+    ContainerSpec {
+        name: name.into(),
+        image: crate::runtimes::TEST_IMAGE.into(),
+        command: Some(vec!["sh".into(), "-c".into(), script.into()]),
+        args: None,
+        env: vec![],
+        ports: vec![],
+        resources: Resources {
+            cpu: None,
+            memory_bytes: None,
+            memory_reservation_bytes: None,
+            memory_swap_bytes: None,
+            ephemeral_storage_bytes: None,
+            pids_limit: None,
+        },
+        gpu: None,
+        mounts: vec![],
+        devices: vec![],
+        working_dir: None,
+        privileged: false,
+        extra_capabilities: vec![],
+        tty: false,
+        open_stdin: false,
+        log: None,
+        labels: vec![],
+    }
+}
+
+/// A workload of these containers with a restart policy, in an isolated network namespace.
+pub fn workload(containers: Vec<ContainerSpec>, restart: RestartKind) -> WorkloadSpec {
+    WorkloadSpec {
+        containers,
+        restart: RestartPolicy {
+            kind: restart,
+            max_retries: 0,
+            retry_timeout_seconds: 0,
+        },
+        network: gantry::bindings::types::NetworkMode::Isolated,
+        hostname: None,
+        domain_name: None,
+        extra_hosts: vec![],
+    }
+}
+
+/// A config serving the control-rpc fixture at `/rpc` and the Docker plugin
+/// on the harness's dockerd; `{port}` and `{dir}` are filled in by [`Gantry`].
+pub fn docker_config(resync_seconds: u64) -> String {
+    let rt = crate::runtimes::runtimes();
+    format!(
+        "[server]\nlisten = \"127.0.0.1:{{port}}\"\nstate = \"{{dir}}/state.db\"\ncache_dir = \"{{dir}}/cache\"\nresync_seconds = {resync_seconds}\n\n[auth]\ndev_secret = \"docker-tests\"\n\n[limits]\ncall_timeout_ms = 10000\n\n[[frontend]]\nname = \"rpc\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/rpc\" }}\n\n[[backend]]\nname = \"docker\"\nplugin = \"{}\"\nendpoints = {{ engine = \"{}\" }}\n",
+        crate::plugins::wasm("fixture-control-rpc", "fixture_control_rpc").display(),
+        crate::plugins::wasm("gantry-docker", "gantry_docker").display(),
+        rt.docker_host()
+    )
+}
+
+/// Whether a workload is deployed with every container running.
+pub fn running(w: &Workload) -> bool {
+    w.phase == WorkloadPhase::Deployed
+        && w.containers
+            .iter()
+            .all(|c| c.status == gantry::bindings::types::ContainerStatus::Running)
+}
