@@ -14,4 +14,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use gantry::plugin::types;
+pub use self::gantry::plugin::types;

@@ -7,23 +7,35 @@ use std::sync::Mutex;
 
 static BUILD: Mutex<()> = Mutex::new(());
 
-/// Path of a wasm32-wasip2 artifact of package `package` (file `file`.wasm),
-/// building the package in release mode if the file is missing.
+/// Path of the wasm32-wasip2 component of library package `package` (file
+/// `file`.wasm), linked as a `cdylib` in release mode if the file is missing
+/// (as `cargo xtask build` links every plugin).
 pub fn wasm(package: &str, file: &str) -> PathBuf {
+    build_if_missing(
+        package,
+        file,
+        &[
+            "rustc",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--lib",
+            "--crate-type",
+            "cdylib",
+            "-p",
+            package,
+        ],
+    )
+}
+
+fn build_if_missing(package: &str, file: &str, cargo_args: &[&str]) -> PathBuf {
     let path = workspace_root()
         .join("target/wasm32-wasip2/release")
         .join(format!("{file}.wasm"));
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     if !path.exists() {
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
-                package,
-            ])
+            .args(cargo_args)
             .current_dir(workspace_root())
             .status()
             .expect("running cargo to build a plugin");
