@@ -183,13 +183,19 @@ pub fn workload(containers: Vec<ContainerSpec>, restart: RestartKind) -> Workloa
     }
 }
 
-/// A config serving the control-rpc fixture at `/rpc` and the Docker plugin
-/// on the harness's dockerd; `{port}` and `{dir}` are filled in by [`Gantry`].
+/// A config serving the control-rpc fixture at `/rpc`, the REST frontend at
+/// `/v1` and the Docker plugin on the harness's dockerd; `{port}` and `{dir}`
+/// are filled in by [`Gantry`].
 pub fn docker_config(resync_seconds: u64) -> String {
     let rt = crate::runtimes::runtimes();
     format!(
-        "[server]\nlisten = \"127.0.0.1:{{port}}\"\nstate = \"{{dir}}/state.db\"\ncache_dir = \"{{dir}}/cache\"\nresync_seconds = {resync_seconds}\n\n[auth]\ndev_secret = \"docker-tests\"\n\n[limits]\ncall_timeout_ms = 10000\n\n[[frontend]]\nname = \"rpc\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/rpc\" }}\n\n[[backend]]\nname = \"docker\"\nplugin = \"{}\"\nendpoints = {{ engine = \"{}\" }}\n",
+        "[server]\nlisten = \"127.0.0.1:{{port}}\"\nstate = \"{{dir}}/state.db\"\ncache_dir = \"{{dir}}/cache\"\nresync_seconds = {resync_seconds}\n\n\
+         [auth]\ndev_secret = \"docker-tests\"\n\n[limits]\ncall_timeout_ms = 10000\n\n\
+         [[frontend]]\nname = \"rpc\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/rpc\" }}\n\n\
+         [[frontend]]\nname = \"rest\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/v1\" }}\n\n\
+         [[backend]]\nname = \"docker\"\nplugin = \"{}\"\nendpoints = {{ engine = \"{}\" }}\n",
         crate::plugins::wasm("fixture-control-rpc", "fixture_control_rpc").display(),
+        crate::plugins::wasm("gantry-rest", "gantry_rest").display(),
         crate::plugins::wasm("gantry-docker", "gantry_docker").display(),
         rt.docker_host()
     )

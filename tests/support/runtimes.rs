@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// The test image, in both engines.
 pub const TEST_IMAGE: &str = "gantry-test/busybox:1.0";
+/// Stand-ins for the images the Container Service API's seed examples name.
+pub const SEED_IMAGES: [&str; 2] = ["nginxdemos/hello:latest", "nginxdemos/hello:updated"];
 /// The containerd namespace the image is loaded into.
 pub const CONTAINERD_NAMESPACE: &str = "gantry";
 
@@ -311,6 +313,41 @@ fn build_test_image(rt: &Runtimes) -> Result<()> {
         .status()?;
     if !s.success() {
         bail!("docker import of {TEST_IMAGE} failed");
+    }
+    // The seed's examples name nginxdemos/hello; no registry is reachable, so the same
+    // busybox root filesystem stands in, serving a page on port 80 as that image does.
+    std::fs::create_dir_all(rootfs.join("www"))?;
+    std::fs::write(
+        rootfs.join("www/index.html"),
+        "hello from gantry's test image\n",
+    )?;
+    let web_tar = rt.dir.join("rootfs-www.tar");
+    let s = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&web_tar)
+        .arg(".")
+        .status()?;
+    if !s.success() {
+        bail!("tar of the web rootfs failed");
+    }
+    for tag in SEED_IMAGES {
+        let s = docker_cli(&rt.dir)
+            .args([
+                "import",
+                "--change",
+                r#"CMD ["/bin/httpd", "-f", "-p", "80", "-h", "/www"]"#,
+                "--change",
+                "ENV PATH=/bin",
+            ])
+            .arg(&web_tar)
+            .arg(tag)
+            .stdout(Stdio::null())
+            .status()?;
+        if !s.success() {
+            bail!("docker import of {tag} failed");
+        }
     }
     let save = docker_cli(&rt.dir)
         .args(["save", TEST_IMAGE])

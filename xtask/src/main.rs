@@ -13,7 +13,12 @@ use std::process::Command;
 /// Library crates built as wasm32-wasip2 components: plugins and test fixtures.
 /// Plugins are plain `rlib`s (so their unit tests run natively) and are
 /// linked as `cdylib` components only here.
-const WASM_LIBS: &[&str] = &["gantry-docker", "fixture-misbehave", "fixture-control-rpc"];
+const WASM_LIBS: &[&str] = &[
+    "gantry-docker",
+    "gantry-rest",
+    "fixture-misbehave",
+    "fixture-control-rpc",
+];
 
 /// Binary crates built for wasm32-wasip2 (test fixtures).
 const WASM_BINS: &[&str] = &["fixture-wrong-world"];
@@ -26,6 +31,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("busybox", "busybox-static"),
     ("mosquitto", "mosquitto"),
     ("ctr", "containerd"),
+    ("python3", "python3-venv"),
 ];
 
 fn root() -> PathBuf {

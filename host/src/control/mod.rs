@@ -25,7 +25,7 @@ use tokio::sync::broadcast;
 
 pub use authz::authorize;
 pub use events::EventBus;
-pub use phase::derive_phase;
+pub use phase::{derive_phase, failed_to_start};
 
 /// Label keys every backend puts on what it creates.
 pub mod labels {
@@ -227,6 +227,16 @@ impl ControlPlane {
         }
         w.containers = merged;
         w.phase = derive_phase(w);
+        if w.phase == WorkloadPhase::Failed
+            && w.message.is_none()
+            && let Some(c) = w.containers.iter().find(|c| failed_to_start(c))
+        {
+            w.message = Some(format!(
+                "container `{}` could not start: {}",
+                c.name,
+                c.error.clone().unwrap_or_default()
+            ));
+        }
     }
 
     /// Create a workload: validated, placed, persisted, then deployed. A failed
@@ -367,10 +377,22 @@ impl ControlPlane {
             created_at: w.updated_at.unwrap_or_else(now),
         };
         self.store.save_with_revision(&w, &rev)?;
-        match driver
+        let created = driver
             .create(self.deployment(&w), w.desired == DesiredState::Running)
-            .await
-        {
+            .await;
+        // The old revision goes only once the new one runs: a revision whose
+        // containers cannot start is rolled back like one that cannot be created.
+        let created = created.and_then(|states| match states.iter().find(|c| failed_to_start(c)) {
+            Some(c) => Err(Error::Conflict(format!(
+                "revision {} could not start (container `{}`: {}); revision {} keeps running",
+                w.revision,
+                c.name,
+                c.error.clone().unwrap_or_default(),
+                old.revision
+            ))),
+            None => Ok(states),
+        });
+        match created {
             Ok(states) => {
                 if let Err(e) = driver.remove(Self::instance(&old), true).await {
                     tracing::warn!(workload = %id, revision = old.revision, error = %e, "removing the previous revision");

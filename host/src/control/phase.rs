@@ -4,6 +4,13 @@ use crate::bindings::types::{
     ContainerStatus as S, DesiredState, RestartKind, Workload, WorkloadPhase,
 };
 
+/// Whether a container never ran because the runtime could not start it.
+pub fn failed_to_start(c: &crate::bindings::types::ContainerState) -> bool {
+    c.error.is_some()
+        && matches!(c.status, S::Created | S::Exited | S::Dead)
+        && c.started_at.is_none()
+}
+
 /// The phase a workload is in, given what is desired and what runs.
 pub fn derive_phase(w: &Workload) -> WorkloadPhase {
     if w.phase == WorkloadPhase::Failed && w.message.is_some() {
@@ -15,6 +22,9 @@ pub fn derive_phase(w: &Workload) -> WorkloadPhase {
         DesiredState::Stopped => WorkloadPhase::Stopped,
         DesiredState::Running => {
             let cs = &w.containers;
+            if cs.iter().any(failed_to_start) {
+                return WorkloadPhase::Failed;
+            }
             if cs.is_empty()
                 || cs
                     .iter()

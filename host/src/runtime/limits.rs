@@ -65,6 +65,10 @@ pub struct CallWatch {
     budget: Duration,
     started: Instant,
     in_host_since: Option<Instant>,
+    // Host calls nest: lowering a host call's result runs the guest's
+    // allocator, whose `memory.grow` is itself a host call. Only the
+    // outermost one is host time.
+    host_depth: u32,
     host_time: Duration,
     /// Set when the guest ran past its budget.
     pub expired: bool,
@@ -77,6 +81,7 @@ impl CallWatch {
             budget,
             started: Instant::now(),
             in_host_since: None,
+            host_depth: 0,
             host_time: Duration::ZERO,
             expired: false,
         }
@@ -91,6 +96,7 @@ impl CallWatch {
     pub fn begin(&mut self) {
         self.started = Instant::now();
         self.in_host_since = None;
+        self.host_depth = 0;
         self.host_time = Duration::ZERO;
         self.expired = false;
     }
@@ -102,9 +108,17 @@ impl CallWatch {
 
     fn on_hook(&mut self, hook: CallHook) {
         match hook {
-            CallHook::CallingHost => self.in_host_since = Some(Instant::now()),
+            CallHook::CallingHost => {
+                self.host_depth += 1;
+                if self.host_depth == 1 {
+                    self.in_host_since = Some(Instant::now());
+                }
+            }
             CallHook::ReturningFromHost => {
-                if let Some(t) = self.in_host_since.take() {
+                self.host_depth = self.host_depth.saturating_sub(1);
+                if self.host_depth == 0
+                    && let Some(t) = self.in_host_since.take()
+                {
                     self.host_time += t.elapsed();
                 }
             }
@@ -154,6 +168,26 @@ mod tests {
         std::thread::sleep(Duration::from_millis(80));
         w.on_hook(CallHook::ReturningFromHost);
         assert!(w.guest_time(Instant::now()) < Duration::from_millis(50));
+    }
+
+    #[test]
+    fn nested_host_calls_count_once_as_host_time() {
+        let mut w = CallWatch::new(Duration::from_millis(50));
+        w.begin();
+        w.on_hook(CallHook::CallingHost);
+        std::thread::sleep(Duration::from_millis(40));
+        // The result is lowered: the guest's allocator grows memory, a nested host call.
+        w.on_hook(CallHook::CallingWasm);
+        w.on_hook(CallHook::CallingHost);
+        w.on_hook(CallHook::ReturningFromHost);
+        w.on_hook(CallHook::ReturningFromWasm);
+        std::thread::sleep(Duration::from_millis(40));
+        w.on_hook(CallHook::ReturningFromHost);
+        assert!(
+            w.guest_time(Instant::now()) < Duration::from_millis(50),
+            "{:?}",
+            w.guest_time(Instant::now())
+        );
     }
 
     #[test]

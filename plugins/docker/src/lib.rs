@@ -185,6 +185,31 @@ fn ensure_image(workload: &str, image: &str) -> Result<(), Error> {
     }
 }
 
+/// The engine host's CPU count, if it says.
+fn host_cpus() -> Option<f64> {
+    let info: serde_json::Value = call(Method::Get, "/info", None).ok()?.json().ok()?;
+    info.get("NCPU")
+        .and_then(|n| n.as_f64())
+        .filter(|n| *n >= 1.0)
+}
+
+/// A CPU limit the engine accepts: Docker refuses limits above the host's
+/// CPU count, which are no limit at all; cap them and say so.
+fn cap_cpu(workload: &str, cpu: f64, host: Option<f64>) -> f64 {
+    match host {
+        Some(n) if cpu > n => {
+            log(
+                Level::Warn,
+                &format!(
+                    "workload {workload}: CPU limit {cpu} exceeds the host's {n} CPUs; capped at {n}"
+                ),
+            );
+            n
+        }
+        _ => cpu,
+    }
+}
+
 /// Whether the storage driver can enforce a writable-layer size (overlay2 on xfs with pquota).
 fn storage_enforced() -> bool {
     let Ok(resp) = call(Method::Get, "/info", None) else {
@@ -242,6 +267,17 @@ fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
             ),
         );
     }
+    let mut d = d.clone();
+    if d.spec.containers.iter().any(|c| c.resources.cpu.is_some()) {
+        let host = host_cpus();
+        for c in &mut d.spec.containers {
+            c.resources.cpu = c
+                .resources
+                .cpu
+                .map(|cpu| cap_cpu(&d.workload_id, cpu, host));
+        }
+    }
+    let d = &d;
     let mut created: Vec<String> = Vec::new();
     let result = (|| -> Result<(), Error> {
         for i in 0..d.spec.containers.len() {
@@ -262,15 +298,6 @@ fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
                 .and_then(|i| i.as_str())
                 .ok_or_else(|| Error::Backend("create answered without an Id".into()))?;
             created.push(id.to_string());
-            if start || i == 0 {
-                // The holder runs whenever any member does; it must be running for others to join.
-                if start {
-                    let resp = call(Method::Post, &format!("/containers/{id}/start"), None)?;
-                    if resp.status != 204 && resp.status != 304 {
-                        return Err(error(&resp, &format!("starting {name}")));
-                    }
-                }
-            }
         }
         Ok(())
     })();
@@ -278,9 +305,40 @@ fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
         remove_ids(&created);
         return Err(e);
     }
+    if start {
+        // A container that was created but cannot start (no such executable,
+        // a bad mount...) is the workload's failure, not a refused request:
+        // it stays, and its state carries the engine's error.
+        for id in &created {
+            let resp = match call(Method::Post, &format!("/containers/{id}/start"), None) {
+                Ok(r) => r,
+                Err(e) => {
+                    remove_ids(&created);
+                    return Err(e);
+                }
+            };
+            if resp.status != 204 && resp.status != 304 {
+                log(
+                    Level::Warn,
+                    &format!(
+                        "workload {}: container {id} failed to start: {}",
+                        d.workload_id,
+                        resp.message()
+                    ),
+                );
+                break;
+            }
+        }
+    }
     let mut states = Vec::new();
     for id in &created {
-        states.push(mapping::state(&inspect_one(id)?));
+        match inspect_one(id) {
+            Ok(i) => states.push(mapping::state(&i)),
+            Err(e) => {
+                remove_ids(&created);
+                return Err(e);
+            }
+        }
     }
     Ok(states)
 }
@@ -647,6 +705,7 @@ impl Guest for Docker {
         let Some(res) = resources else { return Ok(()) };
         let mut body = serde_json::Map::new();
         if let Some(cpu) = res.cpu {
+            let cpu = cap_cpu(&r.workload_id, cpu, host_cpus());
             body.insert("NanoCpus".into(), json!((cpu * 1e9).round() as i64));
         }
         if let Some(m) = res.memory_bytes {

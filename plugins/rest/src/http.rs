@@ -1,0 +1,148 @@
+//! Reading requests and writing responses over `wasi:http`.
+
+use gantry_sdk::wasip2::http::types::{
+    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+use gantry_sdk::wasip2::io::streams::{OutputStream, StreamError};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 1 << 20;
+
+/// A request, read whole.
+pub struct Request {
+    /// Method.
+    pub method: Method,
+    /// Path without the query.
+    pub path: String,
+    /// Query pairs, percent-decoded.
+    pub query: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// Read `req`, body included (up to 1 MiB; more is `Err`).
+    pub fn read(req: &IncomingRequest) -> Result<Request, String> {
+        let full = req.path_with_query().unwrap_or_else(|| "/".into());
+        let (path, q) = full.split_once('?').unwrap_or((full.as_str(), ""));
+        let query = q
+            .split('&')
+            .filter(|kv| !kv.is_empty())
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (decode(k), decode(v))
+            })
+            .collect();
+        let mut body = Vec::new();
+        if let Ok(b) = req.consume() {
+            if let Ok(stream) = b.stream() {
+                loop {
+                    match stream.blocking_read(64 * 1024) {
+                        Ok(chunk) => {
+                            body.extend(chunk);
+                            if body.len() > MAX_BODY {
+                                return Err("request body larger than 1 MiB".into());
+                            }
+                        }
+                        Err(StreamError::Closed) => break,
+                        Err(e) => return Err(format!("reading the request body: {e:?}")),
+                    }
+                }
+            }
+            drop(IncomingBody::finish(b));
+        }
+        Ok(Request {
+            method: req.method(),
+            path: path.to_string(),
+            query,
+            body,
+        })
+    }
+
+    /// A query parameter.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Start a response; the body is written through the returned writer.
+pub fn start(out: ResponseOutparam, status: u16, headers: &[(&str, &str)]) -> Option<BodyWriter> {
+    let fields = Fields::new();
+    for (k, v) in headers {
+        let _ = fields.append(k, v.as_bytes());
+    }
+    let resp = OutgoingResponse::new(fields);
+    let _ = resp.set_status_code(status);
+    let body = resp.body().ok()?;
+    ResponseOutparam::set(out, Ok(resp));
+    let stream = body.write().ok()?;
+    Some(BodyWriter {
+        stream: Some(stream),
+        body: Some(body),
+    })
+}
+
+/// A response body being written.
+pub struct BodyWriter {
+    stream: Option<OutputStream>,
+    body: Option<OutgoingBody>,
+}
+
+impl BodyWriter {
+    /// Write and flush; `false` once the client has gone.
+    pub fn write(&mut self, bytes: &[u8]) -> bool {
+        let Some(s) = &self.stream else { return false };
+        bytes
+            .chunks(4096)
+            .all(|c| s.blocking_write_and_flush(c).is_ok())
+    }
+}
+
+impl Drop for BodyWriter {
+    fn drop(&mut self) {
+        drop(self.stream.take());
+        if let Some(b) = self.body.take() {
+            let _ = OutgoingBody::finish(b, None);
+        }
+    }
+}
+
+/// A whole JSON response.
+pub fn json(out: ResponseOutparam, status: u16, value: &serde_json::Value) {
+    if status == 204 {
+        drop(start(out, status, &[]));
+        return;
+    }
+    if let Some(mut w) = start(out, status, &[("content-type", "application/json")]) {
+        w.write(value.to_string().as_bytes());
+    }
+}

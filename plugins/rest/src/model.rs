@@ -1,0 +1,511 @@
+//! The Container Service API's objects, and their mapping onto gantry's
+//! workloads. Protocol-only facts (the `ram` string as the caller wrote it,
+//! the desired GPU model names) live in the workload's annotations.
+
+use gantry_sdk::http_frontend::gantry::plugin::types::{
+    ContainerSpec, EnvVar, GpuModel, GpuRequest, NetworkMode, PortMapping, PortProtocol, Resources,
+    RestartKind, RestartPolicy, Revision, Timestamp, Workload, WorkloadPhase, WorkloadSpec,
+};
+use gantry_sdk::units::parse_bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Annotation keys this frontend owns.
+pub mod annotations {
+    /// `ram` as the caller wrote it.
+    pub const RAM: &str = "rest.ram";
+    /// `ephemeralStorage` as the caller wrote it.
+    pub const STORAGE: &str = "rest.ephemeralStorage";
+    /// `desiredGPUs`, as JSON.
+    pub const GPUS: &str = "rest.desiredGPUs";
+    /// `port` as the caller wrote it.
+    pub const PORT: &str = "rest.port";
+}
+
+/// Defaults of fields a create may leave out: the seed's create example.
+const DEFAULT_RAM: &str = "512Mi";
+const DEFAULT_STORAGE: &str = "10Gi";
+
+/// The container object, field for field as seed 002 shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    id: String,
+    name: String,
+    created_by: String,
+    image: String,
+    cpu: serde_json::Number,
+    ram: String,
+    gpu: u32,
+    ephemeral_storage: String,
+    command: Option<Vec<String>>,
+    arguments: Option<Vec<String>>,
+    env: BTreeMap<String, String>,
+    port: String,
+    date_created: String,
+    date_updated: String,
+    status: &'static str,
+    urls: Option<Vec<String>>,
+    #[serde(rename = "desiredGPUs")]
+    desired_gpus: Option<Vec<String>>,
+}
+
+/// A create request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateBody {
+    name: Option<String>,
+    image: Option<String>,
+    cpu: Option<f64>,
+    ram: Option<String>,
+    gpu: Option<f64>,
+    ephemeral_storage: Option<String>,
+    port: Option<String>,
+    env: Option<BTreeMap<String, String>>,
+    command: Option<Vec<String>>,
+    arguments: Option<Vec<String>>,
+    #[serde(rename = "desiredGPUs")]
+    desired_gpus: Option<Vec<String>>,
+}
+
+/// An update request: every field optional, absent ones unchanged.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateBody {
+    image: Option<String>,
+    cpu: Option<f64>,
+    ram: Option<String>,
+    gpu: Option<f64>,
+    ephemeral_storage: Option<String>,
+    port: Option<String>,
+    env: Option<BTreeMap<String, String>>,
+    command: Option<Option<Vec<String>>>,
+    arguments: Option<Option<Vec<String>>>,
+    #[serde(rename = "desiredGPUs")]
+    desired_gpus: Option<Vec<String>>,
+}
+
+/// Field → message, for a 400.
+pub type FieldErrors = BTreeMap<String, String>;
+
+/// The validated form of a create or an update.
+pub struct Desired {
+    /// Workload name.
+    pub name: String,
+    /// The spec to deploy.
+    pub spec: WorkloadSpec,
+    /// Protocol facts to keep.
+    pub annotations: Vec<(String, String)>,
+}
+
+fn annotation<'a>(w: &'a Workload, key: &str) -> Option<&'a str> {
+    w.annotations
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// RFC 3339 in UTC, to the second, as the seed shows it.
+pub fn rfc3339(t: Option<Timestamp>) -> String {
+    let Some(t) = t else {
+        return "0001-01-01T00:00:00Z".into();
+    };
+    time::OffsetDateTime::from_unix_timestamp(t.seconds)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+}
+
+/// Lower-case base32hex of the workload's UUID: the 26-character ingress host label.
+pub fn ingress_label(id: &str) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+    let hex: String = id.chars().filter(char::is_ascii_hexdigit).collect();
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    let mut out = String::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for b in bytes {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+fn number(v: f64) -> serde_json::Number {
+    if v.fract() == 0.0 && v.abs() < 9e15 {
+        serde_json::Number::from(v as i64)
+    } else {
+        serde_json::Number::from_f64(v).unwrap_or_else(|| serde_json::Number::from(0))
+    }
+}
+
+/// The container object of a workload.
+pub fn container(w: &Workload, ingress_domain: &str) -> Container {
+    let c = w.spec.containers.first();
+    let status = match w.phase {
+        WorkloadPhase::Deploying => "deploying",
+        WorkloadPhase::Deployed => "deployed",
+        WorkloadPhase::Stopped | WorkloadPhase::Paused => "stopped",
+        WorkloadPhase::Failed => "failed",
+        WorkloadPhase::Deleting => "deleting",
+    };
+    Container {
+        id: w.id.clone(),
+        name: w.name.clone(),
+        created_by: w.owner.clone(),
+        image: c.map(|c| c.image.clone()).unwrap_or_default(),
+        cpu: number(c.and_then(|c| c.resources.cpu).unwrap_or(0.0)),
+        ram: annotation(w, annotations::RAM).unwrap_or("").to_string(),
+        gpu: c.and_then(|c| c.gpu.as_ref()).map_or(0, |g| g.count),
+        ephemeral_storage: annotation(w, annotations::STORAGE)
+            .unwrap_or("")
+            .to_string(),
+        command: c.and_then(|c| c.command.clone()),
+        arguments: c.and_then(|c| c.args.clone()),
+        env: c
+            .map(|c| {
+                c.env
+                    .iter()
+                    .map(|e| (e.name.clone(), e.value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        port: annotation(w, annotations::PORT).unwrap_or("").to_string(),
+        date_created: rfc3339(Some(w.created_at)),
+        date_updated: rfc3339(w.updated_at),
+        status,
+        urls: (w.phase == WorkloadPhase::Deployed)
+            .then(|| vec![format!("{}.{ingress_domain}", ingress_label(&w.id))]),
+        desired_gpus: annotation(w, annotations::GPUS).and_then(|g| serde_json::from_str(g).ok()),
+    }
+}
+
+/// A revision as the API lists it.
+pub fn revision(r: &Revision) -> serde_json::Value {
+    serde_json::json!({
+        "containerID": r.workload_id,
+        "revisionNumber": r.number,
+        "image": r.spec.containers.first().map(|c| c.image.clone()).unwrap_or_default(),
+        "dateCreated": rfc3339(Some(r.created_at)),
+    })
+}
+
+/// Whether an image reference names a tag or a digest.
+fn has_tag(image: &str) -> bool {
+    if image.contains('@') {
+        return true;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    last.split_once(':')
+        .is_some_and(|(name, tag)| !name.is_empty() && !tag.is_empty())
+}
+
+struct Fields {
+    image: String,
+    cpu: f64,
+    ram: String,
+    gpu: f64,
+    storage: String,
+    port: Option<String>,
+    env: BTreeMap<String, String>,
+    command: Option<Vec<String>>,
+    arguments: Option<Vec<String>>,
+    desired_gpus: Option<Vec<String>>,
+}
+
+fn build(name: String, f: Fields, models: &[GpuModel]) -> Result<Desired, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    if f.image.trim().is_empty() {
+        errors.insert("image".into(), "is required".into());
+    } else if f.image.chars().any(char::is_whitespace) {
+        errors.insert("image".into(), "must not contain whitespace".into());
+    } else if !has_tag(&f.image) {
+        errors.insert(
+            "image".into(),
+            "images must include the tag (e.g. nginx:1.25); the tag is not `latest` by default"
+                .into(),
+        );
+    }
+    if !(f.cpu.is_finite() && (0.01..=1024.0).contains(&f.cpu)) {
+        errors.insert(
+            "cpu".into(),
+            "must be a number of cores from 0.01 to 1024".into(),
+        );
+    }
+    let ram = parse_bytes(&f.ram)
+        .map_err(|e| errors.insert("ram".into(), e.to_string()))
+        .ok();
+    let storage = parse_bytes(&f.storage)
+        .map_err(|e| errors.insert("ephemeralStorage".into(), e.to_string()))
+        .ok();
+    if ram.is_some_and(|r| r < 6 << 20) {
+        errors.insert("ram".into(), "must be at least 6Mi".into());
+    }
+    let port = match &f.port {
+        None => None,
+        Some(p) if p.is_empty() => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                errors.insert(
+                    "port".into(),
+                    format!("`{p}` is not a port number (1-65535)"),
+                );
+                None
+            }
+        },
+    };
+    for (k, v) in &f.env {
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+            errors.insert("env".into(), format!("`{k}` is not a valid variable name"));
+        } else if v.contains('\0') {
+            errors.insert(
+                "env".into(),
+                format!("the value of `{k}` contains a NUL character"),
+            );
+        }
+    }
+    if f.command.iter().flatten().any(String::is_empty) {
+        errors.insert("command".into(), "entries must not be empty".into());
+    }
+    if f.command
+        .iter()
+        .chain(f.arguments.iter())
+        .flatten()
+        .any(|a| a.contains('\0'))
+    {
+        errors.insert(
+            "command".into(),
+            "command and arguments must not contain NUL characters".into(),
+        );
+    }
+    let mut gpu_models = Vec::new();
+    for wanted in f.desired_gpus.iter().flatten() {
+        match models
+            .iter()
+            .find(|m| m.name.eq_ignore_ascii_case(wanted) || m.code.eq_ignore_ascii_case(wanted))
+        {
+            Some(m) => gpu_models.push(m.name.clone()),
+            None => {
+                errors.insert(
+                    "desiredGPUs".into(),
+                    format!("unknown GPU model `{wanted}` (see /v1/gpu-models)"),
+                );
+            }
+        }
+    }
+    // JSON has one number type: 2 and 2.0 are the same count.
+    let gpu_count = if f.gpu.fract() == 0.0 && (0.0..=64.0).contains(&f.gpu) {
+        f.gpu as u32
+    } else {
+        errors.insert("gpu".into(), "must be a whole number from 0 to 64".into());
+        0
+    };
+    if name.is_empty() {
+        errors.insert("name".into(), "is required".into());
+    } else if name.chars().count() > 128
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    {
+        errors.insert(
+            "name".into(),
+            "at most 128 characters, without whitespace, control characters or '/'".into(),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let gpu = (gpu_count > 0 || !gpu_models.is_empty()).then(|| GpuRequest {
+        count: gpu_count.max(u32::try_from(gpu_models.len()).unwrap_or(u32::MAX)),
+        models: gpu_models.clone(),
+        device_ids: Vec::new(),
+        capabilities: Vec::new(),
+    });
+    let spec = WorkloadSpec {
+        containers: vec![ContainerSpec {
+            name: "main".into(),
+            image: f.image.clone(),
+            command: f.command.clone(),
+            args: f.arguments.clone(),
+            env: f
+                .env
+                .iter()
+                .map(|(k, v)| EnvVar {
+                    name: k.clone(),
+                    value: v.clone(),
+                    secret: false,
+                })
+                .collect(),
+            ports: port
+                .map(|p| {
+                    vec![PortMapping {
+                        container_port: p,
+                        protocol: PortProtocol::Tcp,
+                        host_port: None,
+                        host_port_end: None,
+                        host_ip: None,
+                    }]
+                })
+                .unwrap_or_default(),
+            resources: Resources {
+                cpu: Some(f.cpu),
+                memory_bytes: ram,
+                memory_reservation_bytes: None,
+                memory_swap_bytes: None,
+                ephemeral_storage_bytes: storage,
+                pids_limit: None,
+            },
+            gpu,
+            mounts: Vec::new(),
+            devices: Vec::new(),
+            working_dir: None,
+            privileged: false,
+            extra_capabilities: Vec::new(),
+            tty: false,
+            open_stdin: false,
+            log: None,
+            labels: Vec::new(),
+        }],
+        restart: RestartPolicy {
+            kind: RestartKind::Always,
+            max_retries: 0,
+            retry_timeout_seconds: 0,
+        },
+        network: NetworkMode::Isolated,
+        hostname: None,
+        domain_name: None,
+        extra_hosts: Vec::new(),
+    };
+    let mut annotations = vec![
+        (annotations::RAM.to_string(), f.ram),
+        (annotations::STORAGE.to_string(), f.storage),
+    ];
+    if let Some(p) = f.port {
+        annotations.push((annotations::PORT.to_string(), p));
+    }
+    if f.desired_gpus.is_some() {
+        annotations.push((
+            annotations::GPUS.to_string(),
+            serde_json::to_string(&gpu_models).unwrap_or_else(|_| "[]".into()),
+        ));
+    }
+    Ok(Desired {
+        name,
+        spec,
+        annotations,
+    })
+}
+
+/// Validate a create.
+pub fn from_create(b: CreateBody, models: &[GpuModel]) -> Result<Desired, FieldErrors> {
+    let name = b.name.unwrap_or_default();
+    build(
+        name,
+        Fields {
+            image: b.image.unwrap_or_default(),
+            cpu: b.cpu.unwrap_or(1.0),
+            ram: b.ram.unwrap_or_else(|| DEFAULT_RAM.into()),
+            gpu: b.gpu.unwrap_or(0.0),
+            storage: b
+                .ephemeral_storage
+                .unwrap_or_else(|| DEFAULT_STORAGE.into()),
+            port: b.port,
+            env: b.env.unwrap_or_default(),
+            command: b.command,
+            arguments: b.arguments,
+            desired_gpus: b.desired_gpus,
+        },
+        models,
+    )
+}
+
+/// Validate an update against the current workload.
+pub fn from_update(
+    w: &Workload,
+    b: UpdateBody,
+    models: &[GpuModel],
+) -> Result<Desired, FieldErrors> {
+    let current = container(w, "");
+    let current_gpus: Option<Vec<String>> =
+        annotation(w, annotations::GPUS).and_then(|g| serde_json::from_str(g).ok());
+    build(
+        w.name.clone(),
+        Fields {
+            image: b.image.unwrap_or(current.image),
+            cpu: b.cpu.unwrap_or_else(|| {
+                w.spec
+                    .containers
+                    .first()
+                    .and_then(|c| c.resources.cpu)
+                    .unwrap_or(1.0)
+            }),
+            ram: b.ram.unwrap_or(if current.ram.is_empty() {
+                DEFAULT_RAM.into()
+            } else {
+                current.ram
+            }),
+            gpu: b.gpu.unwrap_or(f64::from(current.gpu)),
+            storage: b
+                .ephemeral_storage
+                .unwrap_or(if current.ephemeral_storage.is_empty() {
+                    DEFAULT_STORAGE.into()
+                } else {
+                    current.ephemeral_storage
+                }),
+            port: b.port.or(if current.port.is_empty() {
+                None
+            } else {
+                Some(current.port)
+            }),
+            env: b.env.unwrap_or(current.env),
+            command: b.command.unwrap_or(current.command),
+            arguments: b.arguments.unwrap_or(current.arguments),
+            desired_gpus: b.desired_gpus.or(current_gpus),
+        },
+        models,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingress_labels_are_26_base32hex_characters() {
+        let l = ingress_label("fa71f25f-f982-4bde-bc14-1d250776325d");
+        assert_eq!(l.len(), 26);
+        assert!(
+            l.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='v').contains(&c)),
+            "{l}"
+        );
+    }
+
+    #[test]
+    fn images_need_a_tag() {
+        assert!(has_tag("nginxdemos/hello:latest"));
+        assert!(has_tag("registry:5000/team/app:1.2"));
+        assert!(has_tag("busybox@sha256:abc"));
+        assert!(!has_tag("nginxdemos/hello"));
+        assert!(!has_tag("registry:5000/team/app"));
+        assert!(!has_tag("app:"));
+    }
+
+    #[test]
+    fn whole_cpus_print_as_integers() {
+        assert_eq!(number(1.0).to_string(), "1");
+        assert_eq!(number(0.5).to_string(), "0.5");
+    }
+}

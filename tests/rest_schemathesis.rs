@@ -1,0 +1,78 @@
+//! schemathesis (from PyPI) against the REST frontend's own OpenAPI document,
+//! served by a live gantry on the harness's dockerd: `--checks all`, bounded
+//! in examples and request time.
+
+use gantry_tests::gantry::Gantry;
+use gantry_tests::rpc::docker_config;
+use gantry_tests::workspace_root;
+use std::path::PathBuf;
+use std::process::Command;
+
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// A venv with schemathesis, kept under `target/` between runs.
+fn schemathesis() -> PathBuf {
+    let venv = workspace_root().join("target/schemathesis-venv");
+    let bin = venv.join("bin/schemathesis");
+    if !bin.exists() {
+        let s = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 -m venv");
+        assert!(
+            s.success(),
+            "creating a Python venv failed (is python3-venv installed?)"
+        );
+        let s = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", SCHEMATHESIS])
+            .status()
+            .expect("pip install");
+        assert!(s.success(), "pip install {SCHEMATHESIS} failed");
+    }
+    bin
+}
+
+#[test]
+fn schemathesis_finds_no_failures() {
+    let st = schemathesis();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = Gantry::start_in(dir.path(), &docker_config(30));
+    let token = g.token("schemathesis-user", &["USER"]);
+    let out = Command::new(st)
+        .arg("run")
+        .arg(g.url("/v1/openapi.json"))
+        .args([
+            "--checks",
+            "all",
+            "--max-examples",
+            "12",
+            "--seed",
+            "20261123",
+            "--request-timeout",
+            "60",
+        ])
+        // The log stream follows forever by design; its behaviour is tested in rest_api.rs.
+        .args(["--exclude-path", "/v1/containers/{id}/logs"])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("running schemathesis");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "schemathesis reported failures:\n{text}\n--- gantry log tail ---\n{}",
+        tail(&g.log(), 40)
+    );
+    assert!(text.contains(" passed"), "{text}");
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
