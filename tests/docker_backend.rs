@@ -8,7 +8,6 @@ use gantry_tests::gantry::Gantry;
 use gantry_tests::rpc::{Rpc, busybox, docker_config, running, workload};
 use gantry_tests::runtimes::runtimes;
 use serde_json::json;
-use std::collections::HashMap;
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 
@@ -20,23 +19,8 @@ fn block<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// Containers the engine holds for a workload (any revision), by bollard.
 fn engine_containers(workload_id: &str) -> Vec<bollard::models::ContainerSummary> {
-    block(async {
-        let docker = runtimes().docker().await;
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("io.gantry.workload={workload_id}")],
-        )]);
-        docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await
-            .expect("list containers")
-    })
+    runtimes().containers_of(workload_id)
 }
 
 fn engine_inspect(id: &str) -> bollard::models::ContainerInspectResponse {

@@ -1,7 +1,6 @@
 //! State survives `kill -9` of the host, and a restarted host adopts the
 //! containers that kept running, without duplicates.
 
-use bollard::query_parameters::ListContainersOptions;
 use gantry::bindings::types::RestartKind;
 use gantry_tests::gantry::Gantry;
 use gantry_tests::rpc::{Rpc, busybox, docker_config, running, workload};
@@ -11,26 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 fn engine_count(workload_id: &str) -> usize {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt")
-        .block_on(async {
-            let docker = runtimes().docker().await;
-            let filters = HashMap::from([(
-                "label".to_string(),
-                vec![format!("io.gantry.workload={workload_id}")],
-            )]);
-            docker
-                .list_containers(Some(ListContainersOptions {
-                    all: true,
-                    filters: Some(filters),
-                    ..Default::default()
-                }))
-                .await
-                .expect("list")
-                .len()
-        })
+    runtimes().containers_of(workload_id).len()
 }
 
 #[test]

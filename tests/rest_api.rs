@@ -2,13 +2,11 @@
 //! harness's dockerd: seed 002's examples replayed, the RBAC matrix, updates
 //! as revisions, SSE logs, validation. What dockerd holds is checked with bollard.
 
-use bollard::query_parameters::ListContainersOptions;
 use gantry_tests::gantry::Gantry;
 use gantry_tests::rpc::docker_config;
 use gantry_tests::runtimes::runtimes;
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 
@@ -76,25 +74,7 @@ impl Api {
 }
 
 fn engine_containers(id: &str) -> Vec<bollard::models::ContainerSummary> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt")
-        .block_on(async {
-            let docker = runtimes().docker().await;
-            let filters = HashMap::from([(
-                "label".to_string(),
-                vec![format!("io.gantry.workload={id}")],
-            )]);
-            docker
-                .list_containers(Some(ListContainersOptions {
-                    all: true,
-                    filters: Some(filters),
-                    ..Default::default()
-                }))
-                .await
-                .expect("list")
-        })
+    runtimes().containers_of(id)
 }
 
 /// Seed 002's container object: every field, with its JSON type.

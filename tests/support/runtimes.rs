@@ -102,6 +102,31 @@ impl Runtimes {
             .expect("docker API version negotiation")
     }
 
+    /// The containers dockerd holds for a workload (any revision, stopped ones
+    /// included), read with bollard: an independent view of the engine.
+    pub fn containers_of(&self, workload_id: &str) -> Vec<bollard::models::ContainerSummary> {
+        let filters = std::collections::HashMap::from([(
+            "label".to_string(),
+            vec![format!("io.gantry.workload={workload_id}")],
+        )]);
+        let options = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                self.docker()
+                    .await
+                    .list_containers(Some(options))
+                    .await
+                    .expect("list containers")
+            })
+    }
+
     /// Kill dockerd (SIGKILL) and start it again on the same data; returns when it answers.
     pub fn restart_dockerd(&self) -> Result<Runtimes> {
         kill_pid(self.dockerd_pid, libc::SIGKILL);

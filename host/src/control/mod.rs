@@ -552,13 +552,11 @@ impl ControlPlane {
             caller,
             id,
             |w| {
-                if !w
-                    .containers
-                    .iter()
-                    .any(|c| c.status == crate::bindings::types::ContainerStatus::Running)
-                {
-                    return Err(Error::Conflict(format!("workload {id} is not running")));
-                }
+                require_status(
+                    w,
+                    crate::bindings::types::ContainerStatus::Running,
+                    "running",
+                )?;
                 Ok(DesiredState::Paused)
             },
             |d, r| Box::pin(async move { d.pause(r, None).await }),
@@ -572,13 +570,7 @@ impl ControlPlane {
             caller,
             id,
             |w| {
-                if !w
-                    .containers
-                    .iter()
-                    .any(|c| c.status == crate::bindings::types::ContainerStatus::Paused)
-                {
-                    return Err(Error::Conflict(format!("workload {id} is not paused")));
-                }
+                require_status(w, crate::bindings::types::ContainerStatus::Paused, "paused")?;
                 Ok(DesiredState::Running)
             },
             |d, r| Box::pin(async move { d.resume(r, None).await }),
@@ -682,6 +674,19 @@ impl ControlPlane {
     /// GPU models callers may ask for.
     pub fn gpu_models(&self) -> Vec<GpuModel> {
         self.gpu_models.clone()
+    }
+}
+
+/// `conflict` unless some container of `w` is in `status`.
+fn require_status(
+    w: &Workload,
+    status: crate::bindings::types::ContainerStatus,
+    word: &str,
+) -> Result<(), Error> {
+    if w.containers.iter().any(|c| c.status == status) {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!("workload {} is not {word}", w.id)))
     }
 }
 

@@ -30,9 +30,9 @@ use serde_json::json;
 
 struct Docker;
 
-/// The containers of one revision, in spec order (holder first).
-fn members(r: &InstanceRef) -> Result<Vec<ContainerSummary>, Error> {
-    let filters = json!({"label": [format!("{}={}", labels::WORKLOAD, r.workload_id), format!("{}={}", labels::REVISION, r.revision)]});
+/// Containers carrying every one of `labels` (`key` or `key=value`), stopped ones included.
+fn labelled(labels: &[String]) -> Result<Vec<ContainerSummary>, Error> {
+    let filters = json!({ "label": labels });
     let resp = call(
         Method::Get,
         &format!(
@@ -44,7 +44,15 @@ fn members(r: &InstanceRef) -> Result<Vec<ContainerSummary>, Error> {
     if resp.status != 200 {
         return Err(error(&resp, "listing containers"));
     }
-    let mut list: Vec<ContainerSummary> = resp.json()?;
+    resp.json()
+}
+
+/// The containers of one revision, in spec order (holder first).
+fn members(r: &InstanceRef) -> Result<Vec<ContainerSummary>, Error> {
+    let mut list = labelled(&[
+        format!("{}={}", labels::WORKLOAD, r.workload_id),
+        format!("{}={}", labels::REVISION, r.revision),
+    ])?;
     list.sort_by_key(|c| {
         c.labels
             .as_ref()
@@ -637,19 +645,7 @@ impl Guest for Docker {
     fn list(selector: Vec<(String, String)>) -> Result<Vec<InstanceSummary>, Error> {
         let mut wanted = vec![labels::WORKLOAD.to_string()];
         wanted.extend(selector.iter().map(|(k, v)| format!("{k}={v}")));
-        let filters = json!({"label": wanted});
-        let resp = call(
-            Method::Get,
-            &format!(
-                "/containers/json?all=1&filters={}",
-                enc(&filters.to_string())
-            ),
-            None,
-        )?;
-        if resp.status != 200 {
-            return Err(error(&resp, "listing containers"));
-        }
-        let list: Vec<ContainerSummary> = resp.json()?;
+        let list = labelled(&wanted)?;
         let mut out: Vec<InstanceSummary> = Vec::new();
         for c in &list {
             let (Some(w), Some(rev)) = (
