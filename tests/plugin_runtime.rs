@@ -186,6 +186,67 @@ fn outgoing_requests_reach_granted_endpoints_only() {
     );
 }
 
+/// An HTTP/2-only (prior knowledge, as gRPC speaks it) server answering 204
+/// to requests that arrived over HTTP/2; HTTP/1.1 clients cannot talk to it.
+fn serve_h2c() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        |req: hyper::Request<hyper::body::Incoming>| async move {
+                            let status = if req.version() == hyper::Version::HTTP_2 {
+                                204
+                            } else {
+                                505
+                            };
+                            let resp = hyper::Response::builder()
+                                .status(status)
+                                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                                .expect("response");
+                            Ok::<_, std::convert::Infallible>(resp)
+                        },
+                    );
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                });
+            }
+        });
+    });
+    port
+}
+
+#[test]
+fn granted_endpoints_can_speak_http2_with_prior_knowledge() {
+    let port = serve_h2c();
+    let extra = format!(
+        "[[frontend]]\nname = \"grpc-caller\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/grpc-caller\" }}\nendpoints = {{ h2 = {{ url = \"tcp://127.0.0.1:{port}\", http2 = true }}, h1 = \"tcp://127.0.0.1:{port}\" }}\n",
+        misbehave().display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = Gantry::start_in(dir.path(), &fixture_config(&extra));
+    let (status, body) = get(&g.url("/grpc-caller/fetch?endpoint=h2"));
+    assert_eq!(
+        (status, body["status"].as_u64()),
+        (200, Some(204)),
+        "the request went out as HTTP/2: {body}"
+    );
+    // The same server granted as plain HTTP/1.1 cannot be spoken to: the grant decides the protocol.
+    let (status, body) = get(&g.url("/grpc-caller/fetch?endpoint=h1"));
+    assert_ne!(body["status"].as_u64(), Some(204), "{status} {body}");
+}
+
 #[test]
 fn warm_instances_are_reused_a_bounded_number_of_times() {
     let extra = format!(

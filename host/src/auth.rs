@@ -190,6 +190,67 @@ mod tests {
         assert!(c.is_admin());
     }
 
+    fn signed(alg: Algorithm, private_pem: &str, sub: &str) -> String {
+        let key = match alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(private_pem.as_bytes()),
+            _ => EncodingKey::from_ec_pem(private_pem.as_bytes()),
+        }
+        .expect("test private key");
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+            + 60;
+        encode(
+            &Header::new(alg),
+            &Claims {
+                sub: sub.into(),
+                roles: vec!["USER".into()],
+                exp,
+                iat: 0,
+                iss: None,
+            },
+            &key,
+        )
+        .expect("sign")
+    }
+
+    #[test]
+    fn rs256_and_es256_tokens_verify_against_public_key_files() {
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let v = Verifier::from_config(&AuthConfig {
+            rs256_public_keys: vec![data.join("rs256-public.pem")],
+            es256_public_keys: vec![data.join("es256-public.pem")],
+            ..Default::default()
+        })
+        .expect("verifier with key files");
+        let rs = signed(
+            Algorithm::RS256,
+            include_str!("../testdata/rs256-private.pem"),
+            "rsa-user",
+        );
+        assert_eq!(v.verify(&rs).expect("RS256 verifies").subject, "rsa-user");
+        let es = signed(
+            Algorithm::ES256,
+            include_str!("../testdata/es256-private.pem"),
+            "ec-user",
+        );
+        assert_eq!(v.verify(&es).expect("ES256 verifies").subject, "ec-user");
+        // No HS256 secret is configured: an HS256 token is refused, whatever its signature.
+        let hs = verifier("anything")
+            .mint("mallory", &[], 60, "X")
+            .expect("mint");
+        assert!(v.verify(&hs).is_err());
+        // A key file that is not a key is a start-up error naming the file.
+        let err = Verifier::from_config(&AuthConfig {
+            rs256_public_keys: vec![data.join("README")],
+            ..Default::default()
+        })
+        .err()
+        .expect("bad key file refused");
+        assert!(err.to_string().contains("README"), "{err}");
+    }
+
     #[test]
     fn wrong_secret_missing_and_expired_tokens_are_refused() {
         let t = verifier("one").mint("bob", &[], 60, "X").expect("mint");
