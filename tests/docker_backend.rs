@@ -386,16 +386,13 @@ fn update_deploys_a_new_revision_and_removes_the_old_one() {
         )
         .expect("create");
     let old = w.containers[0].runtime_id.clone().expect("id");
-    let w2: gantry::bindings::types::Workload = rpc
-        .call(
-            "update",
-            json!([
-                w.id,
-                workload(
-                    vec![busybox("main", "echo v2; exec sleep 3600")],
-                    RestartKind::No
-                )
-            ]),
+    let w2 = rpc
+        .update(
+            &w.id,
+            workload(
+                vec![busybox("main", "echo v2; exec sleep 3600")],
+                RestartKind::No,
+            ),
         )
         .expect("update");
     assert_eq!(w2.revision, 2);
@@ -420,10 +417,7 @@ fn update_deploys_a_new_revision_and_removes_the_old_one() {
     let mut broken = busybox("main", "true");
     broken.image = "gantry-test/missing:0".into();
     assert!(matches!(
-        rpc.call::<serde_json::Value>(
-            "update",
-            json!([w.id, workload(vec![broken], RestartKind::No)])
-        ),
+        rpc.update(&w.id, workload(vec![broken], RestartKind::No)),
         Err(Error::NotFound(_))
     ));
     let after = rpc.get(&w.id).expect("get");

@@ -27,16 +27,13 @@ fn state_survives_kill_9_and_running_containers_are_adopted() {
             ),
         )
         .expect("create");
-    let w2: gantry::bindings::types::Workload = rpc
-        .call(
-            "update",
-            json!([
-                w.id,
-                workload(
-                    vec![busybox("main", "echo second; exec sleep 3600")],
-                    RestartKind::Always
-                )
-            ]),
+    let w2 = rpc
+        .update(
+            &w.id,
+            workload(
+                vec![busybox("main", "echo second; exec sleep 3600")],
+                RestartKind::Always,
+            ),
         )
         .expect("update");
     assert_eq!(w2.revision, 2);

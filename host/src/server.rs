@@ -36,7 +36,6 @@ pub struct PluginReport {
 
 /// Plugins of a config, loaded and checked.
 pub struct LoadedPlugins {
-    engine: PluginEngine,
     pres: HashMap<String, InstancePre<crate::runtime::state::PluginState>>,
     /// One report per configured plugin.
     pub reports: Vec<PluginReport>,
@@ -111,17 +110,7 @@ pub fn load_plugins(config: &Config) -> anyhow::Result<LoadedPlugins> {
             result,
         });
     }
-    Ok(LoadedPlugins {
-        engine,
-        pres,
-        reports,
-    })
-}
-
-impl std::hash::Hash for PluginKind {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        std::mem::discriminant(self).hash(state);
-    }
+    Ok(LoadedPlugins { pres, reports })
 }
 
 /// A host ready to serve.
@@ -214,7 +203,6 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
             )),
         }
     }
-    let _ = &loaded.engine;
     let verifier = Verifier::from_config(&config.auth)?;
     let router = ingress::router(Ingress {
         frontends,

@@ -65,6 +65,11 @@ impl Rpc {
         self.call("create", json!([req]))
     }
 
+    /// Replace a workload's spec (a new revision).
+    pub fn update(&self, id: &str, spec: WorkloadSpec) -> Result<Workload, Error> {
+        self.call("update", json!([id, spec]))
+    }
+
     /// Get a workload.
     pub fn get(&self, id: &str) -> Result<Workload, Error> {
         self.call("get", json!([id]))

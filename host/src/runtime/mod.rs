@@ -12,7 +12,7 @@ pub mod state;
 use std::path::PathBuf;
 
 /// What kind of plugin a component is loaded as; decides its world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PluginKind {
     /// World `http-frontend`.

@@ -366,11 +366,10 @@ fn stop(
             // API 1.41 has no stop signal parameter: signal, wait, then kill.
             each(&t, "kill", &format!("?signal={}", enc(sig)), &[409])?;
             for c in &t {
-                let waited = open(
+                let mut waited = open(
                     Method::Post,
                     &format!("/containers/{}/wait?condition=not-running", id(c)?),
                 )?;
-                let mut waited = waited;
                 let deadline = u64::from(secs) * 1_000_000_000;
                 if matches!(waited.read(deadline), Ok(Some(ref b)) if b.is_empty()) {
                     each(std::slice::from_ref(c), "kill", "", &[409])?;
