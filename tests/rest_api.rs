@@ -2,76 +2,14 @@
 //! harness's dockerd: seed 002's examples replayed, the RBAC matrix, updates
 //! as revisions, SSE logs, validation. What dockerd holds is checked with bollard.
 
-use gantry_tests::gantry::Gantry;
-use gantry_tests::rpc::docker_config;
+use gantry_tests::api::Api;
 use gantry_tests::runtimes::runtimes;
-use reqwest::blocking::{Client, Response};
+
 use serde_json::{Value, json};
 use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 const USER: &str = "5cf37266-3473-4006-984f-9325122678b7";
-
-struct Api {
-    g: Gantry,
-    _dir: tempfile::TempDir,
-    http: Client,
-}
-
-impl Api {
-    fn start() -> Api {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let g = Gantry::start_in(dir.path(), &docker_config(30));
-        Api {
-            g,
-            _dir: dir,
-            http: Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()
-                .expect("client"),
-        }
-    }
-
-    fn token(&self, sub: &str, role: &str) -> String {
-        self.g.token(sub, &[role])
-    }
-
-    fn send(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let r = self.raw(method, path, token, body);
-        let status = r.status().as_u16();
-        let text = r.text().unwrap_or_default();
-        (
-            status,
-            if text.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text)
-                    .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"))
-            },
-        )
-    }
-
-    fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
-        let mut req = self
-            .http
-            .request(method.parse().expect("method"), self.g.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        req.send().expect("request")
-    }
-}
 
 fn engine_containers(id: &str) -> Vec<bollard::models::ContainerSummary> {
     runtimes().containers_of(id)
@@ -146,7 +84,7 @@ fn wait_deployed(api: &Api, token: &str, id: &str) -> Value {
 
 #[test]
 fn seed_examples_replay_with_the_documented_statuses_and_shapes() {
-    let api = Api::start();
+    let api = Api::start(30);
     let t = api.token(USER, "USER");
     // Create Container, verbatim from the seed.
     let create = json!({"name": "hello-world", "image": "nginxdemos/hello:latest", "cpu": 1, "ram": "512Mi", "gpu": 0, "ephemeralStorage": "10Gi", "port": "80", "env": {"FOO": "bar"}});
@@ -288,7 +226,7 @@ fn seed_examples_replay_with_the_documented_statuses_and_shapes() {
 
 #[test]
 fn rbac_matrix_owner_other_user_and_admin() {
-    let api = Api::start();
+    let api = Api::start(30);
     let owner = api.token("owner-7", "USER");
     let other = api.token("other-7", "USER");
     let admin = api.token("admin-7", "ADMIN");
@@ -388,7 +326,7 @@ fn rbac_matrix_owner_other_user_and_admin() {
 
 #[test]
 fn update_makes_revision_2_and_replaces_the_container() {
-    let api = Api::start();
+    let api = Api::start(30);
     let t = api.token("updater", "USER");
     let (s, c) = api.send(
         "POST",
@@ -429,7 +367,7 @@ fn update_makes_revision_2_and_replaces_the_container() {
 
 #[test]
 fn sse_logs_deliver_a_line_printed_after_the_client_connected() {
-    let api = Api::start();
+    let api = Api::start(30);
     let t = api.token("watcher", "USER");
     let (s, c) = api.send(
         "POST",
@@ -490,7 +428,7 @@ fn sse_logs_deliver_a_line_printed_after_the_client_connected() {
 
 #[test]
 fn invalid_requests_get_400_with_fields_and_create_nothing() {
-    let api = Api::start();
+    let api = Api::start(30);
     let t = api.token("validator", "USER");
     let bad: Vec<(Value, &str)> = vec![
         (json!({"name": "a", "image": "nginxdemos/hello"}), "image"),

@@ -4,33 +4,14 @@
 
 use gantry_tests::gantry::Gantry;
 use gantry_tests::rpc::docker_config;
-use gantry_tests::workspace_root;
 use std::path::PathBuf;
 use std::process::Command;
 
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 
-/// A venv with schemathesis, kept under `target/` between runs.
+/// schemathesis, in a venv kept under `target/` between runs.
 fn schemathesis() -> PathBuf {
-    let venv = workspace_root().join("target/schemathesis-venv");
-    let bin = venv.join("bin/schemathesis");
-    if !bin.exists() {
-        let s = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 -m venv");
-        assert!(
-            s.success(),
-            "creating a Python venv failed (is python3-venv installed?)"
-        );
-        let s = Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", SCHEMATHESIS])
-            .status()
-            .expect("pip install");
-        assert!(s.success(), "pip install {SCHEMATHESIS} failed");
-    }
-    bin
+    gantry_tests::python::venv("schemathesis-venv", &[SCHEMATHESIS]).join("bin/schemathesis")
 }
 
 #[test]

@@ -240,6 +240,17 @@ pub struct FrontendConfig {
 pub struct HttpBinding {
     /// Path prefix, e.g. "/v1". The longest matching prefix wins.
     pub prefix: String,
+    /// More prefixes served by the same plugin (an API rooted in several
+    /// places, such as ARM's `/subscriptions` and `/providers`).
+    #[serde(default)]
+    pub extra_prefixes: Vec<String>,
+}
+
+impl HttpBinding {
+    /// Every prefix this frontend is mounted under.
+    pub fn prefixes(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.prefix).chain(&self.extra_prefixes)
+    }
 }
 
 /// How an MQTT frontend connects.
@@ -428,11 +439,13 @@ impl Config {
                         f.name
                     )));
                 }
-                (Some(h), _) if !h.prefix.starts_with('/') => {
-                    return Err(self.invalid(format!(
-                        "frontend `{}`: http prefix `{}` must start with `/`",
-                        f.name, h.prefix
-                    )));
+                (Some(h), _) => {
+                    if let Some(bad) = h.prefixes().find(|p| !p.starts_with('/')) {
+                        return Err(self.invalid(format!(
+                            "frontend `{}`: http prefix `{bad}` must start with `/`",
+                            f.name
+                        )));
+                    }
                 }
                 _ => {}
             }

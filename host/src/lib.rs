@@ -17,6 +17,7 @@ pub mod ingress;
 pub mod metrics;
 pub mod model;
 pub mod runtime;
+pub mod secrets;
 pub mod server;
 pub mod services;
 pub mod store;

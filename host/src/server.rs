@@ -195,7 +195,10 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
                     config.limits.with(&f.limits),
                     HttpFrontend::loader(),
                 );
-                frontends.push(HttpFrontend::new(http.prefix.clone(), Arc::new(pool)));
+                let pool = Arc::new(pool);
+                for prefix in http.prefixes() {
+                    frontends.push(HttpFrontend::new(prefix.clone(), pool.clone()));
+                }
             }
             None => problems.push(format!(
                 "frontend `{}`: MQTT frontends are not supported by this host version",

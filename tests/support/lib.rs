@@ -5,8 +5,10 @@
 //! Nothing here fakes a component: tests that need a runtime fail when it
 //! cannot be started.
 
+pub mod api;
 pub mod gantry;
 pub mod plugins;
+pub mod python;
 pub mod rpc;
 pub mod runtimes;
 

@@ -189,7 +189,8 @@ pub fn workload(containers: Vec<ContainerSpec>, restart: RestartKind) -> Workloa
 }
 
 /// A config serving the control-rpc fixture at `/rpc`, the REST frontend at
-/// `/v1` and the Docker plugin on the harness's dockerd; `{port}` and `{dir}`
+/// `/v1`, the ARM frontend at `/subscriptions` and `/providers` and the Docker
+/// plugin on the harness's dockerd; `{port}` and `{dir}`
 /// are filled in by [`Gantry`].
 pub fn docker_config(resync_seconds: u64) -> String {
     let rt = crate::runtimes::runtimes();
@@ -198,9 +199,11 @@ pub fn docker_config(resync_seconds: u64) -> String {
          [auth]\ndev_secret = \"docker-tests\"\n\n[limits]\ncall_timeout_ms = 10000\n\n\
          [[frontend]]\nname = \"rpc\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/rpc\" }}\n\n\
          [[frontend]]\nname = \"rest\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/v1\" }}\n\n\
+         [[frontend]]\nname = \"arm\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/subscriptions\", extra_prefixes = [\"/providers\"] }}\n\n\
          [[backend]]\nname = \"docker\"\nplugin = \"{}\"\nendpoints = {{ engine = \"{}\" }}\n",
         crate::plugins::wasm("fixture-control-rpc", "fixture_control_rpc").display(),
         crate::plugins::wasm("gantry-rest", "gantry_rest").display(),
+        crate::plugins::wasm("gantry-arm", "gantry_arm").display(),
         crate::plugins::wasm("gantry-docker", "gantry_docker").display(),
         rt.docker_host()
     )

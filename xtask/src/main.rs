@@ -16,6 +16,7 @@ use std::process::Command;
 const WASM_LIBS: &[&str] = &[
     "gantry-docker",
     "gantry-rest",
+    "gantry-arm",
     "fixture-misbehave",
     "fixture-control-rpc",
 ];

@@ -364,6 +364,7 @@ impl ControlPlane {
         let mut w = old.clone();
         w.revision += 1;
         w.spec = spec;
+        crate::secrets::restore(&mut w.spec, &old.spec);
         w.updated_at = Some(now());
         w.phase = WorkloadPhase::Deploying;
         w.containers.clear();

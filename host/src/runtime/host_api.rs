@@ -8,6 +8,7 @@ use crate::bindings::types::{
 };
 use crate::control::ControlPlane;
 use crate::driver::LogSource;
+use crate::secrets::Redact;
 use std::sync::Arc;
 use wasmtime::component::Resource;
 
@@ -43,7 +44,7 @@ macro_rules! as_caller {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        Ok($body.await)
+        Ok($body.await.map(Redact::redact))
     }};
 }
 

@@ -6,15 +6,14 @@
 //! (default 10) in an `{items, total, page, rowsPerPage}` envelope; errors are
 //! `{"error": msg}`, with `"fields": {field: msg}` for a 400.
 
-mod http;
 mod model;
 
+use gantry_sdk::http::{self, Request};
 use gantry_sdk::http_frontend::exports::wasi::http::incoming_handler::Guest;
 use gantry_sdk::http_frontend::gantry::plugin::config;
 use gantry_sdk::http_frontend::gantry::plugin::control::{self, PageRequest, WorkloadFilter};
 use gantry_sdk::http_frontend::gantry::plugin::types::{Caller, Error, LogOptions};
 use gantry_sdk::wasip2::http::types::{IncomingRequest, Method, ResponseOutparam};
-use http::Request;
 use model::FieldErrors;
 use serde_json::{Value, json};
 

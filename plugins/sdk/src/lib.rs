@@ -24,6 +24,9 @@ pub use wasip2;
 
 pub mod units;
 
+#[cfg(feature = "http-frontend")]
+pub mod http;
+
 #[cfg(all(feature = "backend", feature = "scheduler"))]
 compile_error!(
     "features `backend` and `scheduler` both export `driver`: enable one per plugin build"

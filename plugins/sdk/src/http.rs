@@ -1,9 +1,11 @@
-//! Reading requests and writing responses over `wasi:http`.
+//! Reading requests and writing responses over `wasi:http`, for
+//! `http-frontend` plugins: a request read whole, a streaming body writer and
+//! whole JSON answers.
 
-use gantry_sdk::wasip2::http::types::{
+use wasip2::http::types::{
     Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
-use gantry_sdk::wasip2::io::streams::{OutputStream, StreamError};
+use wasip2::io::streams::{OutputStream, StreamError};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;
@@ -16,6 +18,10 @@ pub struct Request {
     pub path: String,
     /// Query pairs, percent-decoded.
     pub query: Vec<(String, String)>,
+    /// The `Host` the client addressed (authority), if any.
+    pub authority: Option<String>,
+    /// Header pairs, names lower-case.
+    pub headers: Vec<(String, Vec<u8>)>,
     /// Body bytes.
     pub body: Vec<u8>,
 }
@@ -55,8 +61,18 @@ impl Request {
             method: req.method(),
             path: path.to_string(),
             query,
+            authority: req.authority(),
+            headers: req.headers().entries(),
             body,
         })
+    }
+
+    /// A request header's value, as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
     /// A query parameter.
@@ -136,13 +152,25 @@ impl Drop for BodyWriter {
     }
 }
 
-/// A whole JSON response.
+/// A whole JSON response (no body for 204).
 pub fn json(out: ResponseOutparam, status: u16, value: &serde_json::Value) {
+    json_with(out, status, &[], value);
+}
+
+/// A whole JSON response with extra headers (no body for 204).
+pub fn json_with(
+    out: ResponseOutparam,
+    status: u16,
+    headers: &[(&str, &str)],
+    value: &serde_json::Value,
+) {
     if status == 204 {
-        drop(start(out, status, &[]));
+        drop(start(out, status, headers));
         return;
     }
-    if let Some(mut w) = start(out, status, &[("content-type", "application/json")]) {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    if let Some(mut w) = start(out, status, &all) {
         w.write(value.to_string().as_bytes());
     }
 }

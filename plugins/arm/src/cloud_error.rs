@@ -1,0 +1,117 @@
+//! ARM's error format, `{"error": {"code", "message", "target"?, "details"?}}`,
+//! and how the control plane's typed errors map onto it.
+
+use gantry_sdk::http_frontend::gantry::plugin::types::Error;
+use serde_json::{Value, json};
+
+/// A failed request: HTTP status and CloudError body.
+#[derive(Debug)]
+pub struct CloudError {
+    /// HTTP status.
+    pub status: u16,
+    /// `error.code`.
+    pub code: String,
+    /// `error.message`.
+    pub message: String,
+    /// `error.details`: one `(target, message)` per offending field.
+    pub details: Vec<(String, String)>,
+}
+
+impl CloudError {
+    /// An error without details.
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    /// 400 `InvalidRequestContent`, one detail per field.
+    pub fn invalid(details: Vec<(String, String)>) -> Self {
+        let message = details
+            .iter()
+            .map(|(t, m)| format!("{t}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            status: 400,
+            code: "InvalidRequestContent".into(),
+            message: format!("The request content was invalid: {message}"),
+            details,
+        }
+    }
+
+    /// 404 for a container group that does not exist (or is not the caller's).
+    pub fn group_not_found(group: &str, resource_group: &str) -> Self {
+        Self::new(
+            404,
+            "ResourceNotFound",
+            format!(
+                "The Resource 'Microsoft.ContainerInstance/containerGroups/{group}' under resource group '{resource_group}' was not found."
+            ),
+        )
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if !self.details.is_empty() {
+            error["details"] = self
+                .details
+                .iter()
+                .map(|(target, message)| {
+                    json!({"code": self.code, "target": target, "message": message})
+                })
+                .collect();
+        }
+        json!({ "error": error })
+    }
+}
+
+impl From<Error> for CloudError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotFound(m) => Self::new(404, "ResourceNotFound", m),
+            Error::Invalid(i) if i.fields.is_empty() => {
+                Self::invalid(vec![(String::new(), i.message)])
+            }
+            Error::Invalid(i) => {
+                Self::invalid(i.fields.into_iter().map(|f| (f.field, f.message)).collect())
+            }
+            Error::Forbidden(m) => Self::new(403, "AuthorizationFailed", m),
+            Error::Unauthenticated(m) => Self::new(401, "AuthenticationFailed", m),
+            Error::Conflict(m) => Self::new(409, "Conflict", m),
+            Error::Unsupported(m) => Self::new(400, "NotSupported", m),
+            Error::Unavailable(m) => Self::new(503, "ServiceUnavailable", m),
+            // The runtime refused the deployment (unknown image, bad option):
+            // a client-side problem that retrying will not fix.
+            Error::Backend(m) => Self::new(400, "ContainerGroupDeploymentFailed", m),
+            Error::Internal(m) => Self::new(500, "InternalServerError", m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_carry_targets() {
+        let e = CloudError::invalid(vec![("properties.containers".into(), "required".into())]);
+        assert_eq!(e.status, 400);
+        let body = e.body();
+        assert_eq!(body["error"]["code"], "InvalidRequestContent");
+        assert_eq!(
+            body["error"]["details"][0]["target"],
+            "properties.containers"
+        );
+    }
+
+    #[test]
+    fn backend_refusals_are_not_retryable_server_errors() {
+        let e = CloudError::from(Error::Backend("no such image".into()));
+        assert_eq!(e.status, 400);
+    }
+}
