@@ -16,6 +16,7 @@ pub mod frontend;
 pub mod ingress;
 pub mod metrics;
 pub mod model;
+pub mod mqtt;
 pub mod runtime;
 pub mod secrets;
 pub mod server;

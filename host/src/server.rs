@@ -8,6 +8,7 @@ use crate::driver::{Driver, WasmDriver};
 use crate::frontend::HttpFrontend;
 use crate::ingress::{self, Ingress};
 use crate::metrics::Metrics;
+use crate::mqtt::MqttFrontend;
 use crate::runtime::check::{check, linker};
 use crate::runtime::engine::PluginEngine;
 use crate::runtime::outgoing::{Endpoint, EndpointRouter};
@@ -145,6 +146,7 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         Arc::new(PluginInfo {
             name: name.to_string(),
             config: flatten_plugin_config(table),
+            mqtt: Default::default(),
         })
     };
 
@@ -200,10 +202,26 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
                     frontends.push(HttpFrontend::new(prefix.clone(), pool.clone()));
                 }
             }
-            None => problems.push(format!(
-                "frontend `{}`: MQTT frontends are not supported by this host version",
-                f.name
-            )),
+            None => {
+                let Some(binding) = &f.mqtt else { continue };
+                let plugin_info = info(&f.name, &f.config);
+                // One long-lived instance: the plugin keeps its session state
+                // (bootstrap answers) between messages; a failure replaces it.
+                let mut limits = config.limits.with(&f.limits);
+                limits.max_reuse = u32::MAX;
+                limits.max_idle = 1;
+                let pool = Arc::new(InstancePool::new(
+                    plugin_info.clone(),
+                    services.clone(),
+                    pre.clone(),
+                    router(&f.endpoints)?,
+                    limits,
+                    MqttFrontend::loader(),
+                ));
+                if let Err(e) = MqttFrontend::spawn(&plugin_info, pool, binding, control.clone()) {
+                    problems.push(format!("frontend `{}`: {e}", f.name));
+                }
+            }
         }
     }
     let verifier = Verifier::from_config(&config.auth)?;

@@ -1,5 +1,5 @@
 //! Support for gantry's integration tests: real runtimes (dockerd,
-//! containerd, mosquitto) started once per test run, built plugins, and a
+//! containerd) started once per test run, mosquitto per test, built plugins, and a
 //! gantry process driven over HTTP.
 //!
 //! Nothing here fakes a component: tests that need a runtime fail when it
@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod gantry;
+pub mod mqtt;
 pub mod plugins;
 pub mod python;
 pub mod rpc;

@@ -391,7 +391,8 @@ fn build_test_image(rt: &Runtimes) -> Result<()> {
     Ok(())
 }
 
-fn kill_pid(pid: u32, sig: i32) {
+/// Send `sig` to `pid` (a process the harness spawned).
+pub(crate) fn kill_pid(pid: u32, sig: i32) {
     if let Ok(pid) = i32::try_from(pid) {
         // SAFETY: kill(2) on a PID we spawned; no memory is involved.
         #[allow(unsafe_code)]

@@ -17,6 +17,7 @@ const WASM_LIBS: &[&str] = &[
     "gantry-docker",
     "gantry-rest",
     "gantry-arm",
+    "gantry-kanto",
     "fixture-misbehave",
     "fixture-control-rpc",
 ];

@@ -223,24 +223,46 @@ impl mqtt_client::Host for PluginState {
     async fn publish(
         &mut self,
         topic: String,
-        _payload: Vec<u8>,
-        _qos: mqtt_client::Qos,
-        _retain: bool,
+        payload: Vec<u8>,
+        qos: mqtt_client::Qos,
+        retain: bool,
     ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(Err(Error::Unavailable(format!(
-            "cannot publish to `{topic}`: this host version has no MQTT connection"
-        ))))
+        let Some(link) = self.info.mqtt.get() else {
+            return Ok(Err(Error::Unavailable(format!(
+                "cannot publish to `{topic}`: this plugin has no MQTT connection"
+            ))));
+        };
+        // Queued for the connection, which delivers it once (re)connected;
+        // a full queue is refused rather than blocking the plugin.
+        Ok(link
+            .client
+            .try_publish(topic, crate::mqtt::qos(qos), retain, payload)
+            .map_err(|e| Error::Unavailable(format!("MQTT publish: {e}"))))
     }
     async fn set_timer(
         &mut self,
         id: String,
-        _interval_ms: u32,
-        _repeat: bool,
+        interval_ms: u32,
+        repeat: bool,
     ) -> wasmtime::Result<()> {
-        tracing::warn!(plugin = %self.info.name, timer = %id, "timers need the MQTT runtime, which this host version lacks");
+        match self.info.mqtt.get() {
+            Some(link) => {
+                let _ = link.timers.send(crate::mqtt::TimerCommand::Set {
+                    id,
+                    interval_ms,
+                    repeat,
+                });
+            }
+            None => {
+                tracing::warn!(plugin = %self.info.name, timer = %id, "timers need an MQTT frontend connection");
+            }
+        }
         Ok(())
     }
-    async fn cancel_timer(&mut self, _id: String) -> wasmtime::Result<()> {
+    async fn cancel_timer(&mut self, id: String) -> wasmtime::Result<()> {
+        if let Some(link) = self.info.mqtt.get() {
+            let _ = link.timers.send(crate::mqtt::TimerCommand::Cancel(id));
+        }
         Ok(())
     }
 }

@@ -10,12 +10,13 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Static facts about a plugin, shared by all its instances.
-#[derive(Debug)]
 pub struct PluginInfo {
     /// The plugin's configured name.
     pub name: String,
     /// Its `config` table, flattened.
     pub config: Vec<(String, String)>,
+    /// Its MQTT connection and timers, for `mqtt-frontend` plugins once connected.
+    pub mqtt: std::sync::OnceLock<crate::mqtt::MqttLink>,
 }
 
 /// Who the current call acts as.

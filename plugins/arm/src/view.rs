@@ -19,11 +19,7 @@ pub fn annotation<'a>(w: &'a Workload, key: &str) -> Option<&'a str> {
 
 /// RFC 3339, UTC.
 pub fn rfc3339(t: &Timestamp) -> Option<String> {
-    let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanoseconds);
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()?
-        .format(&time::format_description::well_known::Rfc3339)
-        .ok()
+    gantry_sdk::clock::rfc3339(t.seconds, t.nanoseconds)
 }
 
 /// The resource group a workload lives in: its ARM annotations, or the

@@ -107,15 +107,7 @@ fn annotation<'a>(w: &'a Workload, key: &str) -> Option<&'a str> {
 
 /// RFC 3339 in UTC, to the second, as the seed shows it.
 pub fn rfc3339(t: Option<Timestamp>) -> String {
-    let Some(t) = t else {
-        return "0001-01-01T00:00:00Z".into();
-    };
-    time::OffsetDateTime::from_unix_timestamp(t.seconds)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+    t.and_then(|t| gantry_sdk::clock::rfc3339(t.seconds, 0))
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
 }
 

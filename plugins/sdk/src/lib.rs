@@ -22,6 +22,7 @@
 
 pub use wasip2;
 
+pub mod clock;
 pub mod units;
 
 #[cfg(feature = "http-frontend")]

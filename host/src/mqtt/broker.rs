@@ -1,0 +1,73 @@
+//! The embedded broker (rumqttd), for deployments that name no broker.
+
+use super::MqttError;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// A running embedded broker. It lives as long as the process.
+pub struct EmbeddedBroker {
+    /// Where it listens.
+    pub listen: SocketAddr,
+}
+
+impl EmbeddedBroker {
+    /// Start a broker on `listen` (MQTT 3.1.1) and wait until it accepts connections.
+    pub fn start(listen: &str) -> Result<EmbeddedBroker, MqttError> {
+        let fail = |message: String| MqttError::Embedded {
+            listen: listen.to_string(),
+            message,
+        };
+        let addr: SocketAddr = listen
+            .parse()
+            .map_err(|e| fail(format!("not a socket address: {e}")))?;
+        // Bind-check first: rumqttd reports a busy port only in its own thread.
+        drop(std::net::TcpListener::bind(addr).map_err(|e| fail(e.to_string()))?);
+        let server = rumqttd::ServerSettings {
+            name: "gantry-embedded".into(),
+            listen: addr,
+            tls: None,
+            next_connection_delay_ms: 1,
+            connections: rumqttd::ConnectionSettings {
+                connection_timeout_ms: 60_000,
+                max_payload_size: 1 << 20,
+                max_inflight_count: 500,
+                auth: None,
+                external_auth: None,
+                dynamic_filters: true,
+            },
+        };
+        let config = rumqttd::Config {
+            id: 0,
+            router: rumqttd::RouterConfig {
+                max_connections: 1_000,
+                max_outgoing_packet_count: 200,
+                max_segment_size: 10 << 20,
+                max_segment_count: 10,
+                custom_segment: None,
+                initialized_filters: None,
+                shared_subscriptions_strategy: Default::default(),
+            },
+            v4: Some(HashMap::from([("1".to_string(), server)])),
+            ..Default::default()
+        };
+        std::thread::Builder::new()
+            .name("mqtt-broker".into())
+            .spawn(move || {
+                let mut broker = rumqttd::Broker::new(config);
+                if let Err(e) = broker.start() {
+                    tracing::error!(error = %e, "embedded MQTT broker stopped");
+                }
+            })
+            .map_err(|e| fail(e.to_string()))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            if Instant::now() > deadline {
+                return Err(fail("did not start listening within 10 s".into()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tracing::info!(%addr, "embedded MQTT broker listening");
+        Ok(EmbeddedBroker { listen: addr })
+    }
+}

@@ -1,0 +1,300 @@
+//! One `mqtt-frontend` plugin on one broker connection. A single worker
+//! calls the plugin, so messages, events and timers reach it in order, and
+//! a received message is acknowledged only once the plugin has handled it.
+//! A plugin call that fails (trap, deadline, memory) loses its instance; the
+//! worker then repeats the connection routine on the fresh one.
+
+use super::{EmbeddedBroker, MqttError, MqttLink, TimerCommand};
+use crate::bindings::exports::gantry::plugin::mqtt_handler::{self as guest, Guest};
+use crate::bindings::gantry::plugin::mqtt_client::Qos;
+use crate::bindings::types::{Caller, Event};
+use crate::config::MqttBinding;
+use crate::control::ControlPlane;
+use crate::runtime::pool::InstancePool;
+use crate::runtime::state::{Identity, PluginInfo};
+use crate::secrets::Redact;
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What the worker hands to the plugin next.
+enum Work {
+    Connected,
+    Message(Publish),
+    Event(Box<Event>),
+    Timer(String),
+}
+
+/// The MQTT QoS of a WIT `qos`.
+pub fn qos(q: Qos) -> QoS {
+    match q {
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
+        Qos::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+/// Host and port of `broker`, starting the embedded broker when it is `embedded`.
+fn broker_address(binding: &MqttBinding) -> Result<(String, u16), MqttError> {
+    if binding.broker == "embedded" {
+        let listen = binding.listen.as_deref().unwrap_or("127.0.0.1:1883");
+        let broker = EmbeddedBroker::start(listen)?;
+        return Ok((broker.listen.ip().to_string(), broker.listen.port()));
+    }
+    let rest = binding
+        .broker
+        .strip_prefix("tcp://")
+        .or_else(|| binding.broker.strip_prefix("mqtt://"))
+        .ok_or_else(|| MqttError::BrokerAddress(binding.broker.clone()))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?)))
+        .ok_or_else(|| MqttError::BrokerAddress(binding.broker.clone()))?;
+    Ok((host, port))
+}
+
+/// A running MQTT frontend.
+pub struct MqttFrontend;
+
+impl MqttFrontend {
+    /// Loads the `mqtt-handler` export.
+    pub fn loader() -> crate::runtime::pool::ExportLoader<Guest> {
+        |store, instance| {
+            let pre = instance.instance_pre(&*store);
+            guest::GuestIndices::new(&pre)?.load(store, instance)
+        }
+    }
+
+    /// Connect `pool`'s plugin to its broker and serve it until the process ends.
+    pub fn spawn(
+        info: &PluginInfo,
+        pool: Arc<InstancePool<Guest>>,
+        binding: &MqttBinding,
+        control: Arc<ControlPlane>,
+    ) -> Result<(), MqttError> {
+        let (host, port) = broker_address(binding)?;
+        let client_id = binding
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("gantry-{}", info.name));
+        let mut options = MqttOptions::new(client_id, host, port);
+        options
+            .set_keep_alive(Duration::from_secs(15))
+            // A persistent session: the broker keeps our subscriptions and
+            // queues QoS 1 messages while we are away.
+            .set_clean_session(false)
+            .set_manual_acks(true)
+            .set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(options, 256);
+        let (timers_tx, timers_rx) = mpsc::unbounded_channel();
+        let _ = info.mqtt.set(MqttLink {
+            client: client.clone(),
+            timers: timers_tx,
+        });
+        let (work_tx, work_rx) = mpsc::unbounded_channel();
+        let identity = Identity::Caller(Caller {
+            subject: binding
+                .subject
+                .clone()
+                .unwrap_or_else(|| format!("mqtt:{}", info.name)),
+            roles: binding.roles.clone(),
+        });
+        let name = info.name.clone();
+
+        let work = work_tx.clone();
+        let plugin = name.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match eventloop.poll().await {
+                    Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
+                        tracing::info!(plugin = %plugin, session_present = ack.session_present, "MQTT connected");
+                        backoff = Duration::from_millis(100);
+                        let _ = work.send(Work::Connected);
+                    }
+                    Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                        let _ = work.send(Work::Message(p));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(plugin = %plugin, error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+        });
+
+        let work = work_tx.clone();
+        let mut events = control.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(e) => {
+                        if work.send(Work::Event(Box::new(e))).is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(
+                            missed = n,
+                            "MQTT frontend fell behind on control-plane events"
+                        );
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+
+        tokio::spawn(run_timers(timers_rx, work_tx));
+        tokio::spawn(
+            Worker {
+                name,
+                pool,
+                client,
+                identity,
+            }
+            .run(work_rx),
+        );
+        Ok(())
+    }
+}
+
+async fn run_timers(
+    mut commands: mpsc::UnboundedReceiver<TimerCommand>,
+    work: mpsc::UnboundedSender<Work>,
+) {
+    let mut timers: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    while let Some(cmd) = commands.recv().await {
+        match cmd {
+            TimerCommand::Set {
+                id,
+                interval_ms,
+                repeat,
+            } => {
+                let every = Duration::from_millis(u64::from(interval_ms.max(10)));
+                let work = work.clone();
+                let fired = id.clone();
+                let task = tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        if work.send(Work::Timer(fired.clone())).is_err() || !repeat {
+                            return;
+                        }
+                    }
+                });
+                if let Some(old) = timers.insert(id, task) {
+                    old.abort();
+                }
+            }
+            TimerCommand::Cancel(id) => {
+                if let Some(old) = timers.remove(&id) {
+                    old.abort();
+                }
+            }
+        }
+        timers.retain(|_, t| !t.is_finished());
+    }
+}
+
+struct Worker {
+    name: String,
+    pool: Arc<InstancePool<Guest>>,
+    client: AsyncClient,
+    identity: Identity,
+}
+
+impl Worker {
+    async fn run(self, mut work: mpsc::UnboundedReceiver<Work>) {
+        let mut connected = false;
+        while let Some(item) = work.recv().await {
+            let ok = match item {
+                Work::Connected => {
+                    connected = true;
+                    self.connected().await
+                }
+                Work::Message(p) => {
+                    let message = guest::Message {
+                        topic: p.topic.clone(),
+                        payload: p.payload.to_vec(),
+                        retain: p.retain,
+                    };
+                    let result = self
+                        .pool
+                        .call(self.identity.clone(), move |s, g| {
+                            Box::pin(async move { g.call_on_message(s, &message).await })
+                        })
+                        .await;
+                    // Acknowledged once handled, or once it failed the plugin:
+                    // a message that traps must not come back forever.
+                    if let Err(e) = self.client.ack(&p).await {
+                        tracing::warn!(plugin = %self.name, error = %e, "acknowledging a message");
+                    }
+                    match result {
+                        Ok(Ok(())) => true,
+                        Ok(Err(reason)) => {
+                            tracing::info!(plugin = %self.name, topic = %p.topic, %reason, "message not handled");
+                            true
+                        }
+                        Err(_) => false,
+                    }
+                }
+                Work::Event(e) => {
+                    let mut e = *e;
+                    e.workload = e.workload.map(Redact::redact);
+                    self.pool
+                        .call(self.identity.clone(), move |s, g| {
+                            Box::pin(async move { g.call_on_event(s, &e).await })
+                        })
+                        .await
+                        .is_ok()
+                }
+                Work::Timer(id) => self
+                    .pool
+                    .call(self.identity.clone(), move |s, g| {
+                        Box::pin(async move { g.call_on_timer(s, &id).await })
+                    })
+                    .await
+                    .is_ok(),
+            };
+            // The failed instance is gone; its replacement starts as after a connection.
+            if !ok && connected && !self.connected().await {
+                tracing::error!(plugin = %self.name, "plugin failed again while recovering");
+            }
+        }
+    }
+
+    /// Subscribe to what the plugin asks for, then tell it it is connected.
+    async fn connected(&self) -> bool {
+        let subscriptions = match self
+            .pool
+            .call(self.identity.clone(), |s, g| {
+                Box::pin(async move { g.call_subscriptions(s).await })
+            })
+            .await
+        {
+            Ok(s) => s,
+            Err(_) => return false,
+        };
+        for sub in subscriptions {
+            if let Err(e) = self
+                .client
+                .subscribe(sub.filter.clone(), qos(sub.qos))
+                .await
+            {
+                tracing::warn!(plugin = %self.name, filter = %sub.filter, error = %e, "subscribing");
+            }
+        }
+        self.pool
+            .call(self.identity.clone(), |s, g| {
+                Box::pin(async move { g.call_on_connect(s).await })
+            })
+            .await
+            .is_ok()
+    }
+}

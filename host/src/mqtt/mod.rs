@@ -1,0 +1,30 @@
+//! The MQTT runtime of `mqtt-frontend` plugins: the host owns the broker
+//! connection (QoS 1, persistent session, reconnect with backoff,
+//! resubscribe on every connection, manual acknowledgement after the plugin
+//! handled a message), timers, and delivery of control-plane events. An
+//! embedded broker serves when the config names none.
+
+mod broker;
+mod frontend;
+mod link;
+
+pub use broker::EmbeddedBroker;
+pub use frontend::{MqttFrontend, qos};
+pub use link::{MqttLink, TimerCommand};
+
+/// Why an MQTT frontend could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MqttError {
+    /// The broker address is not `embedded` nor `tcp://host:port` / `mqtt://host:port`.
+    #[error("broker `{0}`: expected `embedded`, `tcp://host:port` or `mqtt://host:port`")]
+    BrokerAddress(String),
+    /// The embedded broker could not listen.
+    #[error("embedded MQTT broker on {listen}: {message}")]
+    Embedded {
+        /// Listen address.
+        listen: String,
+        /// Why.
+        message: String,
+    },
+}

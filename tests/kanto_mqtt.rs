@@ -1,0 +1,458 @@
+//! The Kanto frontend over real brokers (the embedded one and Debian's
+//! mosquitto) with an independent MQTT client: seed 003's examples sent
+//! verbatim, Kanto's own expectations, twin updates, malformed payloads,
+//! and a broker restart that must lose no acknowledged command.
+
+use gantry_tests::gantry::Gantry;
+use gantry_tests::mqtt::{Mosquitto, TestClient, kanto_config, kanto_config_with};
+use gantry_tests::runtimes::TEST_IMAGE;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const THING: &str = "edge:device:edge:containers";
+const DITTO: &str = "edge/device:edge:containers";
+const TWIN_TOPIC: &str = "e/t1/edge:device:edge:containers";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A container that stops promptly on SIGTERM or SIGINT.
+const SCRIPT: &str = "trap 'exit 0' TERM INT; echo up; while true; do sleep 1; done";
+
+struct Device {
+    g: Gantry,
+    _dir: tempfile::TempDir,
+    client: TestClient,
+    mosquitto: Option<Mosquitto>,
+}
+
+impl Device {
+    fn embedded() -> Device {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = gantry_tests::free_port();
+        let g = Gantry::start_in(dir.path(), &kanto_config("embedded", Some(port)));
+        let client = TestClient::connect(
+            port,
+            &format!("cloud-{port}"),
+            &["command//+/res/#", "e/#", "unknown/#"],
+        );
+        Device {
+            g,
+            _dir: dir,
+            client,
+            mosquitto: None,
+        }
+    }
+
+    fn on_mosquitto() -> Device {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = Mosquitto::start(dir.path());
+        let g = Gantry::start_in(
+            dir.path(),
+            &kanto_config(&format!("tcp://127.0.0.1:{}", m.port), None),
+        );
+        let client = TestClient::connect(
+            m.port,
+            &format!("cloud-{}", m.port),
+            &["command//+/res/#", "e/#"],
+        );
+        Device {
+            g,
+            _dir: dir,
+            client,
+            mosquitto: Some(m),
+        }
+    }
+
+    /// Send a command the way Kanto's cloud side does and return the response envelope.
+    fn command(&self, req_id: &str, feature: &str, op: &str, value: Value) -> Value {
+        let payload = json!({
+            "topic": format!("{DITTO}/things/live/messages/{op}"),
+            "headers": {"response-required": true, "content-type": "application/json", "correlation-id": format!("corr-{req_id}")},
+            "path": format!("/features/{feature}/inbox/messages/{op}"),
+            "value": value,
+        });
+        self.client.publish_acked(
+            &format!("command//{THING}/req/{req_id}/{op}"),
+            &payload.to_string(),
+        );
+        let prefix = format!("command//{THING}/res/{req_id}/");
+        let (topic, env) =
+            self.client
+                .wait_for(&format!("a response to {req_id}"), WAIT, |t, _| {
+                    t.starts_with(&prefix)
+                });
+        let status = topic.rsplit('/').next().unwrap_or("").to_string();
+        assert_eq!(
+            status,
+            env["status"].to_string(),
+            "status in topic and envelope: {topic} {env}"
+        );
+        assert_eq!(env["headers"]["correlation-id"], format!("corr-{req_id}"));
+        env
+    }
+
+    fn create(&self, req_id: &str, name: &str, start: bool) -> String {
+        let env = self.command(
+            req_id,
+            "ContainerFactory",
+            "createWithConfig",
+            json!({"imageRef": TEST_IMAGE, "name": name, "start": start, "config": {"cmd": ["sh", "-c", SCRIPT], "restartPolicy": {"type": "no"}}}),
+        );
+        assert_eq!(env["status"], 200, "{env}");
+        env["value"]
+            .as_str()
+            .expect("the new container's id")
+            .to_string()
+    }
+
+    /// The next twin update about `path` (suffix) of container `id`.
+    fn twin(&self, id: &str, path_suffix: &str) -> Value {
+        let path = format!("/features/Container:{id}{path_suffix}");
+        let (_, env) = self
+            .client
+            .wait_for(&format!("a twin update of {path}"), WAIT, |t, v| {
+                t == TWIN_TOPIC && v["path"] == path
+            });
+        env
+    }
+
+    fn wait_state(&self, id: &str, status: &str) {
+        let path = format!("/features/Container:{id}/properties/status/state");
+        self.client
+            .wait_for(&format!("{status} for {id}"), WAIT, |t, v| {
+                t == TWIN_TOPIC && v["path"] == path && v["value"]["status"] == status
+            });
+    }
+}
+
+/// Seed 003's request examples, verbatim (with `<UUID>` to fill in).
+const SEED_EXAMPLES: [(&str, &str); 6] = [
+    (
+        "update",
+        r#"{"topic":"edge/device/things/live/messages/update","headers":{"response-required":true,"content-type":"application/json","correlation-id":"<UUID>"},"path":"/features/Container:<UUID>/inbox/messages/update","value":{"restartPolicy":{"type":"always"}}}"#,
+    ),
+    (
+        "rename",
+        r#"{"topic":"edge/device/things/live/messages/rename","headers":{"response-required":true,"content-type":"application/json","correlation-id":"<UUID>"},"path":"/features/Container:<UUID>/inbox/messages/rename","value":"new_container_name"}"#,
+    ),
+    (
+        "stop",
+        r#"{"topic":"edge/device/things/live/messages/stop","headers":{"response-required":true,"content-type":"application/json","correlation-id":"<UUID>"},"path":"/features/Container:<UUID>/inbox/messages/stop","value":{}}"#,
+    ),
+    (
+        "start",
+        r#"{"topic":"edge/device/things/live/messages/start","headers":{"response-required":true,"content-type":"application/json","correlation-id":"<UUID>"},"path":"/features/Container:<UUID>/inbox/messages/start","value":{}}"#,
+    ),
+    (
+        "stopWithOptions",
+        r#"{"topic":"edge/device/things/live/messages/stopWithOptions","headers":{"response-required":true,"content-type":"application/json","correlation-id":"<UUID>"},"path":"/features/Container:<UUID>/inbox/messages/stopWithOptions","value":{"signal":"SIGINT"}}"#,
+    ),
+    (
+        "remove",
+        r#"{"topic":"edge/device/things/live/messages/remove","headers":{"response-required":true,"content-type":"application/json","correlation-id":"<UUID>"},"path":"/features/Container:<UUID>/inbox/messages/remove","value":true}"#,
+    ),
+];
+
+#[test]
+fn seed_examples_get_their_documented_responses() {
+    let d = Device::embedded();
+    let id = d.create("seed-create", "seed-target", true);
+    d.wait_state(&id, "RUNNING");
+    for (op, example) in SEED_EXAMPLES {
+        let payload = example.replace("<UUID>", &id);
+        d.client
+            .publish_acked(&format!("command//edge:device/req//{op}"), &payload);
+        let (topic, env) = d
+            .client
+            .wait_for(&format!("the seed's {op} response"), WAIT, |t, _| {
+                t.starts_with("command//edge:device/res/")
+            });
+        assert_eq!(topic, format!("command//edge:device/res//{op}"));
+        assert_eq!(
+            env,
+            json!({
+                "topic": format!("edge/device/things/live/messages/{op}"),
+                "headers": {"correlation-id": id},
+                "path": format!("/features/Container:{id}/outbox/messages/{op}"),
+                "status": 204
+            }),
+            "{op}"
+        );
+        match op {
+            "rename" => {
+                let t = d.twin(&id, "/properties/status/name");
+                assert_eq!(t["value"], "new_container_name");
+            }
+            "update" => {
+                let t = d.twin(&id, "/properties/status/config");
+                assert_eq!(t["value"]["restartPolicy"]["type"], "ALWAYS");
+            }
+            "stop" | "stopWithOptions" => d.wait_state(&id, "STOPPED"),
+            "start" => d.wait_state(&id, "RUNNING"),
+            _ => {
+                let t = d.twin(&id, "");
+                assert!(
+                    t["topic"]
+                        .as_str()
+                        .is_some_and(|s| s.ends_with("/things/twin/commands/delete")),
+                    "{t}"
+                );
+            }
+        }
+    }
+    assert!(
+        gantry_tests::runtimes::runtimes()
+            .containers_of(&id)
+            .is_empty(),
+        "container left after remove"
+    );
+}
+
+#[test]
+fn kanto_semantics_twin_updates_and_errors() {
+    let d = Device::embedded();
+    let id = d.create("c1", "semantics", true);
+    // Create with start: the feature, then CREATED, then RUNNING.
+    let feature = d.twin(&id, "");
+    assert_eq!(
+        feature["topic"],
+        format!("{DITTO}/things/twin/commands/modify")
+    );
+    assert_eq!(
+        feature["value"]["definition"],
+        json!(["com.bosch.iot.suite.edge.containers:Container:1.5.0"])
+    );
+    assert_eq!(
+        feature["value"]["properties"]["status"]["imageRef"],
+        TEST_IMAGE
+    );
+    assert_eq!(
+        feature["value"]["properties"]["status"]["name"],
+        "semantics"
+    );
+    d.wait_state(&id, "CREATED");
+    d.wait_state(&id, "RUNNING");
+
+    let c = format!("Container:{id}");
+    let env = d.command("s1", &c, "start", json!({}));
+    assert_eq!(
+        (env["status"].clone(), env["value"]["error"].clone()),
+        (json!(500), json!("messages:execution.failed")),
+        "{env}"
+    );
+    let env = d.command("r1", &c, "remove", json!(false));
+    assert_eq!(
+        env["value"]["error"], "messages:execution.failed",
+        "remove of a running container without force: {env}"
+    );
+    assert_eq!(d.command("p1", &c, "pause", json!({}))["status"], 204);
+    d.wait_state(&id, "PAUSED");
+    assert_eq!(d.command("p2", &c, "resume", json!({}))["status"], 204);
+    d.wait_state(&id, "RUNNING");
+    let env = d.command(
+        "st1",
+        &c,
+        "stopWithOptions",
+        json!({"signal": "SIGTERM", "timeout": 0}),
+    );
+    assert_eq!(env["status"], 204, "{env}");
+    d.wait_state(&id, "STOPPED");
+    let env = d.command("st2", &c, "stop", json!({}));
+    assert_eq!(
+        env["value"]["error"], "messages:execution.failed",
+        "stop of a stopped container: {env}"
+    );
+    let env = d.command("u1", &c, "update", json!({"restartPolicy": {"type": "on-failure", "maxRetryCount": 2, "retryTimeout": 30}, "resources": {"memory": "64M"}}));
+    assert_eq!(env["status"], 204, "{env}");
+    let t = d.twin(&id, "/properties/status/config");
+    assert_eq!(
+        t["value"]["restartPolicy"],
+        json!({"type": "ON_FAILURE", "maxRetryCount": 2, "retryTimeout": 30})
+    );
+    assert_eq!(t["value"]["resources"]["memory"], "64M");
+
+    // Errors, in Kanto's codes.
+    let env = d.command("x1", &c, "explode", json!({}));
+    assert_eq!(
+        (env["status"].clone(), env["value"]["error"].clone()),
+        (json!(404), json!("messages:subject.notfound"))
+    );
+    let env = d.command("x2", "Container:no-such-container", "start", json!({}));
+    assert_eq!(env["value"]["error"], "messages:parameter.invalid", "{env}");
+    let env = d.command("x3", "ContainerFactory", "create", json!({"imageRef": 42}));
+    assert_eq!(env["value"]["error"], "messages:parameter.invalid", "{env}");
+    d.client.publish_acked(
+        &format!("command//{THING}/req/bad-1/start"),
+        "{this is not json",
+    );
+    let (topic, env) = d
+        .client
+        .wait_for("the malformed payload's answer", WAIT, |t, _| {
+            t.starts_with(&format!("command//{THING}/res/bad-1/"))
+        });
+    assert_eq!(topic, format!("command//{THING}/res/bad-1/400"));
+    assert_eq!(env["topic"], "unknown/unknown/things/twin/errors");
+    assert_eq!(env["path"], "/");
+    assert_eq!(env["value"]["error"], "messages:parameter.invalid");
+
+    // No answer without a request id, or when none is required.
+    let quiet = json!({"topic": format!("{DITTO}/things/live/messages/start"), "headers": {"correlation-id": "q"}, "path": format!("/features/{c}/inbox/messages/start")});
+    d.client
+        .publish_acked(&format!("command//{THING}/req//start"), &quiet.to_string());
+    d.client.publish_acked(
+        &format!("command//{THING}/req/q-2/start"),
+        &quiet.to_string(),
+    );
+    d.wait_state(&id, "RUNNING");
+    let extra = d.client.drain(Duration::from_secs(2));
+    assert!(
+        !extra
+            .iter()
+            .any(|(t, _)| t.starts_with(&format!("command//{THING}/res/"))),
+        "unexpected responses: {extra:?}"
+    );
+
+    // A workload created through another frontend is a Container feature too.
+    let token = d.g.token("rest-user", &["USER"]);
+    let r = reqwest::blocking::Client::new()
+        .post(d.g.url("/v1/containers"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "from-rest", "image": TEST_IMAGE, "command": ["sh", "-c", SCRIPT]}))
+        .send()
+        .expect("REST create");
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = r.json().expect("REST body");
+    let rest_id = created["id"].as_str().expect("id");
+    let f = d.twin(rest_id, "");
+    assert_eq!(f["value"]["properties"]["status"]["name"], "from-rest");
+
+    assert_eq!(d.command("rm", &c, "remove", json!(true))["status"], 204);
+    d.twin(&id, "");
+}
+
+#[test]
+fn metrics_requests_publish_data_for_each_container() {
+    let d = Device::embedded();
+    let id = d.create("m0", "measured", true);
+    d.wait_state(&id, "RUNNING");
+    let env = d.command(
+        "m1",
+        "Metrics",
+        "request",
+        json!({"frequency": "1s", "filter": [{"id": ["cpu.utilization", "memory.used", "pids"], "originator": format!("Container:{id}")}]}),
+    );
+    assert_eq!(env["status"], 204, "{env}");
+    for _ in 0..2 {
+        let (_, data) = d.client.wait_for("a metrics data message", WAIT, |t, v| {
+            t == TWIN_TOPIC && v["path"] == "/features/Metrics/outbox/messages/data"
+        });
+        assert_eq!(data["topic"], format!("{DITTO}/things/live/messages/data"));
+        let snapshot = &data["value"]["snapshot"][0];
+        assert_eq!(snapshot["originator"], format!("Container:{id}"));
+        let ids: Vec<&str> = snapshot["measurements"]
+            .as_array()
+            .expect("measurements")
+            .iter()
+            .filter_map(|m| m["id"].as_str())
+            .collect();
+        assert_eq!(ids, ["cpu.utilization", "memory.used", "pids"]);
+        assert!(
+            snapshot["measurements"][2]["value"]
+                .as_u64()
+                .is_some_and(|p| p >= 1),
+            "{snapshot}"
+        );
+        assert!(
+            data["value"]["timestamp"]
+                .as_i64()
+                .is_some_and(|t| t > 1_700_000_000)
+        );
+    }
+    assert_eq!(
+        d.command("m2", "Metrics", "request", json!({"frequency": "0s"}))["status"],
+        204
+    );
+    assert_eq!(
+        d.command("m3", "Metrics", "request", json!({"frequency": "often"}))["value"]["error"],
+        "messages:parameter.invalid"
+    );
+}
+
+#[test]
+fn mosquitto_restart_loses_no_acknowledged_command() {
+    let mut d = Device::on_mosquitto();
+    let ids: Vec<String> = (0..3)
+        .map(|i| d.create(&format!("mc{i}"), &format!("persist-{i}"), false))
+        .collect();
+    // Acknowledged by the broker, then the broker goes down at once: what it
+    // acknowledged must still reach gantry and be executed.
+    for (i, id) in ids.iter().enumerate() {
+        let payload = json!({
+            "topic": format!("{DITTO}/things/live/messages/start"),
+            "headers": {"response-required": true, "content-type": "application/json", "correlation-id": format!("start-{i}")},
+            "path": format!("/features/Container:{id}/inbox/messages/start"),
+        });
+        d.client.publish_acked(
+            &format!("command//{THING}/req/start-{i}/start"),
+            &payload.to_string(),
+        );
+    }
+    d.mosquitto.as_mut().expect("mosquitto").restart();
+    let token = d.g.token("observer", &["ADMIN"]);
+    let http = reqwest::blocking::Client::new();
+    for id in &ids {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let c: Value = http
+                .get(d.g.url(&format!("/v1/containers/{id}")))
+                .bearer_auth(&token)
+                .send()
+                .and_then(|r| r.json())
+                .expect("REST get");
+            if c["status"] == "deployed" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{id} never started after the broker restart: {c}\n{}",
+                d.g.log()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    // And the connection is whole again: a new command is answered.
+    let env = d.command(
+        "after-restart",
+        &format!("Container:{}", ids[0]),
+        "pause",
+        json!({}),
+    );
+    assert_eq!(env["status"], 204, "{env}");
+}
+
+#[test]
+fn the_device_is_learnt_through_bootstrap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = gantry_tests::free_port();
+    let g = Gantry::start_in(dir.path(), &kanto_config_with("embedded", Some(port), ""));
+    // The cloud connector's side; gantry repeats its request until answered.
+    let connector = TestClient::connect(port, "connector", &["edge/thing/request", "e/#"]);
+    connector.wait_for("the bootstrap request", WAIT, |t, v| {
+        t == "edge/thing/request" && v == &json!({})
+    });
+    connector.publish_acked(
+        "edge/thing/response",
+        r#"{"deviceId": "edge:boot", "tenantId": "t2", "policyId": "edge:policy"}"#,
+    );
+    let (_, env) = connector.wait_for("the twin of the learnt device", WAIT, |t, v| {
+        t == "e/t2/edge:boot:edge:containers" && v["path"] == "/features/ContainerFactory"
+    });
+    assert_eq!(
+        env["topic"],
+        "edge/boot:edge:containers/things/twin/commands/modify"
+    );
+    assert_eq!(
+        env["value"]["definition"],
+        json!(["com.bosch.iot.suite.edge.containers:ContainerFactory:1.3.0"])
+    );
+    drop(g);
+}
