@@ -244,6 +244,7 @@ impl Worker {
                         Err(_) => false,
                     }
                 }
+                Work::Event(e) if !self.may_see(&e) => true,
                 Work::Event(e) => {
                     let mut e = *e;
                     e.workload = e.workload.map(Redact::redact);
@@ -266,6 +267,15 @@ impl Worker {
             if !ok && connected && !self.connected().await {
                 tracing::error!(plugin = %self.name, "plugin failed again while recovering");
             }
+        }
+    }
+
+    /// Whether the plugin's identity may see the workload an event is about:
+    /// its own, or any for ADMIN (as `control.get` would allow).
+    fn may_see(&self, e: &Event) -> bool {
+        match (&self.identity, &e.workload) {
+            (Identity::Caller(c), Some(w)) => c.is_admin() || w.owner == c.subject,
+            _ => true,
         }
     }
 

@@ -563,8 +563,11 @@ impl Guest for Kanto {
                     );
                 }
             }
-            (EventKind::Removed, _) => {
-                PUBLISHED.with(|p| p.borrow_mut().remove(&event.workload_id));
+            // Only containers this twin showed (the host does not say whose a
+            // removed workload was).
+            (EventKind::Removed, _)
+                if PUBLISHED.with(|p| p.borrow_mut().remove(&event.workload_id).is_some()) =>
+            {
                 twin(&d, "delete", &feature, None);
             }
             // A container-level change without the workload precedes the
