@@ -212,12 +212,7 @@ fn create_or_update(ctx: &Ctx, group: &ResourceGroup, name: &str) -> Answer {
     }
     let body: spec::GroupBody = parse_body(ctx.req)?;
     let desired = spec::desired(body, group)?;
-    let location = desired
-        .annotations
-        .iter()
-        .find(|(k, _)| k == spec::keys::LOCATION)
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    let location = desired.location.clone();
     let Some(current) = find(ctx, group, name)? else {
         let w = control::create(&CreateRequest {
             name: name.to_string(),

@@ -162,6 +162,8 @@ pub struct Desired {
     pub spec: WorkloadSpec,
     /// The `arm.*` annotations (identity annotations included).
     pub annotations: Vec<(String, String)>,
+    /// The normalised location, also kept as the `arm.location` annotation.
+    pub location: String,
 }
 
 /// Normalise an Azure location the way ARM reports it: "West Europe" → "westeurope".
@@ -516,7 +518,7 @@ pub fn desired(body: GroupBody, group: &crate::path::ResourceGroup) -> Result<De
     let mut annotations = vec![
         (keys::SUBSCRIPTION.to_string(), group.subscription.clone()),
         (keys::RESOURCE_GROUP.to_string(), group.name.clone()),
-        (keys::LOCATION.to_string(), location),
+        (keys::LOCATION.to_string(), location.clone()),
         (
             keys::RESOURCES.to_string(),
             Value::Object(resources_given).to_string(),
@@ -553,6 +555,7 @@ pub fn desired(body: GroupBody, group: &crate::path::ResourceGroup) -> Result<De
             extra_hosts: Vec::new(),
         },
         annotations,
+        location,
     })
 }
 
