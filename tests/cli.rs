@@ -1,6 +1,6 @@
 //! `gantry check`, `gantry serve` and `gantry token` from the command line.
 
-use gantry_tests::plugins::{gantry_bin, misbehave, wrong_world};
+use gantry_tests::plugins::{compat_0_1_0, docker, gantry_bin, misbehave, wrong_world};
 use gantry_tests::workspace_root;
 use std::process::Command;
 
@@ -75,6 +75,57 @@ fn check_names_the_missing_import_of_a_frontend_loaded_as_a_backend() {
 }
 
 #[test]
+fn the_world_is_read_from_the_component_and_a_table_that_disagrees_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write(
+        dir.path(),
+        &format!(
+            "[server]\ncache_dir = \"{}/cache\"\n\n\
+             [[frontend]]\nname = \"runtime-as-api\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/x\" }}\n\n\
+             [[frontend]]\nname = \"mqtt-as-api\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/y\" }}\n\n\
+             [[backend]]\nname = \"mqtt-as-runtime\"\nplugin = \"{}\"\n",
+            dir.path().display(),
+            docker().display(),
+            compat_0_1_0().display(),
+            compat_0_1_0().display(),
+        ),
+    );
+    let (code, out) = gantry(&["check", "--config", &cfg]);
+    assert_ne!(code, 0, "{out}");
+    for (name, table, world) in [
+        (
+            "runtime-as-api",
+            "a [[frontend]] with `http`",
+            "gantry:plugin/backend@",
+        ),
+        (
+            "mqtt-as-api",
+            "a [[frontend]] with `http`",
+            "gantry:plugin/mqtt-frontend@",
+        ),
+        (
+            "mqtt-as-runtime",
+            "a [[backend]]",
+            "gantry:plugin/mqtt-frontend@",
+        ),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("plugin `{name}`")))
+            .unwrap_or_else(|| panic!("no line about {name}: {out}"));
+        assert!(
+            line.contains(&format!("listed as {table}"))
+                && line.contains(&format!("implements world {world}")),
+            "{line}"
+        );
+    }
+    // serve refuses to start on a plugin in the wrong table, naming both worlds.
+    let (code, out) = gantry(&["serve", "--config", &cfg]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("implements world"), "{out}");
+}
+
+#[test]
 fn check_accepts_a_fitting_plugin() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = write(
@@ -88,7 +139,7 @@ fn check_accepts_a_fitting_plugin() {
     let (code, out) = gantry(&["check", "--config", &cfg]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("ok      fx (gantry:plugin/http-frontend@0.1.0)"),
+        out.contains("ok      fx (gantry:plugin/http-frontend@0.1.1)"),
         "{out}"
     );
 }

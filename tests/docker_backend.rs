@@ -51,10 +51,8 @@ fn one_container_workload_full_lifecycle() {
     c.resources = Resources {
         cpu: Some(0.5),
         memory_bytes: Some(64 << 20),
-        memory_reservation_bytes: None,
-        memory_swap_bytes: None,
-        ephemeral_storage_bytes: None,
         pids_limit: Some(64),
+        ..Resources::default()
     };
     c.env = vec![gantry::bindings::types::EnvVar {
         name: "FOO".into(),

@@ -2,6 +2,7 @@
 //! own calls while a healthy one keeps serving; endpoint grants; deadlines
 //! that exclude host time; bounded instance reuse; the component cache; auth.
 
+use gantry_tests::config::ConfigBuilder;
 use gantry_tests::gantry::Gantry;
 use gantry_tests::plugins::misbehave;
 use std::io::{Read, Write};
@@ -16,14 +17,14 @@ fn client() -> reqwest::blocking::Client {
 
 fn fixture_config(extra: &str) -> String {
     let wasm = misbehave();
-    let mut cfg = String::from(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nstate = \":memory:\"\ncache_dir = \"{dir}/cache\"\n\n[auth]\ndev_secret = \"test-secret\"\n\n[limits]\ncall_timeout_ms = 1000\nmemory_mib = 32\n\n",
-    );
+    let mut cfg = ConfigBuilder::new("test-secret")
+        .in_memory()
+        .limit("call_timeout_ms", 1000)
+        .limit("memory_mib", 32);
     for name in ["healthy", "trapper", "looper", "grower"] {
-        cfg.push_str(&format!("[[frontend]]\nname = \"{name}\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/{name}\" }}\n\n", wasm.display()));
+        cfg = cfg.http_frontend(name, &wasm, &format!("/{name}"));
     }
-    cfg.push_str(extra);
-    cfg
+    cfg.raw(extra).build()
 }
 
 fn get(url: &str) -> (u16, serde_json::Value) {
@@ -342,6 +343,90 @@ fn the_caller_is_the_one_the_host_verified() {
         r.status().as_u16(),
         401,
         "a token signed with another secret is refused"
+    );
+}
+
+#[test]
+fn the_host_names_the_caller_in_a_header_no_client_can_forge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = Gantry::start_in(dir.path(), &fixture_config(""));
+    let c = client();
+    let forged = r#"{"subject":"mallory","roles":["ADMIN"]}"#;
+    let seen = |token: Option<&str>| -> Vec<serde_json::Value> {
+        let mut r = c
+            .get(g.url("/healthy/caller-header"))
+            .header("gantry-caller", forged);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let body: serde_json::Value = r.send().expect("req").json().expect("json");
+        body["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .map(|h| serde_json::from_str(h.as_str().expect("text")).expect("json header"))
+            .collect()
+    };
+    let anonymous = seen(None);
+    assert_eq!(anonymous.len(), 1, "{anonymous:?}");
+    assert!(anonymous[0]["unauthenticated"].is_string(), "{anonymous:?}");
+    assert!(anonymous[0].get("subject").is_none(), "{anonymous:?}");
+    let token = g.token("alice", &["USER"]);
+    let alice = seen(Some(&token));
+    assert_eq!(
+        alice,
+        vec![serde_json::json!({"subject": "alice", "roles": ["USER"]})]
+    );
+}
+
+#[test]
+fn readyz_names_a_backend_it_cannot_reach_and_a_clean_start_logs_no_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-engine.sock");
+    let broker = gantry_tests::free_port();
+    let config = ConfigBuilder::new("test-secret")
+        .in_memory()
+        .http_frontend("healthy", &misbehave(), "/healthy")
+        .mqtt_frontend(
+            "mqtt",
+            &gantry_tests::plugins::compat_0_1_0(),
+            &format!("broker = \"embedded\", listen = \"127.0.0.1:{broker}\""),
+            "",
+        )
+        .raw(&format!(
+            "[[backend]]\nname = \"docker\"\nplugin = \"{}\"\nendpoints = {{ engine = \"unix://{}\" }}\n",
+            gantry_tests::plugins::docker().display(),
+            missing.display()
+        ))
+        .build();
+    let g = Gantry::start_in(dir.path(), &config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let (status, body) = get(&g.url("/readyz"));
+        assert_eq!(status, 503, "{body}");
+        let named = body["problems"].as_array().is_some_and(|p| {
+            p.iter().any(|p| {
+                p.as_str()
+                    .is_some_and(|p| p.contains("backend `docker` is unreachable"))
+            })
+        });
+        if named {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readyz never named the backend: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(body["status"], "not ready", "{body}");
+    // Serving goes on: frontends answer while the backend is away.
+    assert_eq!(get(&g.url("/healthy/ok")).0, 200);
+    let log = g.log();
+    assert!(log.contains("backend unreachable"), "{log}");
+    assert!(
+        !log.contains("ERROR"),
+        "a start with an unreachable backend logs no ERROR:\n{log}"
     );
 }
 

@@ -42,6 +42,9 @@ pub struct Claims {
     /// Issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// Not before, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// Verifies bearer tokens.
@@ -115,6 +118,8 @@ impl Verifier {
         for (alg, key) in self.keys.iter().filter(|(a, _)| *a == header.alg) {
             let mut v = Validation::new(*alg);
             v.set_required_spec_claims(&["exp", "sub"]);
+            // A token not valid yet is refused like an expired one.
+            v.validate_nbf = true;
             if let Some(i) = &self.issuer {
                 v.set_issuer(&[i]);
             }
@@ -123,6 +128,9 @@ impl Verifier {
                 None => v.validate_aud = false,
             }
             match decode::<Claims>(token, key, &v) {
+                Ok(data) if data.claims.sub.trim().is_empty() => {
+                    return Err("invalid token: the subject (`sub`) is empty".into());
+                }
                 Ok(data) => {
                     return Ok(Caller {
                         subject: data.claims.sub,
@@ -143,6 +151,9 @@ impl Verifier {
         ttl_secs: u64,
         secret_env: &str,
     ) -> Result<String, AuthError> {
+        if sub.trim().is_empty() {
+            return Err(AuthError::Mint("the subject must not be empty".into()));
+        }
         let secret = self
             .secret
             .as_ref()
@@ -157,6 +168,7 @@ impl Verifier {
             exp: iat + ttl_secs,
             iat,
             iss: self.issuer.clone(),
+            nbf: None,
         };
         encode(
             &Header::new(Algorithm::HS256),
@@ -209,6 +221,7 @@ mod tests {
                 exp,
                 iat: 0,
                 iss: None,
+                nbf: None,
             },
             &key,
         )
@@ -266,10 +279,69 @@ mod tests {
                 exp: 1,
                 iat: 0,
                 iss: None,
+                nbf: None,
             },
             &EncodingKey::from_secret(b"one"),
         )
         .expect("encode");
         assert!(v.verify(&expired).is_err());
+    }
+
+    fn hs256(claims: &Claims, secret: &str) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("encode")
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let v = verifier("one");
+        let early = Claims {
+            sub: "bob".into(),
+            roles: vec![],
+            exp: now() + 3600,
+            iat: now(),
+            iss: None,
+            nbf: Some(now() + 600),
+        };
+        let err = v
+            .verify(&hs256(&early, "one"))
+            .expect_err("nbf in the future");
+        assert!(err.contains("invalid token"), "{err}");
+        let ready = Claims {
+            nbf: Some(now() - 600),
+            ..early
+        };
+        assert_eq!(
+            v.verify(&hs256(&ready, "one")).expect("valid").subject,
+            "bob"
+        );
+    }
+
+    #[test]
+    fn an_empty_subject_is_refused() {
+        let v = verifier("one");
+        for sub in ["", "  "] {
+            let claims = Claims {
+                sub: sub.into(),
+                roles: vec!["ADMIN".into()],
+                exp: now() + 60,
+                iat: now(),
+                iss: None,
+                nbf: None,
+            };
+            let err = v.verify(&hs256(&claims, "one")).expect_err("empty sub");
+            assert!(err.contains("subject"), "{err}");
+        }
     }
 }

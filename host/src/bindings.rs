@@ -1,6 +1,9 @@
 //! Host-side bindings of the `gantry:plugin` WIT package (world `host`, the
 //! union of what the host provides and calls). The generated records double
 //! as the control plane's model: they serialize to the state store as they are.
+//!
+//! This module is the bottom of the host's module graph: it imports nothing
+//! from the crate, so the log-stream types the bindings name live here too.
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -10,8 +13,19 @@ wasmtime::component::bindgen!({
     require_store_data_send: true,
     additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
     with: {
-        "gantry:plugin/control.log-reader": crate::runtime::host_api::LogReaderHandle,
+        "gantry:plugin/control.log-reader": LogReader,
+        "gantry:plugin/driver.log-reader": LogReader,
     },
 });
 
 pub use self::gantry::plugin::types;
+
+/// A stream of container output.
+#[async_trait::async_trait]
+pub trait LogSource: Send {
+    /// The next lines, waiting at most `wait_ms`; `Ok(None)` when the stream ended.
+    async fn next(&mut self, wait_ms: u32) -> Result<Option<Vec<types::LogLine>>, types::Error>;
+}
+
+/// A `log-reader` resource handed to a plugin: an open log stream.
+pub struct LogReader(pub Box<dyn LogSource>);

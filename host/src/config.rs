@@ -3,8 +3,13 @@
 //! Unknown keys are errors that name the key and its line, so a typo in a
 //! profile never silently changes what runs.
 
+use crate::capability::config::PluginTable;
+use crate::capability::devices::DevicesConfig;
+use crate::capability::outgoing_http::{self, EndpointGrants};
+use crate::mqtt::MqttBinding;
+use crate::plugin::World;
+use crate::runtime::limits::{LimitsConfig, LimitsOverride};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The dev profile, compiled in: `gantry serve` without `--config` runs it.
@@ -142,75 +147,6 @@ pub struct AuthConfig {
     pub dev_secret: Option<String>,
 }
 
-/// Plugin resource limits.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsConfig {
-    /// Guest execution time allowed per call, in milliseconds (time spent
-    /// waiting on the host is not counted).
-    #[serde(default = "default_call_ms")]
-    pub call_timeout_ms: u64,
-    /// Linear memory cap per plugin instance, in MiB.
-    #[serde(default = "default_memory_mib")]
-    pub memory_mib: u64,
-    /// How many calls a warm instance serves before it is recycled.
-    #[serde(default = "default_reuse")]
-    pub max_reuse: u32,
-    /// How many warm instances a plugin keeps.
-    #[serde(default = "default_idle")]
-    pub max_idle: usize,
-}
-
-fn default_call_ms() -> u64 {
-    5_000
-}
-fn default_memory_mib() -> u64 {
-    128
-}
-fn default_reuse() -> u32 {
-    1_000
-}
-fn default_idle() -> usize {
-    8
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            call_timeout_ms: default_call_ms(),
-            memory_mib: default_memory_mib(),
-            max_reuse: default_reuse(),
-            max_idle: default_idle(),
-        }
-    }
-}
-
-/// Per-plugin overrides of [`LimitsConfig`].
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsOverride {
-    /// See [`LimitsConfig::call_timeout_ms`].
-    pub call_timeout_ms: Option<u64>,
-    /// See [`LimitsConfig::memory_mib`].
-    pub memory_mib: Option<u64>,
-    /// See [`LimitsConfig::max_reuse`].
-    pub max_reuse: Option<u32>,
-    /// See [`LimitsConfig::max_idle`].
-    pub max_idle: Option<usize>,
-}
-
-impl LimitsConfig {
-    /// These limits with a plugin's overrides applied.
-    pub fn with(&self, o: &LimitsOverride) -> LimitsConfig {
-        LimitsConfig {
-            call_timeout_ms: o.call_timeout_ms.unwrap_or(self.call_timeout_ms),
-            memory_mib: o.memory_mib.unwrap_or(self.memory_mib),
-            max_reuse: o.max_reuse.unwrap_or(self.max_reuse),
-            max_idle: o.max_idle.unwrap_or(self.max_idle),
-        }
-    }
-}
-
 /// `[[frontend]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -225,10 +161,10 @@ pub struct FrontendConfig {
     pub mqtt: Option<MqttBinding>,
     /// Outgoing wasi:http endpoints granted to this plugin, by name (none by default).
     #[serde(default)]
-    pub endpoints: BTreeMap<String, EndpointSpec>,
+    pub endpoints: EndpointGrants,
     /// Free-form settings the plugin reads through `gantry:plugin/config`.
     #[serde(default)]
-    pub config: BTreeMap<String, toml::Value>,
+    pub config: PluginTable,
     /// Limit overrides.
     #[serde(default)]
     pub limits: LimitsOverride,
@@ -253,28 +189,6 @@ impl HttpBinding {
     }
 }
 
-/// How an MQTT frontend connects.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MqttBinding {
-    /// "embedded" or "tcp://host:port".
-    #[serde(default = "default_broker")]
-    pub broker: String,
-    /// Listen address of the embedded broker.
-    pub listen: Option<String>,
-    /// MQTT client id.
-    pub client_id: Option<String>,
-    /// The identity messages act as.
-    pub subject: Option<String>,
-    /// Roles of that identity.
-    #[serde(default)]
-    pub roles: Vec<String>,
-}
-
-fn default_broker() -> String {
-    "embedded".into()
-}
-
 /// `[[backend]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,36 +199,41 @@ pub struct BackendConfig {
     pub plugin: PathBuf,
     /// Outgoing wasi:http endpoints granted to this plugin, by name.
     #[serde(default)]
-    pub endpoints: BTreeMap<String, EndpointSpec>,
+    pub endpoints: EndpointGrants,
     /// For schedulers: the backend this one drives.
     pub downstream: Option<String>,
     /// Free-form settings the plugin reads through `gantry:plugin/config`.
     #[serde(default)]
-    pub config: BTreeMap<String, toml::Value>,
+    pub config: PluginTable,
     /// Limit overrides.
     #[serde(default)]
     pub limits: LimitsOverride,
 }
 
-/// An endpoint grant: a URL string, or a table with a protocol choice.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum EndpointSpec {
-    /// `unix:///path`, `tcp://host:port`; HTTP/1.1.
-    Url(String),
-    /// A URL plus options.
-    Detailed(EndpointDetail),
+/// One plugin's table, from whichever list it is in.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginTableRef<'a> {
+    /// Plugin name.
+    pub name: &'a str,
+    /// Its `.wasm` file, as written.
+    pub plugin: &'a Path,
+    /// The world the table calls for: `[[frontend]]` with `http` or `mqtt`,
+    /// `[[backend]]` without or with `downstream`.
+    pub world: World,
+    /// Its limit overrides.
+    pub limits: &'a LimitsOverride,
 }
 
-/// Detailed endpoint grant.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointDetail {
-    /// `unix:///path` or `tcp://host:port`.
-    pub url: String,
-    /// Speak HTTP/2 with prior knowledge (gRPC).
-    #[serde(default)]
-    pub http2: bool,
+impl PluginTableRef<'_> {
+    /// How the table lists the plugin, for messages.
+    pub fn listed_as(&self) -> &'static str {
+        match self.world {
+            World::HttpFrontend => "a [[frontend]] with `http`",
+            World::MqttFrontend => "a [[frontend]] with `mqtt`",
+            World::Scheduler => "a [[backend]] with `downstream` (a scheduler)",
+            _ => "a [[backend]]",
+        }
+    }
 }
 
 /// `[placement]`.
@@ -325,37 +244,6 @@ pub struct PlacementConfig {
     pub default: Option<String>,
     /// Backend for workloads that request GPUs (default: `default`).
     pub gpu: Option<String>,
-}
-
-/// `[devices]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DevicesConfig {
-    /// GPUs declared by hand (for hosts without NVML, and for tests).
-    #[serde(default)]
-    pub gpus: Vec<GpuConfig>,
-}
-
-/// One declared GPU.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GpuConfig {
-    /// Index on the host.
-    pub index: u32,
-    /// Device UUID.
-    pub uuid: String,
-    /// Vendor, e.g. "nvidia".
-    #[serde(default = "default_vendor")]
-    pub vendor: String,
-    /// Model code or name, e.g. "a100".
-    pub model: String,
-    /// Memory in MiB.
-    #[serde(default)]
-    pub memory_mib: u64,
-}
-
-fn default_vendor() -> String {
-    "nvidia".into()
 }
 
 impl Config {
@@ -387,6 +275,31 @@ impl Config {
         config.origin = origin.to_string();
         config.validate()?;
         Ok(config)
+    }
+
+    /// Every plugin table, frontends first, with the world each calls for.
+    pub fn plugin_tables(&self) -> impl Iterator<Item = PluginTableRef<'_>> {
+        let frontends = self.frontends.iter().map(|f| PluginTableRef {
+            name: &f.name,
+            plugin: &f.plugin,
+            world: if f.http.is_some() {
+                World::HttpFrontend
+            } else {
+                World::MqttFrontend
+            },
+            limits: &f.limits,
+        });
+        let backends = self.backends.iter().map(|b| PluginTableRef {
+            name: &b.name,
+            plugin: &b.plugin,
+            world: if b.downstream.is_some() {
+                World::Scheduler
+            } else {
+                World::Backend
+            },
+            limits: &b.limits,
+        });
+        frontends.chain(backends)
     }
 
     /// Resolve a plugin path against the config's directory.
@@ -451,19 +364,21 @@ impl Config {
             }
         }
         for f in &self.frontends {
-            for (name, spec) in &f.endpoints {
-                crate::runtime::outgoing::Endpoint::parse(spec).map_err(|e| {
-                    self.invalid(format!("frontend `{}` endpoint `{name}`: {e}", f.name))
-                })?;
+            outgoing_http::validate(&f.endpoints)
+                .map_err(|e| self.invalid(format!("frontend `{}` {e}", f.name)))?;
+            if f.mqtt.is_some() && f.limits.sets_pooling() {
+                return Err(self.invalid(format!(
+                    "frontend `{}`: an MQTT frontend keeps one long-lived instance (the \
+                     mqtt-frontend world's instance policy), so `limits.max_reuse` and \
+                     `limits.max_idle` do not apply to it",
+                    f.name
+                )));
             }
         }
         let backend_names: Vec<&str> = self.backends.iter().map(|b| b.name.as_str()).collect();
         for b in &self.backends {
-            for (name, spec) in &b.endpoints {
-                crate::runtime::outgoing::Endpoint::parse(spec).map_err(|e| {
-                    self.invalid(format!("backend `{}` endpoint `{name}`: {e}", b.name))
-                })?;
-            }
+            outgoing_http::validate(&b.endpoints)
+                .map_err(|e| self.invalid(format!("backend `{}` {e}", b.name)))?;
             if let Some(d) = &b.downstream
                 && !backend_names.contains(&d.as_str())
             {
@@ -510,20 +425,6 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-/// A plugin's `config` table flattened to string pairs for the guest.
-pub fn flatten_plugin_config(table: &BTreeMap<String, toml::Value>) -> Vec<(String, String)> {
-    table
-        .iter()
-        .map(|(k, v)| {
-            let s = match v {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (k.clone(), s)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,6 +461,21 @@ mod tests {
         let c = Config::embedded(PathBuf::from(".")).expect("embedded config parses");
         assert!(!c.frontends.is_empty());
         assert_eq!(c.placement_for(false), Some("docker"));
+    }
+
+    #[test]
+    fn pooling_limits_on_an_mqtt_frontend_are_refused() {
+        let text = "[[frontend]]\nname = \"k\"\nplugin = \"k.wasm\"\nmqtt = {}\nlimits = { max_reuse = 5 }\n";
+        let msg = Config::parse(text, "t", PathBuf::from("."))
+            .expect_err("must be refused")
+            .to_string();
+        assert!(
+            msg.contains("long-lived") && msg.contains("max_reuse"),
+            "{msg}"
+        );
+        let text = "[[frontend]]\nname = \"k\"\nplugin = \"k.wasm\"\nmqtt = {}\nlimits = { call_timeout_ms = 100 }\n";
+        Config::parse(text, "t", PathBuf::from("."))
+            .expect("deadline overrides apply to every world");
     }
 
     #[test]

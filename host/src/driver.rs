@@ -1,28 +1,55 @@
-//! The `Driver` trait the control plane calls, and its implementation over a
-//! backend plugin's exported `gantry:plugin/driver` interface.
+//! The `Driver` trait the control plane drives backends through, and its
+//! error, which keeps apart what the backend answered and how its plugin
+//! failed (a deadline is not a bug). The plugin implementation is
+//! [`crate::plugin::backend`].
 
 use crate::bindings::exports::gantry::plugin::driver as guest;
 use crate::bindings::types::{
-    ContainerState, ContainerStats, Error, LogLine, LogOptions, Resources, RestartPolicy, Timestamp,
+    ContainerState, ContainerStats, Error, LogOptions, Resources, RestartPolicy, Timestamp,
 };
 use crate::runtime::CallError;
-use crate::runtime::pool::{InstancePool, Pooled};
-use crate::runtime::state::Identity;
 use async_trait::async_trait;
-use std::sync::Arc;
-use std::time::Instant;
-use wasmtime::component::ResourceAny;
 
+pub use crate::bindings::LogSource;
 pub use guest::{
     BackendCapabilities, Deployment, InstanceRef, InstanceSummary, RuntimeAction, RuntimeEvent,
 };
 
-/// A stream of container output.
-#[async_trait]
-pub trait LogSource: Send {
-    /// The next lines, waiting at most `wait_ms`; `Ok(None)` when the stream ended.
-    async fn next(&mut self, wait_ms: u32) -> Result<Option<Vec<LogLine>>, Error>;
+/// How a driver call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The backend answered with a typed error (not found, conflict, unavailable...).
+    #[error("{}", .0.describe())]
+    Backend(Error),
+    /// The backend's plugin failed: trapped, ran past its deadline, ran out of memory.
+    #[error(transparent)]
+    Plugin(#[from] CallError),
 }
+
+impl From<Error> for DriverError {
+    fn from(e: Error) -> Self {
+        DriverError::Backend(e)
+    }
+}
+
+impl From<DriverError> for Error {
+    /// At the `control` boundary: a backend's own answer passes as it is; a
+    /// plugin that ran out of time is `unavailable` (worth retrying), one that
+    /// trapped or ran out of memory is `internal` (a bug).
+    fn from(e: DriverError) -> Self {
+        match e {
+            DriverError::Backend(e) => e,
+            DriverError::Plugin(c @ CallError::Deadline { .. }) => {
+                Error::Unavailable(c.to_string())
+            }
+            DriverError::Plugin(c) => Error::Internal(c.to_string()),
+        }
+    }
+}
+
+/// What driver calls return.
+pub type DriverResult<T> = Result<T, DriverError>;
 
 /// A runtime backend, as the control plane drives it.
 #[async_trait]
@@ -30,15 +57,15 @@ pub trait Driver: Send + Sync {
     /// The backend's configured name.
     fn name(&self) -> &str;
     /// What the backend supports.
-    async fn capabilities(&self) -> Result<BackendCapabilities, Error>;
+    async fn capabilities(&self) -> DriverResult<BackendCapabilities>;
     /// Create (and optionally start) every container of a revision.
     async fn create(
         &self,
         deployment: Deployment,
         start: bool,
-    ) -> Result<Vec<ContainerState>, Error>;
+    ) -> DriverResult<Vec<ContainerState>>;
     /// Start containers.
-    async fn start(&self, r: InstanceRef, container: Option<String>) -> Result<(), Error>;
+    async fn start(&self, r: InstanceRef, container: Option<String>) -> DriverResult<()>;
     /// Stop containers gracefully.
     async fn stop(
         &self,
@@ -46,37 +73,37 @@ pub trait Driver: Send + Sync {
         container: Option<String>,
         signal: Option<String>,
         timeout: Option<u32>,
-    ) -> Result<(), Error>;
+    ) -> DriverResult<()>;
     /// Send a signal (default SIGKILL).
     async fn kill(
         &self,
         r: InstanceRef,
         container: Option<String>,
         signal: Option<String>,
-    ) -> Result<(), Error>;
+    ) -> DriverResult<()>;
     /// Restart containers.
     async fn restart(
         &self,
         r: InstanceRef,
         container: Option<String>,
         timeout: Option<u32>,
-    ) -> Result<(), Error>;
+    ) -> DriverResult<()>;
     /// Pause containers.
-    async fn pause(&self, r: InstanceRef, container: Option<String>) -> Result<(), Error>;
+    async fn pause(&self, r: InstanceRef, container: Option<String>) -> DriverResult<()>;
     /// Resume paused containers.
-    async fn resume(&self, r: InstanceRef, container: Option<String>) -> Result<(), Error>;
+    async fn resume(&self, r: InstanceRef, container: Option<String>) -> DriverResult<()>;
     /// Remove every container of a revision.
-    async fn remove(&self, r: InstanceRef, force: bool) -> Result<(), Error>;
+    async fn remove(&self, r: InstanceRef, force: bool) -> DriverResult<()>;
     /// Observed state of a revision's containers.
-    async fn inspect(&self, r: InstanceRef) -> Result<Vec<ContainerState>, Error>;
+    async fn inspect(&self, r: InstanceRef) -> DriverResult<Vec<ContainerState>>;
     /// Every revision the runtime holds with gantry's labels and all of `selector`'s.
-    async fn list(&self, selector: Vec<(String, String)>) -> Result<Vec<InstanceSummary>, Error>;
+    async fn list(&self, selector: Vec<(String, String)>) -> DriverResult<Vec<InstanceSummary>>;
     /// Resource usage of a container.
     async fn stats(
         &self,
         r: InstanceRef,
         container: Option<String>,
-    ) -> Result<ContainerStats, Error>;
+    ) -> DriverResult<ContainerStats>;
     /// Change resources or restart policy in place.
     async fn update(
         &self,
@@ -84,206 +111,15 @@ pub trait Driver: Send + Sync {
         container: Option<String>,
         resources: Option<Resources>,
         restart: Option<RestartPolicy>,
-    ) -> Result<(), Error>;
+    ) -> DriverResult<()>;
     /// Rename a revision's containers.
-    async fn rename(&self, r: InstanceRef, name: String) -> Result<(), Error>;
+    async fn rename(&self, r: InstanceRef, name: String) -> DriverResult<()>;
     /// Runtime events after `since`, waiting at most `wait_ms`.
     async fn watch(
         &self,
         since: Option<Timestamp>,
         wait_ms: u32,
-    ) -> Result<Vec<RuntimeEvent>, Error>;
+    ) -> DriverResult<Vec<RuntimeEvent>>;
     /// Open a container's log.
-    async fn logs(&self, r: InstanceRef, options: LogOptions) -> Result<Box<dyn LogSource>, Error>;
-}
-
-/// A backend plugin.
-pub struct WasmDriver {
-    pool: Arc<InstancePool<guest::Guest>>,
-}
-
-impl WasmDriver {
-    /// Wrap a backend plugin's pool.
-    pub fn new(pool: Arc<InstancePool<guest::Guest>>) -> Self {
-        Self { pool }
-    }
-
-    /// Loads the driver exports from an instance.
-    pub fn loader() -> crate::runtime::pool::ExportLoader<guest::Guest> {
-        |store, instance| {
-            let pre = instance.instance_pre(&*store);
-            guest::GuestIndices::new(&pre)?.load(store, instance)
-        }
-    }
-}
-
-fn internal(e: CallError) -> Error {
-    Error::Internal(e.to_string())
-}
-
-macro_rules! driver_call {
-    ($self:ident, |$store:ident, $g:ident| $body:expr) => {
-        $self
-            .pool
-            .call(Identity::None, move |$store, $g| {
-                Box::pin(async move { $body.await })
-            })
-            .await
-            .map_err(internal)?
-    };
-}
-
-#[async_trait]
-impl Driver for WasmDriver {
-    fn name(&self) -> &str {
-        self.pool.name()
-    }
-    async fn capabilities(&self) -> Result<BackendCapabilities, Error> {
-        driver_call!(self, |s, g| g.call_capabilities(s))
-    }
-    async fn create(&self, d: Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
-        driver_call!(self, |s, g| g.call_create(s, &d, start))
-    }
-    async fn start(&self, r: InstanceRef, c: Option<String>) -> Result<(), Error> {
-        driver_call!(self, |s, g| g.call_start(s, &r, c.as_deref()))
-    }
-    async fn stop(
-        &self,
-        r: InstanceRef,
-        c: Option<String>,
-        sig: Option<String>,
-        t: Option<u32>,
-    ) -> Result<(), Error> {
-        driver_call!(self, |s, g| g.call_stop(
-            s,
-            &r,
-            c.as_deref(),
-            sig.as_deref(),
-            t
-        ))
-    }
-    async fn kill(
-        &self,
-        r: InstanceRef,
-        c: Option<String>,
-        sig: Option<String>,
-    ) -> Result<(), Error> {
-        driver_call!(self, |s, g| g.call_kill(
-            s,
-            &r,
-            c.as_deref(),
-            sig.as_deref()
-        ))
-    }
-    async fn restart(
-        &self,
-        r: InstanceRef,
-        c: Option<String>,
-        t: Option<u32>,
-    ) -> Result<(), Error> {
-        driver_call!(self, |s, g| g.call_restart(s, &r, c.as_deref(), t))
-    }
-    async fn pause(&self, r: InstanceRef, c: Option<String>) -> Result<(), Error> {
-        driver_call!(self, |s, g| g.call_pause(s, &r, c.as_deref()))
-    }
-    async fn resume(&self, r: InstanceRef, c: Option<String>) -> Result<(), Error> {
-        driver_call!(self, |s, g| g.call_resume(s, &r, c.as_deref()))
-    }
-    async fn remove(&self, r: InstanceRef, force: bool) -> Result<(), Error> {
-        driver_call!(self, |s, g| g.call_remove(s, &r, force))
-    }
-    async fn inspect(&self, r: InstanceRef) -> Result<Vec<ContainerState>, Error> {
-        driver_call!(self, |s, g| g.call_inspect(s, &r))
-    }
-    async fn list(&self, selector: Vec<(String, String)>) -> Result<Vec<InstanceSummary>, Error> {
-        driver_call!(self, |s, g| g.call_list(s, &selector))
-    }
-    async fn stats(&self, r: InstanceRef, c: Option<String>) -> Result<ContainerStats, Error> {
-        driver_call!(self, |s, g| g.call_stats(s, &r, c.as_deref()))
-    }
-    async fn update(
-        &self,
-        r: InstanceRef,
-        c: Option<String>,
-        res: Option<Resources>,
-        rp: Option<RestartPolicy>,
-    ) -> Result<(), Error> {
-        driver_call!(self, |s, g| g.call_update(s, &r, c.as_deref(), res, rp))
-    }
-    async fn rename(&self, r: InstanceRef, name: String) -> Result<(), Error> {
-        driver_call!(self, |s, g| g.call_rename(s, &r, &name))
-    }
-    async fn watch(
-        &self,
-        since: Option<Timestamp>,
-        wait_ms: u32,
-    ) -> Result<Vec<RuntimeEvent>, Error> {
-        driver_call!(self, |s, g| g.call_watch(s, since, wait_ms))
-    }
-    async fn logs(&self, r: InstanceRef, options: LogOptions) -> Result<Box<dyn LogSource>, Error> {
-        // The reader lives in one instance, so that instance is held for the stream's life.
-        let mut p = self.pool.checkout().await.map_err(internal)?;
-        let started = Instant::now();
-        p.store.data_mut().begin_call(Identity::None);
-        let opened = p.exports.call_logs(&mut p.store, &r, &options).await;
-        match opened {
-            Ok(Ok(resource)) => Ok(Box::new(WasmLogReader {
-                pool: self.pool.clone(),
-                instance: Some(p),
-                resource,
-            })),
-            Ok(Err(e)) => {
-                self.pool.finish(p, started, Ok(())).map_err(internal)?;
-                Err(e)
-            }
-            Err(e) => Err(internal(
-                self.pool
-                    .finish(p, started, Err(e))
-                    .err()
-                    .unwrap_or_else(|| CallError::Trap {
-                        plugin: self.pool.name().to_string(),
-                        message: "log reader failed".into(),
-                    }),
-            )),
-        }
-    }
-}
-
-struct WasmLogReader {
-    pool: Arc<InstancePool<guest::Guest>>,
-    instance: Option<Pooled<guest::Guest>>,
-    resource: ResourceAny,
-}
-
-#[async_trait]
-impl LogSource for WasmLogReader {
-    async fn next(&mut self, wait_ms: u32) -> Result<Option<Vec<LogLine>>, Error> {
-        let Some(p) = self.instance.as_mut() else {
-            return Ok(None);
-        };
-        let started = Instant::now();
-        p.store.data_mut().begin_call(Identity::None);
-        let result = p
-            .exports
-            .log_reader()
-            .call_next(&mut p.store, self.resource, wait_ms)
-            .await;
-        match result {
-            Ok(r) => {
-                self.pool.metrics().observe(started.elapsed());
-                r
-            }
-            Err(e) => {
-                // A failed instance is never reused: dropping it frees the reader too.
-                if let Some(p) = self.instance.take() {
-                    let err = self.pool.finish(p, started, Err(e)).err();
-                    return Err(Error::Internal(err.map_or_else(
-                        || "log reader failed".to_string(),
-                        |e| e.to_string(),
-                    )));
-                }
-                Ok(None)
-            }
-        }
-    }
+    async fn logs(&self, r: InstanceRef, options: LogOptions) -> DriverResult<Box<dyn LogSource>>;
 }

@@ -2,9 +2,10 @@
 //! by path prefix to the HTTP frontends, with the caller authenticated here.
 
 use crate::auth::Verifier;
-use crate::frontend::{FrontendError, HttpFrontend};
+use crate::capability::control::Identity;
+use crate::control::BackendHealth;
 use crate::metrics::Metrics;
-use crate::runtime::state::Identity;
+use crate::plugin::http_frontend::{FrontendError, HttpFrontend};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -24,6 +25,8 @@ pub struct Ingress {
     pub metrics: Metrics,
     /// Problems that make the host not ready (plugins missing or failed to load).
     pub problems: Vec<String>,
+    /// Which backends answer; one that does not keeps the host not ready.
+    pub health: Arc<BackendHealth>,
 }
 
 /// The axum router.
@@ -44,12 +47,14 @@ pub fn router(mut ingress: Ingress) -> Router {
 }
 
 async fn readyz(State(s): State<Arc<Ingress>>) -> Response {
-    if s.problems.is_empty() {
+    let mut problems = s.problems.clone();
+    problems.extend(s.health.problems());
+    if problems.is_empty() {
         Json(serde_json::json!({"status": "ready"})).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"status": "not ready", "problems": s.problems})),
+            Json(serde_json::json!({"status": "not ready", "problems": problems})),
         )
             .into_response()
     }
@@ -64,6 +69,21 @@ async fn metrics(State(s): State<Arc<Ingress>>) -> Response {
         s.metrics.render(),
     )
         .into_response()
+}
+
+/// The header in which an HTTP frontend receives the caller the host
+/// verified: `{"subject": ..., "roles": [...]}`, or `{"unauthenticated":
+/// reason}`. The host sets it on every request and drops any a client sent.
+pub const CALLER_HEADER: &str = "gantry-caller";
+
+fn caller_header(identity: &Identity) -> Option<axum::http::HeaderValue> {
+    let value = match identity {
+        Identity::Caller(c) => serde_json::json!({"subject": c.subject, "roles": c.roles}),
+        Identity::Unauthenticated(reason) => serde_json::json!({"unauthenticated": reason}),
+        Identity::None => return None,
+    };
+    // JSON escapes control characters, so the value is a valid header value.
+    axum::http::HeaderValue::from_bytes(value.to_string().as_bytes()).ok()
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -83,8 +103,13 @@ async fn route(State(s): State<Arc<Ingress>>, mut req: Request) -> Response {
         Ok(c) => Identity::Caller(c),
         Err(reason) => Identity::Unauthenticated(reason),
     };
-    // The plugin acts as the verified identity; it never sees the credential.
+    // The plugin acts as the verified identity; it never sees the credential,
+    // and learns who the caller is from the host's own header, not a host call.
     req.headers_mut().remove(header::AUTHORIZATION);
+    req.headers_mut().remove(CALLER_HEADER);
+    if let Some(v) = caller_header(&identity) {
+        req.headers_mut().insert(CALLER_HEADER, v);
+    }
     let req =
         req.map(|b| b.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string()))));
     match frontend.handle(req, identity).await {

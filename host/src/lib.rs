@@ -1,24 +1,32 @@
 //! gantry: a container orchestration host whose protocol frontends and
 //! runtime backends are WebAssembly components.
 //!
-//! The host owns state and I/O ([`control`], [`store`], [`ingress`]); plugins
-//! translate protocols and drive runtimes ([`runtime`], [`driver`]).
+//! The modules, from the bottom of the dependency graph up (each uses only
+//! those above it in this list; `tests/module_graph.rs` keeps it so):
+//!
+//! - [`bindings`], [`model`], [`metrics`]: the WIT vocabulary, helpers, counters;
+//! - [`runtime`]: the generic Wasm runtime (engine, cache, checks, pools, guards);
+//! - [`store`], [`secrets`], [`driver`]: state, secret redaction, the backend contract;
+//! - [`control`]: the control plane (records, lifecycle, reconciler, health);
+//! - [`capability`]: one module per WIT import the host provides to plugins;
+//! - [`plugin`]: worlds as lists of capabilities, the store data, the adapters
+//!   calling a world's exports; [`mqtt`]: the MQTT runtime of MQTT frontends;
+//! - [`auth`], [`config`], [`ingress`], [`server`]: the wiring of a running host.
 #![deny(missing_docs)]
 
 pub mod auth;
 #[allow(missing_docs)]
 pub mod bindings;
+pub mod capability;
 pub mod config;
 pub mod control;
-pub mod devices;
 pub mod driver;
-pub mod frontend;
 pub mod ingress;
 pub mod metrics;
 pub mod model;
 pub mod mqtt;
+pub mod plugin;
 pub mod runtime;
 pub mod secrets;
 pub mod server;
-pub mod services;
 pub mod store;

@@ -60,7 +60,12 @@ fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {
 
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
+        // wasmtime-wasi-http warns at every failed connect, and rumqttd logs each
+        // client at info: the host reports both itself, once (backend health,
+        // MQTT connection state).
+        tracing_subscriber::EnvFilter::new(
+            "info,wasmtime=warn,cranelift=warn,wasmtime_wasi_http=error,rumqttd=warn",
+        )
     });
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -101,7 +106,7 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
             let mut ok = true;
             for r in &loaded.reports {
                 match &r.result {
-                    Ok(()) => println!("ok      {} ({})", r.name, r.kind.world()),
+                    Ok(()) => println!("ok      {} ({})", r.name, r.world.name()),
                     Err(e) => {
                         ok = false;
                         println!("error   {e}");

@@ -1,9 +1,14 @@
-//! Helpers over the WIT-generated model types: time, errors, roles.
+//! Helpers over the WIT-generated model types: time, errors, roles, and
+//! the records' defaults (the SDK's, so host and plugins agree on them).
 
-use crate::bindings::types::{Caller, ContainerStatus, Error, FieldError, InvalidInput, Timestamp};
+use crate::bindings::types::{ContainerStatus, Error, FieldError, InvalidInput, Timestamp};
 
-/// The role that may act on every workload.
-pub const ADMIN: &str = "ADMIN";
+pub use gantry_sdk::roles::ADMIN;
+
+gantry_sdk::wit_record_defaults!(
+    types: crate::bindings::types,
+    control: crate::bindings::gantry::plugin::control
+);
 
 /// Now, as a WIT timestamp.
 pub fn now() -> Timestamp {
@@ -13,13 +18,6 @@ pub fn now() -> Timestamp {
     Timestamp {
         seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         nanoseconds: d.subsec_nanos(),
-    }
-}
-
-impl Caller {
-    /// Whether the caller holds the ADMIN role.
-    pub fn is_admin(&self) -> bool {
-        self.roles.iter().any(|r| r == ADMIN)
     }
 }
 

@@ -71,32 +71,10 @@ pub fn restore(new: &mut WorkloadSpec, stored: &WorkloadSpec) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::types::{
-        ContainerSpec, EnvVar, NetworkMode, Resources, RestartKind, RestartPolicy,
-    };
-
-    fn empty_spec() -> WorkloadSpec {
-        WorkloadSpec {
-            containers: Vec::new(),
-            restart: RestartPolicy {
-                kind: RestartKind::No,
-                max_retries: 0,
-                retry_timeout_seconds: 0,
-            },
-            network: NetworkMode::Isolated,
-            hostname: None,
-            domain_name: None,
-            extra_hosts: Vec::new(),
-        }
-    }
+    use crate::bindings::types::{ContainerSpec, EnvVar};
 
     fn spec(vars: &[(&str, &str, bool)]) -> WorkloadSpec {
-        let mut s = empty_spec();
-        s.containers.push(ContainerSpec {
-            name: "app".into(),
-            image: "busybox:1".into(),
-            command: None,
-            args: None,
+        WorkloadSpec::new(vec![ContainerSpec {
             env: vars
                 .iter()
                 .map(|(n, v, secret)| EnvVar {
@@ -105,27 +83,8 @@ mod tests {
                     secret: *secret,
                 })
                 .collect(),
-            ports: Vec::new(),
-            resources: Resources {
-                cpu: None,
-                memory_bytes: None,
-                memory_reservation_bytes: None,
-                memory_swap_bytes: None,
-                ephemeral_storage_bytes: None,
-                pids_limit: None,
-            },
-            gpu: None,
-            mounts: Vec::new(),
-            devices: Vec::new(),
-            working_dir: None,
-            privileged: false,
-            extra_capabilities: Vec::new(),
-            tty: false,
-            open_stdin: false,
-            log: None,
-            labels: Vec::new(),
-        });
-        s
+            ..ContainerSpec::new("app", "busybox:1")
+        }])
     }
 
     fn values(s: &WorkloadSpec) -> Vec<String> {

@@ -1,24 +1,30 @@
-//! Wiring a configuration into a running host: plugins loaded and checked,
-//! control plane, reconciler and ingress.
+//! Wiring a configuration into a running host: every plugin loaded, its
+//! world read from the component and checked against the table it is listed
+//! in, then backends, the control plane, frontends and the ingress built in
+//! that order (each needs the one before).
 
 use crate::auth::Verifier;
-use crate::config::{Config, flatten_plugin_config};
+use crate::bindings::types::GpuDevice;
+use crate::capability::config::{ConfigCtx, PluginTable};
+use crate::capability::devices;
+use crate::capability::outgoing_http::{EndpointGrants, EndpointRouter};
+use crate::config::{Config, PluginTableRef};
 use crate::control::{ControlPlane, Placement};
-use crate::driver::{Driver, WasmDriver};
-use crate::frontend::HttpFrontend;
+use crate::driver::Driver;
 use crate::ingress::{self, Ingress};
 use crate::metrics::Metrics;
 use crate::mqtt::MqttFrontend;
-use crate::runtime::check::{check, linker};
+use crate::plugin::backend::WasmDriver;
+use crate::plugin::http_frontend::HttpFrontend;
+use crate::plugin::{PluginSetup, PluginState, World};
+use crate::runtime::RuntimeError;
+use crate::runtime::check::check;
 use crate::runtime::engine::PluginEngine;
-use crate::runtime::outgoing::{Endpoint, EndpointRouter};
-use crate::runtime::pool::InstancePool;
-use crate::runtime::state::PluginInfo;
-use crate::runtime::{PluginKind, RuntimeError};
-use crate::services::HostServices;
+use crate::runtime::limits::LimitsOverride;
+use crate::runtime::pool::{ExportLoader, InstancePool, PoolSpec};
 use crate::store::StateStore;
 use anyhow::Context;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,15 +35,15 @@ use wasmtime::component::InstancePre;
 pub struct PluginReport {
     /// Plugin name.
     pub name: String,
-    /// Its world.
-    pub kind: PluginKind,
+    /// The world its config table calls for.
+    pub world: World,
     /// `Ok` or what is wrong.
     pub result: Result<(), RuntimeError>,
 }
 
 /// Plugins of a config, loaded and checked.
 pub struct LoadedPlugins {
-    pres: HashMap<String, InstancePre<crate::runtime::state::PluginState>>,
+    pres: HashMap<String, InstancePre<PluginState>>,
     /// One report per configured plugin.
     pub reports: Vec<PluginReport>,
 }
@@ -45,15 +51,8 @@ pub struct LoadedPlugins {
 /// Load and check every plugin the config names.
 pub fn load_plugins(config: &Config) -> anyhow::Result<LoadedPlugins> {
     let max_mib = config
-        .frontends
-        .iter()
-        .map(|f| config.limits.with(&f.limits).memory_mib)
-        .chain(
-            config
-                .backends
-                .iter()
-                .map(|b| config.limits.with(&b.limits).memory_mib),
-        )
+        .plugin_tables()
+        .map(|t| config.limits.with(t.limits).memory_mib)
         .max()
         .unwrap_or(config.limits.memory_mib);
     let cache = config.server.cache_dir.as_ref().map(|d| {
@@ -67,51 +66,59 @@ pub fn load_plugins(config: &Config) -> anyhow::Result<LoadedPlugins> {
     let mut linkers = HashMap::new();
     let mut pres = HashMap::new();
     let mut reports = Vec::new();
-    let plugins = config
-        .frontends
-        .iter()
-        .map(|f| {
-            (
-                &f.name,
-                &f.plugin,
-                if f.http.is_some() {
-                    PluginKind::HttpFrontend
-                } else {
-                    PluginKind::MqttFrontend
-                },
-            )
-        })
-        .chain(config.backends.iter().map(|b| {
-            (
-                &b.name,
-                &b.plugin,
-                if b.downstream.is_some() {
-                    PluginKind::Scheduler
-                } else {
-                    PluginKind::Backend
-                },
-            )
-        }));
-    for (name, path, kind) in plugins {
-        let linker = match linkers.entry(kind) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(linker(engine.engine(), kind)?)
-            }
-        };
+    for table in config.plugin_tables() {
         let result = engine
-            .load(name, &config.plugin_path(path))
-            .and_then(|component| check(engine.engine(), linker, kind, name, &component))
+            .load(table.name, &config.plugin_path(table.plugin))
+            .and_then(|component| {
+                let world = fits(engine.engine(), &table, &component)?;
+                let linker = match linkers.entry(world) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(world.linker(engine.engine())?)
+                    }
+                };
+                check(
+                    engine.engine(),
+                    linker,
+                    &world.contract(),
+                    table.name,
+                    &component,
+                )
+            })
             .map(|pre| {
-                pres.insert(name.clone(), pre);
+                pres.insert(table.name.to_string(), pre);
             });
         reports.push(PluginReport {
-            name: name.clone(),
-            kind,
+            name: table.name.to_string(),
+            world: table.world,
             result,
         });
     }
     Ok(LoadedPlugins { pres, reports })
+}
+
+/// The world `component` implements, when it is the one its table calls
+/// for; otherwise an error naming both. A component that implements no
+/// gantry world is checked against the table's, which names what is missing.
+fn fits(
+    engine: &wasmtime::Engine,
+    table: &PluginTableRef<'_>,
+    component: &wasmtime::component::Component,
+) -> Result<World, RuntimeError> {
+    match World::of(engine, component) {
+        Some(found) if found != table.world => Err(RuntimeError::Invalid {
+            plugin: table.name.to_string(),
+            message: format!(
+                "listed as {} (world {}, exporting `{}`), but the component implements world {} (it exports `{}`)",
+                table.listed_as(),
+                table.world.name(),
+                table.world.contract().export,
+                found.name(),
+                found.contract().export,
+            ),
+        }),
+        _ => Ok(table.world),
+    }
 }
 
 /// A host ready to serve.
@@ -134,23 +141,24 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
             if refuse_misfits && !matches!(e, RuntimeError::Missing { .. }) {
                 anyhow::bail!("{e}");
             }
-            tracing::error!(plugin = %r.name, error = %e, "plugin not loaded");
+            tracing::warn!(plugin = %r.name, error = %e, "plugin not loaded");
             problems.push(e.to_string());
         }
     }
     let metrics = Metrics::new();
-    let inventory = crate::devices::inventory(&config.devices);
-    let gpu_models = crate::devices::models(&inventory);
-    let services = Arc::new(HostServices::new(metrics.clone(), inventory));
-    let info = |name: &str, table| {
-        Arc::new(PluginInfo {
-            name: name.to_string(),
-            config: flatten_plugin_config(table),
-            mqtt: Default::default(),
-        })
+    let inventory: Arc<[GpuDevice]> = devices::inventory(&config.devices).into();
+    let gpu_models = devices::models(&inventory);
+    let setup = |name: &str,
+                 table: &PluginTable,
+                 endpoints: &EndpointGrants|
+     -> anyhow::Result<PluginSetup> {
+        let mut s = PluginSetup::new(name, ConfigCtx::from_table(table));
+        s.router = EndpointRouter::from_grants(endpoints)
+            .map_err(|e| anyhow::anyhow!("plugin `{name}`: {e}"))?;
+        s.devices = inventory.clone();
+        Ok(s)
     };
-
-    let mut drivers: HashMap<String, Arc<dyn Driver>> = HashMap::new();
+    let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
     for b in &config.backends {
         let Some(pre) = loaded.pres.get(&b.name) else {
             continue;
@@ -162,15 +170,20 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
             ));
             continue;
         }
-        let pool = InstancePool::new(
-            info(&b.name, &b.config),
-            services.clone(),
-            pre.clone(),
-            router(&b.endpoints)?,
-            config.limits.with(&b.limits),
+        let s = setup(&b.name, &b.config, &b.endpoints)?;
+        let backend_pool = pool(
+            config,
+            &metrics,
+            World::Backend,
+            s,
+            &b.limits,
+            pre,
             WasmDriver::loader(),
         );
-        drivers.insert(b.name.clone(), Arc::new(WasmDriver::new(Arc::new(pool))));
+        drivers.insert(
+            b.name.clone(),
+            Arc::new(WasmDriver::new(Arc::new(backend_pool))),
+        );
     }
 
     let store = StateStore::open(&config.server.state)
@@ -180,48 +193,47 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         gpu: config.placement_for(true).map(str::to_string),
     };
     let control = ControlPlane::new(store, drivers, placement, gpu_models)?;
-    services.set_control(control.clone());
 
     let mut frontends = Vec::new();
     for f in &config.frontends {
         let Some(pre) = loaded.pres.get(&f.name) else {
             continue;
         };
-        match &f.http {
-            Some(http) => {
-                let pool = InstancePool::new(
-                    info(&f.name, &f.config),
-                    services.clone(),
-                    pre.clone(),
-                    router(&f.endpoints)?,
-                    config.limits.with(&f.limits),
+        let mut s = setup(&f.name, &f.config, &f.endpoints)?;
+        s.control = Some(control.clone());
+        match (&f.http, &f.mqtt) {
+            (Some(http), _) => {
+                let p = pool(
+                    config,
+                    &metrics,
+                    World::HttpFrontend,
+                    s,
+                    &f.limits,
+                    pre,
                     HttpFrontend::loader(),
                 );
-                let pool = Arc::new(pool);
+                let p = Arc::new(p);
                 for prefix in http.prefixes() {
-                    frontends.push(HttpFrontend::new(prefix.clone(), pool.clone()));
+                    frontends.push(HttpFrontend::new(prefix.clone(), p.clone()));
                 }
             }
-            None => {
-                let Some(binding) = &f.mqtt else { continue };
-                let plugin_info = info(&f.name, &f.config);
-                // One long-lived instance: the plugin keeps its session state
-                // (bootstrap answers) between messages; a failure replaces it.
-                let mut limits = config.limits.with(&f.limits);
-                limits.max_reuse = u32::MAX;
-                limits.max_idle = 1;
-                let pool = Arc::new(InstancePool::new(
-                    plugin_info.clone(),
-                    services.clone(),
-                    pre.clone(),
-                    router(&f.endpoints)?,
-                    limits,
-                    MqttFrontend::loader(),
-                ));
-                if let Err(e) = MqttFrontend::spawn(&plugin_info, pool, binding, control.clone()) {
-                    problems.push(format!("frontend `{}`: {e}", f.name));
+            (None, Some(binding)) => match MqttFrontend::connect(&f.name, binding) {
+                Ok((link, connection)) => {
+                    s.mqtt = Some(link);
+                    let p = pool(
+                        config,
+                        &metrics,
+                        World::MqttFrontend,
+                        s,
+                        &f.limits,
+                        pre,
+                        MqttFrontend::loader(),
+                    );
+                    MqttFrontend::serve(connection, Arc::new(p), &control);
                 }
-            }
+                Err(e) => problems.push(format!("frontend `{}`: {e}", f.name)),
+            },
+            (None, None) => {}
         }
     }
     let verifier = Verifier::from_config(&config.auth)?;
@@ -230,6 +242,7 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         verifier,
         metrics,
         problems,
+        health: control.health().clone(),
     });
     Ok(Host {
         control,
@@ -239,17 +252,28 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
     })
 }
 
-fn router(
-    endpoints: &std::collections::BTreeMap<String, crate::config::EndpointSpec>,
-) -> anyhow::Result<EndpointRouter> {
-    let mut grants = HashMap::new();
-    for (name, spec) in endpoints {
-        grants.insert(
-            name.clone(),
-            Endpoint::parse(spec).map_err(anyhow::Error::msg)?,
-        );
-    }
-    Ok(EndpointRouter::new(grants))
+/// The instances of one plugin, as its world's policy and its limits say.
+fn pool<I: Send + 'static>(
+    config: &Config,
+    metrics: &Metrics,
+    world: World,
+    setup: PluginSetup,
+    limits: &LimitsOverride,
+    pre: &InstancePre<PluginState>,
+    load: ExportLoader<PluginState, I>,
+) -> InstancePool<PluginState, I> {
+    let name = setup.name.to_string();
+    InstancePool::new(
+        pre.clone(),
+        PoolSpec {
+            metrics: metrics.plugin(&name),
+            name,
+            limits: config.limits.with(limits),
+            policy: world.policy(),
+            data: Arc::new(move |guards| setup.instance(guards)),
+            load,
+        },
+    )
 }
 
 impl Host {
@@ -259,7 +283,7 @@ impl Host {
             .await
             .with_context(|| format!("binding {}", self.listen))?;
         tracing::info!(listen = %listener.local_addr()?, "gantry serving");
-        self.control.spawn_reconciler(self.resync);
+        self.control.reconciler().spawn(self.resync);
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown())
             .await?;

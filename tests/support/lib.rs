@@ -6,12 +6,14 @@
 //! cannot be started.
 
 pub mod api;
+pub mod config;
 pub mod gantry;
 pub mod mqtt;
 pub mod plugins;
 pub mod python;
 pub mod rpc;
 pub mod runtimes;
+pub mod wasm_plugins;
 
 use std::path::PathBuf;
 

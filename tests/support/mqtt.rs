@@ -202,21 +202,22 @@ pub fn kanto_config(broker: &str, listen: Option<u16>) -> String {
 /// [`kanto_config`] with the plugin's `config` line given (empty: the
 /// device is learnt through Kanto's bootstrap).
 pub fn kanto_config_with(broker: &str, listen: Option<u16>, plugin_config: &str) -> String {
-    let rt = crate::runtimes::runtimes();
+    use crate::plugins;
     let listen = listen
         .map(|p| format!(", listen = \"127.0.0.1:{p}\""))
         .unwrap_or_default();
-    format!(
-        "[server]\nlisten = \"127.0.0.1:{{port}}\"\nstate = \"{{dir}}/state.db\"\ncache_dir = \"{{dir}}/cache\"\nresync_seconds = 2\n\n\
-         [auth]\ndev_secret = \"kanto-tests\"\n\n[limits]\ncall_timeout_ms = 10000\n\n\
-         [[frontend]]\nname = \"rest\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/v1\" }}\n\n\
-         [[frontend]]\nname = \"kanto\"\nplugin = \"{}\"\n\
-         mqtt = {{ broker = \"{broker}\"{listen}, client_id = \"gantry-kanto-{{port}}\", subject = \"kanto-device\", roles = [\"ADMIN\"] }}\n\
-         {plugin_config}\n\
-         [[backend]]\nname = \"docker\"\nplugin = \"{}\"\nendpoints = {{ engine = \"{}\" }}\n",
-        crate::plugins::wasm("gantry-rest", "gantry_rest").display(),
-        crate::plugins::wasm("gantry-kanto", "gantry_kanto").display(),
-        crate::plugins::wasm("gantry-docker", "gantry_docker").display(),
-        rt.docker_host()
-    )
+    crate::config::ConfigBuilder::new("kanto-tests")
+        .resync_seconds(2)
+        .limit("call_timeout_ms", 10_000)
+        .http_frontend("rest", &plugins::rest(), "/v1")
+        .mqtt_frontend(
+            "kanto",
+            &plugins::kanto(),
+            &format!(
+                "broker = \"{broker}\"{listen}, client_id = \"gantry-kanto-{{port}}\", subject = \"kanto-device\", roles = [\"ADMIN\"]"
+            ),
+            plugin_config,
+        )
+        .docker_backend()
+        .build()
 }

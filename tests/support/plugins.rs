@@ -1,5 +1,7 @@
-//! Paths of built plugins and fixtures; builds them when missing.
+//! Paths of built plugins and fixtures (from the one list in
+//! [`wasm_plugins`], shared with `cargo xtask`); builds them when missing.
 
+pub use crate::wasm_plugins::{WASM_BINS, WASM_LIBS};
 use crate::workspace_root;
 use std::path::PathBuf;
 use std::process::Command;
@@ -7,10 +9,11 @@ use std::sync::Mutex;
 
 static BUILD: Mutex<()> = Mutex::new(());
 
-/// Path of the wasm32-wasip2 component of library package `package` (file
-/// `file`.wasm), linked as a `cdylib` in release mode if the file is missing
-/// (as `cargo xtask build` links every plugin).
-pub fn wasm(package: &str, file: &str) -> PathBuf {
+/// Path of the wasm32-wasip2 component of library package `package`, linked
+/// as a `cdylib` in release mode if the file is missing (as `cargo xtask
+/// build` links every plugin).
+pub fn wasm(package: &str) -> PathBuf {
+    let file = stem(WASM_LIBS, package);
     build_if_missing(
         package,
         file,
@@ -26,6 +29,13 @@ pub fn wasm(package: &str, file: &str) -> PathBuf {
             package,
         ],
     )
+}
+
+fn stem(list: &[(&'static str, &'static str)], package: &str) -> &'static str {
+    list.iter()
+        .find(|(p, _)| *p == package)
+        .map(|(_, f)| *f)
+        .unwrap_or_else(|| panic!("`{package}` is not in tests/support/wasm_plugins.rs"))
 }
 
 fn build_if_missing(package: &str, file: &str, cargo_args: &[&str]) -> PathBuf {
@@ -48,23 +58,54 @@ fn build_if_missing(package: &str, file: &str, cargo_args: &[&str]) -> PathBuf {
     path
 }
 
+/// The REST frontend.
+pub fn rest() -> PathBuf {
+    wasm("gantry-rest")
+}
+
+/// The ARM (Azure Container Instances) frontend.
+pub fn arm() -> PathBuf {
+    wasm("gantry-arm")
+}
+
+/// The Kanto frontend.
+pub fn kanto() -> PathBuf {
+    wasm("gantry-kanto")
+}
+
+/// The Docker backend.
+pub fn docker() -> PathBuf {
+    wasm("gantry-docker")
+}
+
+/// The control-rpc fixture frontend (`control` as JSON).
+pub fn control_rpc() -> PathBuf {
+    wasm("fixture-control-rpc")
+}
+
 /// The misbehaving http-frontend fixture.
 pub fn misbehave() -> PathBuf {
-    wasm("fixture-misbehave", "fixture_misbehave")
+    wasm("fixture-misbehave")
+}
+
+/// An mqtt-frontend built against `gantry:plugin@0.1.0`.
+pub fn compat_0_1_0() -> PathBuf {
+    wasm("fixture-compat-0-1-0")
 }
 
 /// A wasi:cli command that fits no gantry world.
 pub fn wrong_world() -> PathBuf {
+    let package = "fixture-wrong-world";
     build_if_missing(
-        "fixture-wrong-world",
-        "fixture-wrong-world",
+        package,
+        stem(WASM_BINS, package),
         &[
             "build",
             "--release",
             "--target",
             "wasm32-wasip2",
             "-p",
-            "fixture-wrong-world",
+            package,
         ],
     )
 }

@@ -6,8 +6,7 @@ use gantry::bindings::gantry::plugin::control::{
     CreateRequest, PageRequest, StopOptions, WorkloadFilter,
 };
 use gantry::bindings::types::{
-    ContainerSpec, Error, Resources, RestartKind, RestartPolicy, Workload, WorkloadPhase,
-    WorkloadSpec,
+    ContainerSpec, Error, RestartKind, RestartPolicy, Workload, WorkloadPhase, WorkloadSpec,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -77,13 +76,7 @@ impl Rpc {
 
     /// The caller's workloads (first page of 100).
     pub fn list(&self) -> Vec<Workload> {
-        let filter = WorkloadFilter {
-            namespace: None,
-            namespace_prefix: None,
-            name: None,
-            annotations: vec![],
-            all_owners: false,
-        };
+        let filter = WorkloadFilter::default();
         let page: Value = self
             .call("list", json!([filter, PageRequest { page: 1, rows: 100 }]))
             .expect("list");
@@ -145,46 +138,19 @@ impl Rpc {
 /// A container of the test image running `script` under `sh -c`.
 pub fn busybox(name: &str, script: &str) -> ContainerSpec {
     ContainerSpec {
-        name: name.into(),
-        image: crate::runtimes::TEST_IMAGE.into(),
         command: Some(vec!["sh".into(), "-c".into(), script.into()]),
-        args: None,
-        env: vec![],
-        ports: vec![],
-        resources: Resources {
-            cpu: None,
-            memory_bytes: None,
-            memory_reservation_bytes: None,
-            memory_swap_bytes: None,
-            ephemeral_storage_bytes: None,
-            pids_limit: None,
-        },
-        gpu: None,
-        mounts: vec![],
-        devices: vec![],
-        working_dir: None,
-        privileged: false,
-        extra_capabilities: vec![],
-        tty: false,
-        open_stdin: false,
-        log: None,
-        labels: vec![],
+        ..ContainerSpec::new(name, crate::runtimes::TEST_IMAGE)
     }
 }
 
 /// A workload of these containers with a restart policy, in an isolated network namespace.
 pub fn workload(containers: Vec<ContainerSpec>, restart: RestartKind) -> WorkloadSpec {
     WorkloadSpec {
-        containers,
         restart: RestartPolicy {
             kind: restart,
-            max_retries: 0,
-            retry_timeout_seconds: 0,
+            ..RestartPolicy::default()
         },
-        network: gantry::bindings::types::NetworkMode::Isolated,
-        hostname: None,
-        domain_name: None,
-        extra_hosts: vec![],
+        ..WorkloadSpec::new(containers)
     }
 }
 
@@ -193,20 +159,20 @@ pub fn workload(containers: Vec<ContainerSpec>, restart: RestartKind) -> Workloa
 /// plugin on the harness's dockerd; `{port}` and `{dir}`
 /// are filled in by [`Gantry`].
 pub fn docker_config(resync_seconds: u64) -> String {
-    let rt = crate::runtimes::runtimes();
-    format!(
-        "[server]\nlisten = \"127.0.0.1:{{port}}\"\nstate = \"{{dir}}/state.db\"\ncache_dir = \"{{dir}}/cache\"\nresync_seconds = {resync_seconds}\n\n\
-         [auth]\ndev_secret = \"docker-tests\"\n\n[limits]\ncall_timeout_ms = 10000\n\n\
-         [[frontend]]\nname = \"rpc\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/rpc\" }}\n\n\
-         [[frontend]]\nname = \"rest\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/v1\" }}\n\n\
-         [[frontend]]\nname = \"arm\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/subscriptions\", extra_prefixes = [\"/providers\"] }}\n\n\
-         [[backend]]\nname = \"docker\"\nplugin = \"{}\"\nendpoints = {{ engine = \"{}\" }}\n",
-        crate::plugins::wasm("fixture-control-rpc", "fixture_control_rpc").display(),
-        crate::plugins::wasm("gantry-rest", "gantry_rest").display(),
-        crate::plugins::wasm("gantry-arm", "gantry_arm").display(),
-        crate::plugins::wasm("gantry-docker", "gantry_docker").display(),
-        rt.docker_host()
-    )
+    use crate::plugins;
+    crate::config::ConfigBuilder::new("docker-tests")
+        .resync_seconds(resync_seconds)
+        .limit("call_timeout_ms", 10_000)
+        .http_frontend("rpc", &plugins::control_rpc(), "/rpc")
+        .http_frontend("rest", &plugins::rest(), "/v1")
+        .http_frontend_with(
+            "arm",
+            &plugins::arm(),
+            "prefix = \"/subscriptions\", extra_prefixes = [\"/providers\"]",
+            "",
+        )
+        .docker_backend()
+        .build()
 }
 
 /// Whether a workload is deployed with every container running.

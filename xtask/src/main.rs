@@ -10,20 +10,10 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Library crates built as wasm32-wasip2 components: plugins and test fixtures.
-/// Plugins are plain `rlib`s (so their unit tests run natively) and are
-/// linked as `cdylib` components only here.
-const WASM_LIBS: &[&str] = &[
-    "gantry-docker",
-    "gantry-rest",
-    "gantry-arm",
-    "gantry-kanto",
-    "fixture-misbehave",
-    "fixture-control-rpc",
-];
-
-/// Binary crates built for wasm32-wasip2 (test fixtures).
-const WASM_BINS: &[&str] = &["fixture-wrong-world"];
+// The components to build: one list, shared with the tests' support.
+#[path = "../../tests/support/wasm_plugins.rs"]
+mod wasm_plugins;
+use wasm_plugins::{WASM_BINS, WASM_LIBS};
 
 /// Debian packages the integration tests drive.
 const PACKAGES: &[(&str, &str)] = &[
@@ -130,7 +120,7 @@ fn ensure_packages() -> Result<()> {
 
 fn build_wasm() -> Result<()> {
     ensure_wasm_target()?;
-    for p in WASM_LIBS {
+    for (p, _) in WASM_LIBS {
         run(cargo().args([
             "rustc",
             "--release",
@@ -145,7 +135,7 @@ fn build_wasm() -> Result<()> {
     }
     let mut c = cargo();
     c.args(["build", "--release", "--target", "wasm32-wasip2"]);
-    for p in WASM_BINS {
+    for (p, _) in WASM_BINS {
         c.args(["-p", p]);
     }
     run(&mut c)
@@ -167,15 +157,112 @@ fn test_with_runtimes(extra: &[String]) -> Result<()> {
     result
 }
 
+/// Where the Docker engine gantry's embedded defaults drive is expected.
+fn docker_socket() -> Option<PathBuf> {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if !h.is_empty() => h.strip_prefix("unix://").map(PathBuf::from),
+        _ => Some(PathBuf::from("/var/run/docker.sock")),
+    }
+}
+
+/// Whether a Docker engine answers `/_ping` on `sock`.
+fn engine_answers(sock: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    if s.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.") && answer.contains(" 200 ")
+}
+
+/// `cargo xtask serve`: run gantry on its embedded defaults. When no Docker
+/// engine answers where they point, start a private one the way the test
+/// harness does (installing the Debian packages if missing), and stop it
+/// when gantry stops.
+fn serve(args: &[String]) -> Result<()> {
+    run(cargo().args(["build", "--release", "-p", "gantry"]))?;
+    let gantry = root().join("target/release/gantry");
+    let mut cmd = Command::new(&gantry);
+    cmd.arg("serve").args(args).current_dir(root());
+    let own_config = args.iter().any(|a| a == "--config" || a == "-c");
+    let mut private: Option<(PathBuf, PathBuf)> = None;
+    match docker_socket() {
+        Some(sock) if !own_config && !engine_answers(&sock) => {
+            ensure_packages()?;
+            run(cargo().args([
+                "build",
+                "-p",
+                "gantry-tests",
+                "--bin",
+                "gantry-test-runtimes",
+            ]))?;
+            let runtimes = root().join("target/debug/gantry-test-runtimes");
+            let dir = root().join("target/gantry-engine");
+            let _ = Command::new(&runtimes).arg("stop").arg(&dir).output();
+            let out = Command::new(&runtimes).arg("start").arg(&dir).output()?;
+            if !out.status.success() {
+                bail!(
+                    "starting a private Docker engine failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let engine = dir.join("docker.sock");
+            // The README's tour runs busybox:1.36; no registry is reachable, so
+            // the harness's busybox image answers to that name too.
+            let _ = Command::new("docker")
+                .arg("-H")
+                .arg(format!("unix://{}", engine.display()))
+                .args(["tag", "gantry-test/busybox:1.0", "busybox:1.36"])
+                .output();
+            eprintln!(
+                "xtask: no Docker engine answers at {}; started a private one at unix://{} (stopped when gantry stops)",
+                sock.display(),
+                engine.display()
+            );
+            cmd.env("DOCKER_HOST", format!("unix://{}", engine.display()));
+            private = Some((runtimes, dir));
+        }
+        _ => {}
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", gantry.display()))?;
+    // Ctrl-C reaches gantry too (same process group); a TERM sent to xtask
+    // alone is passed on. Either way xtask lives on to clean up.
+    let pid = child.id().to_string();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        }
+    });
+    let status = child.wait()?;
+    if let Some((runtimes, dir)) = private {
+        run(Command::new(runtimes).arg("stop").arg(dir))?;
+    }
+    if !status.success() && status.code().is_some() {
+        bail!("gantry exited with {status}");
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("build") => build_wasm(),
         Some("serve") => {
             build_wasm()?;
-            run(cargo()
-                .args(["run", "--release", "-p", "gantry", "--", "serve"])
-                .args(&args[1..]))
+            serve(&args[1..])
         }
         Some("test") => {
             ensure_packages()?;
@@ -188,7 +275,7 @@ fn main() -> Result<()> {
             run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
             let mut wasm = cargo();
             wasm.args(["clippy", "--release", "--target", "wasm32-wasip2"]);
-            for p in WASM_LIBS.iter().chain(WASM_BINS) {
+            for (p, _) in WASM_LIBS.iter().chain(WASM_BINS) {
                 wasm.args(["-p", p]);
             }
             run(wasm.args(["--", "-D", "warnings"]))

@@ -1,13 +1,16 @@
 //! The reconciler: keeps observed state current (runtime events, periodic
 //! resync), applies restart policies the same way for every backend, adopts
-//! what survived a host restart and removes gantry-labelled orphans.
+//! what survived a host restart and removes gantry-labelled orphans. It also
+//! keeps [`BackendHealth`] current: every call it makes tells whether the
+//! backend answers.
 
-use super::ControlPlane;
+use super::{BackendHealth, Deployer, Records};
 use crate::bindings::types::{
-    ContainerStatus, DesiredState, EventKind, RestartKind, Timestamp, Workload, WorkloadPhase,
+    ContainerStatus, DesiredState, Error, EventKind, RestartKind, Timestamp, Workload,
+    WorkloadPhase,
 };
-use crate::driver::Driver;
-use std::collections::HashSet;
+use crate::driver::{Driver, DriverError, InstanceRef};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,37 +22,60 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1u64 << n.min(5))).min(MAX_BACKOFF)
 }
 
-impl ControlPlane {
-    /// Start the reconciler: one event watcher and one resync loop per backend.
-    pub fn spawn_reconciler(self: &Arc<Self>, resync: Duration) {
-        for (name, driver) in self.drivers().clone() {
-            let cp = self.clone();
+/// Keeps records and backends in step.
+pub struct Reconciler {
+    records: Arc<Records>,
+    deployer: Arc<Deployer>,
+    health: Arc<BackendHealth>,
+}
+
+impl Reconciler {
+    /// A reconciler over these parts of a control plane.
+    pub fn new(records: Arc<Records>, deployer: Arc<Deployer>, health: Arc<BackendHealth>) -> Self {
+        Self {
+            records,
+            deployer,
+            health,
+        }
+    }
+
+    /// Start one event watcher and one resync loop per backend.
+    pub fn spawn(self: &Arc<Self>, resync: Duration) {
+        for (name, driver) in self.deployer.drivers().clone() {
+            let r = self.clone();
             let d = driver.clone();
             let n = name.clone();
-            tokio::spawn(async move { cp.watch_loop(&n, d).await });
-            let cp = self.clone();
+            tokio::spawn(async move { r.watch_loop(&n, d).await });
+            let r = self.clone();
             tokio::spawn(async move {
                 loop {
-                    if let Err(e) = cp.resync(&name, driver.as_ref()).await {
-                        tracing::warn!(backend = %name, error = %e, "resync failed; will retry");
-                    }
+                    // Failures are recorded in the backend's health, which logs them.
+                    let _ = r.resync(&name, driver.as_ref()).await;
                     tokio::time::sleep(resync).await;
                 }
             });
         }
     }
 
-    async fn watch_loop(&self, backend: &str, driver: Arc<dyn Driver>) {
+    /// Record how a call to `backend` went.
+    fn note<T>(&self, backend: &str, result: &Result<T, DriverError>) {
+        match result {
+            Err(e) if is_unreachable(e) => self.health.failed(backend, &e.to_string()),
+            _ => self.health.reached(backend),
+        }
+    }
+
+    async fn watch_loop(self: &Arc<Self>, backend: &str, driver: Arc<dyn Driver>) {
         let mut since: Option<Timestamp> = None;
         let mut failures = 0u32;
         loop {
-            match driver.watch(since, 5_000).await {
+            let result = driver.watch(since, 5_000).await;
+            self.note(backend, &result);
+            match result {
                 Ok(events) => {
                     if failures > 0 {
-                        tracing::info!(backend, "backend reachable again; reconciling");
-                        if let Err(e) = self.resync(backend, driver.as_ref()).await {
-                            tracing::warn!(backend, error = %e, "resync after reconnect failed");
-                        }
+                        // Whatever happened while it was away is read again in full.
+                        let _ = self.resync(backend, driver.as_ref()).await;
                     }
                     failures = 0;
                     let mut touched = HashSet::new();
@@ -59,44 +85,41 @@ impl ControlPlane {
                     }
                     for id in touched {
                         if let Err(e) = self.reconcile(&id).await {
-                            tracing::debug!(workload = %id, error = %e, "reconcile after event");
+                            tracing::debug!(workload = %id, error = %e.describe(), "reconcile after event");
                         }
                     }
                 }
-                Err(crate::bindings::types::Error::Unsupported(_)) => return,
-                Err(e) => {
+                Err(DriverError::Backend(Error::Unsupported(_))) => return,
+                Err(_) => {
                     failures += 1;
-                    let wait = backoff(failures);
-                    tracing::warn!(backend, error = %e, retry_in_ms = wait.as_millis() as u64, "watching runtime events failed");
-                    tokio::time::sleep(wait).await;
+                    tokio::time::sleep(backoff(failures)).await;
                 }
             }
         }
     }
 
     /// Compare what the backend holds with the records: adopt, recreate, remove orphans.
-    pub async fn resync(
-        &self,
-        backend: &str,
-        driver: &dyn Driver,
-    ) -> Result<(), crate::bindings::types::Error> {
-        let found = driver.list(self.selector()).await?;
-        let records: Vec<Workload> = self
+    pub async fn resync(self: &Arc<Self>, backend: &str, driver: &dyn Driver) -> Result<(), Error> {
+        let found = driver.list(self.deployer.selector()).await;
+        self.note(backend, &found);
+        let found = found?;
+        let records: HashMap<String, Workload> = self
+            .records
             .store()
             .all(None)?
             .into_iter()
             .filter(|w| w.backend == backend)
+            .map(|w| (w.id.clone(), w))
             .collect();
         let mut present = HashSet::new();
         for s in found {
-            let current = records.iter().find(|w| w.id == s.workload_id);
-            match current {
+            match records.get(&s.workload_id) {
                 Some(w) if w.revision == s.revision && w.desired != DesiredState::Deleted => {
                     present.insert(w.id.clone());
                 }
                 _ => {
                     tracing::info!(backend, workload = %s.workload_id, revision = s.revision, "removing an orphaned deployment");
-                    let r = crate::driver::InstanceRef {
+                    let r = InstanceRef {
                         workload_id: s.workload_id.clone(),
                         revision: s.revision,
                     };
@@ -106,30 +129,24 @@ impl ControlPlane {
                 }
             }
         }
-        for w in records {
+        for w in records.into_values() {
             if w.desired == DesiredState::Deleted {
                 // The host died mid-delete: finish it.
-                let r = Self::instance(&w);
-                if driver.remove(r, true).await.is_ok() {
-                    self.store().delete(&w.id)?;
-                    self.events.publish(EventKind::Removed, &w.id, None, None);
+                if driver.remove(Deployer::instance(&w), true).await.is_ok() {
+                    self.records.remove(&w.id)?;
                 }
                 continue;
             }
             if !present.contains(&w.id) {
                 tracing::info!(backend, workload = %w.id, "deployment missing on the backend; recreating");
-                let lock = self.lock_for(&w.id);
+                let lock = self.records.lock_for(&w.id);
                 let _guard = lock.lock().await;
                 let mut w = w;
-                match driver
-                    .create(self.deployment(&w), w.desired == DesiredState::Running)
-                    .await
-                {
-                    Ok(states) => {
-                        self.merge_observed(&mut w, states);
-                        self.store().save(&w)?;
+                match self.deployer.deploy_revision(&mut w, false).await {
+                    Ok(()) => self.records.store().save(&w)?,
+                    Err(e) => {
+                        tracing::warn!(workload = %w.id, error = %e.describe(), "recreating failed")
                     }
-                    Err(e) => tracing::warn!(workload = %w.id, error = %e, "recreating failed"),
                 }
                 continue;
             }
@@ -138,20 +155,41 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Refresh one workload's observed state and apply its restart policy.
-    pub async fn reconcile(&self, id: &str) -> Result<(), crate::bindings::types::Error> {
-        let lock = self.lock_for(id);
+    /// Refresh one workload's observed state and apply its restart policy; a
+    /// restart still waiting out its backoff is reconciled again once it is due.
+    pub fn reconcile<'a>(
+        self: &'a Arc<Self>,
+        id: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            if let Some(delay) = self.reconcile_once(id).await? {
+                let r = self.clone();
+                let id = id.to_string();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    if let Err(e) = r.reconcile(&id).await {
+                        tracing::debug!(workload = %id, error = %e.describe(), "delayed reconcile");
+                    }
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// One reconciliation of `id`; how long until a pending restart is due.
+    async fn reconcile_once(&self, id: &str) -> Result<Option<Duration>, Error> {
+        let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
-        let Some(mut w) = self.store().get(id)? else {
-            return Ok(());
+        let Some(mut w) = self.records.store().get(id)? else {
+            return Ok(None);
         };
         if w.desired == DesiredState::Deleted {
-            return Ok(());
+            return Ok(None);
         }
-        let driver = self.driver(&w.backend)?.clone();
+        let driver = self.deployer.driver(&w.backend)?.clone();
         let before = w.clone();
-        let states = driver.inspect(Self::instance(&w)).await?;
-        self.merge_observed(&mut w, states);
+        let states = driver.inspect(Deployer::instance(&w)).await?;
+        self.deployer.merge_observed(&mut w, states);
         let mut delay: Option<Duration> = None;
         if w.desired == DesiredState::Running {
             let policy = w.spec.restart;
@@ -191,7 +229,10 @@ impl ControlPlane {
                     continue;
                 }
                 let name = c.name.clone();
-                match driver.start(Self::instance(&w), Some(name.clone())).await {
+                match driver
+                    .start(Deployer::instance(&w), Some(name.clone()))
+                    .await
+                {
                     Ok(()) => {
                         w.containers[i].restart_count += 1;
                         w.containers[i].status = ContainerStatus::Running;
@@ -205,31 +246,23 @@ impl ControlPlane {
             w.phase = super::derive_phase(&w);
         }
         if w != before {
-            self.store().save(&w)?;
-            self.events
+            self.records.store().save(&w)?;
+            self.records
+                .events()
                 .publish(EventKind::StateChanged, &w.id, None, Some(w.clone()));
         }
-        if let Some(d) = delay
-            && let Some(cp) = self.self_ref()
-        {
-            tokio::spawn(reconcile_later(cp, id.to_string(), d));
-        }
-        Ok(())
+        Ok(delay)
     }
 }
 
-/// Reconcile again after `delay` (a restart waiting out its backoff).
-fn reconcile_later(
-    cp: Arc<ControlPlane>,
-    id: String,
-    delay: Duration,
-) -> futures::future::BoxFuture<'static, ()> {
-    Box::pin(async move {
-        tokio::time::sleep(delay).await;
-        if let Err(e) = cp.reconcile(&id).await {
-            tracing::debug!(workload = %id, error = ?e, "delayed reconcile");
-        }
-    })
+/// Whether a driver error says the backend could not be reached at all (its
+/// runtime is down, or its plugin failed), as opposed to an answer about one
+/// workload.
+fn is_unreachable(e: &DriverError) -> bool {
+    matches!(
+        e,
+        DriverError::Backend(Error::Unavailable(_)) | DriverError::Plugin(_)
+    )
 }
 
 fn elapsed_since(t: Timestamp) -> Duration {

@@ -61,13 +61,38 @@ impl EmbeddedBroker {
             })
             .map_err(|e| fail(e.to_string()))?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(addr).is_err() {
+        while !answers_mqtt(addr) {
             if Instant::now() > deadline {
-                return Err(fail("did not start listening within 10 s".into()));
+                return Err(fail("did not start answering MQTT within 10 s".into()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         tracing::info!(%addr, "embedded MQTT broker listening");
         Ok(EmbeddedBroker { listen: addr })
     }
+}
+
+/// Whether an MQTT 3.1.1 broker answers on `addr`: a CONNECT gets a CONNACK.
+/// (A bare TCP connect that closes at once makes rumqttd log an error about a
+/// truncated connect packet; a DISCONNECT right after the CONNACK races its
+/// router into another. A plain close is an ordinary disconnection.)
+fn answers_mqtt(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    const CLIENT_ID: &[u8] = b"gantry-probe";
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    // Variable header: protocol "MQTT", level 4, clean session, keep-alive 10 s.
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10];
+    body.extend_from_slice(&(CLIENT_ID.len() as u16).to_be_bytes());
+    body.extend_from_slice(CLIENT_ID);
+    let mut connect = vec![0x10, body.len() as u8];
+    connect.extend_from_slice(&body);
+    let mut connack = [0u8; 4];
+    let ok = s.write_all(&connect).is_ok()
+        && s.read_exact(&mut connack).is_ok()
+        && connack[0] == 0x20
+        && connack[3] == 0;
+    ok
 }

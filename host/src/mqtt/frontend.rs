@@ -4,16 +4,16 @@
 //! A plugin call that fails (trap, deadline, memory) loses its instance; the
 //! worker then repeats the connection routine on the fresh one.
 
-use super::{EmbeddedBroker, MqttError, MqttLink, TimerCommand};
+use super::{EmbeddedBroker, MqttBinding, MqttError};
 use crate::bindings::exports::gantry::plugin::mqtt_handler::{self as guest, Guest};
-use crate::bindings::gantry::plugin::mqtt_client::Qos;
 use crate::bindings::types::{Caller, Event};
-use crate::config::MqttBinding;
+use crate::capability::control::Identity;
+use crate::capability::mqtt_client::{MqttLink, TimerCommand, qos};
 use crate::control::ControlPlane;
-use crate::runtime::pool::InstancePool;
-use crate::runtime::state::{Identity, PluginInfo};
+use crate::plugin::PluginState;
+use crate::runtime::pool::{ExportLoader, InstancePool};
 use crate::secrets::Redact;
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Packet, Publish};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,14 +30,9 @@ enum Work {
     Timer(String),
 }
 
-/// The MQTT QoS of a WIT `qos`.
-pub fn qos(q: Qos) -> QoS {
-    match q {
-        Qos::AtMostOnce => QoS::AtMostOnce,
-        Qos::AtLeastOnce => QoS::AtLeastOnce,
-        Qos::ExactlyOnce => QoS::ExactlyOnce,
-    }
-}
+/// The instances of an MQTT frontend plugin (one long-lived instance, as
+/// the world's instance policy says).
+pub type MqttPool = InstancePool<PluginState, Guest>;
 
 /// Host and port of `broker`, starting the embedded broker when it is `embedded`.
 fn broker_address(binding: &MqttBinding) -> Result<(String, u16), MqttError> {
@@ -61,27 +56,36 @@ fn broker_address(binding: &MqttBinding) -> Result<(String, u16), MqttError> {
 /// A running MQTT frontend.
 pub struct MqttFrontend;
 
+/// A frontend's broker connection, opened but not served yet: its link is
+/// handed to the plugin's instances first, then [`MqttFrontend::serve`] runs it.
+pub struct MqttConnection {
+    name: String,
+    client: AsyncClient,
+    eventloop: EventLoop,
+    timers: mpsc::UnboundedReceiver<TimerCommand>,
+    identity: Identity,
+}
+
 impl MqttFrontend {
     /// Loads the `mqtt-handler` export.
-    pub fn loader() -> crate::runtime::pool::ExportLoader<Guest> {
+    pub fn loader() -> ExportLoader<PluginState, Guest> {
         |store, instance| {
             let pre = instance.instance_pre(&*store);
             guest::GuestIndices::new(&pre)?.load(store, instance)
         }
     }
 
-    /// Connect `pool`'s plugin to its broker and serve it until the process ends.
-    pub fn spawn(
-        info: &PluginInfo,
-        pool: Arc<InstancePool<Guest>>,
+    /// The connection of frontend `name` (starting the embedded broker when
+    /// the binding names it), and the link its instances publish through.
+    pub fn connect(
+        name: &str,
         binding: &MqttBinding,
-        control: Arc<ControlPlane>,
-    ) -> Result<(), MqttError> {
+    ) -> Result<(MqttLink, MqttConnection), MqttError> {
         let (host, port) = broker_address(binding)?;
         let client_id = binding
             .client_id
             .clone()
-            .unwrap_or_else(|| format!("gantry-{}", info.name));
+            .unwrap_or_else(|| format!("gantry-{name}"));
         let mut options = MqttOptions::new(client_id, host, port);
         options
             .set_keep_alive(Duration::from_secs(15))
@@ -90,21 +94,41 @@ impl MqttFrontend {
             .set_clean_session(false)
             .set_manual_acks(true)
             .set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut eventloop) = AsyncClient::new(options, 256);
-        let (timers_tx, timers_rx) = mpsc::unbounded_channel();
-        let _ = info.mqtt.set(MqttLink {
+        let (client, eventloop) = AsyncClient::new(options, 256);
+        let (timers_tx, timers) = mpsc::unbounded_channel();
+        let link = MqttLink {
             client: client.clone(),
             timers: timers_tx,
-        });
-        let (work_tx, work_rx) = mpsc::unbounded_channel();
+        };
         let identity = Identity::Caller(Caller {
             subject: binding
                 .subject
                 .clone()
-                .unwrap_or_else(|| format!("mqtt:{}", info.name)),
+                .unwrap_or_else(|| format!("mqtt:{name}")),
             roles: binding.roles.clone(),
         });
-        let name = info.name.clone();
+        Ok((
+            link,
+            MqttConnection {
+                name: name.to_string(),
+                client,
+                eventloop,
+                timers,
+                identity,
+            },
+        ))
+    }
+
+    /// Serve `pool`'s plugin on its connection until the process ends.
+    pub fn serve(conn: MqttConnection, pool: Arc<MqttPool>, control: &ControlPlane) {
+        let MqttConnection {
+            name,
+            client,
+            mut eventloop,
+            timers: timers_rx,
+            identity,
+        } = conn;
+        let (work_tx, work_rx) = mpsc::unbounded_channel();
 
         let work = work_tx.clone();
         let plugin = name.clone();
@@ -161,7 +185,6 @@ impl MqttFrontend {
             }
             .run(work_rx),
         );
-        Ok(())
     }
 }
 
@@ -204,7 +227,7 @@ async fn run_timers(
 
 struct Worker {
     name: String,
-    pool: Arc<InstancePool<Guest>>,
+    pool: Arc<MqttPool>,
     client: AsyncClient,
     identity: Identity,
 }
@@ -226,7 +249,7 @@ impl Worker {
                     };
                     let result = self
                         .pool
-                        .call(self.identity.clone(), move |s, g| {
+                        .call(self.bind(), move |s, g| {
                             Box::pin(async move { g.call_on_message(s, &message).await })
                         })
                         .await;
@@ -249,7 +272,7 @@ impl Worker {
                     let mut e = *e;
                     e.workload = e.workload.map(Redact::redact);
                     self.pool
-                        .call(self.identity.clone(), move |s, g| {
+                        .call(self.bind(), move |s, g| {
                             Box::pin(async move { g.call_on_event(s, &e).await })
                         })
                         .await
@@ -257,7 +280,7 @@ impl Worker {
                 }
                 Work::Timer(id) => self
                     .pool
-                    .call(self.identity.clone(), move |s, g| {
+                    .call(self.bind(), move |s, g| {
                         Box::pin(async move { g.call_on_timer(s, &id).await })
                     })
                     .await
@@ -268,6 +291,12 @@ impl Worker {
                 tracing::error!(plugin = %self.name, "plugin failed again while recovering");
             }
         }
+    }
+
+    /// Binds the frontend's identity to the instance for one call.
+    fn bind(&self) -> impl FnOnce(&mut PluginState) + Send + 'static {
+        let identity = self.identity.clone();
+        move |s| s.bind(identity)
     }
 
     /// Whether the plugin's identity may see the workload an event is about:
@@ -283,7 +312,7 @@ impl Worker {
     async fn connected(&self) -> bool {
         let subscriptions = match self
             .pool
-            .call(self.identity.clone(), |s, g| {
+            .call(self.bind(), |s, g| {
                 Box::pin(async move { g.call_subscriptions(s).await })
             })
             .await
@@ -301,7 +330,7 @@ impl Worker {
             }
         }
         self.pool
-            .call(self.identity.clone(), |s, g| {
+            .call(self.bind(), |s, g| {
                 Box::pin(async move { g.call_on_connect(s).await })
             })
             .await

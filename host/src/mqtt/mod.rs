@@ -6,11 +6,33 @@
 
 mod broker;
 mod frontend;
-mod link;
 
 pub use broker::EmbeddedBroker;
-pub use frontend::{MqttFrontend, qos};
-pub use link::{MqttLink, TimerCommand};
+pub use frontend::{MqttConnection, MqttFrontend, MqttPool};
+
+use serde::Deserialize;
+
+/// How an MQTT frontend connects (its config table's `mqtt = { ... }`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttBinding {
+    /// "embedded" or "tcp://host:port".
+    #[serde(default = "default_broker")]
+    pub broker: String,
+    /// Listen address of the embedded broker.
+    pub listen: Option<String>,
+    /// MQTT client id.
+    pub client_id: Option<String>,
+    /// The identity messages act as.
+    pub subject: Option<String>,
+    /// Roles of that identity.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+fn default_broker() -> String {
+    "embedded".into()
+}
 
 /// Why an MQTT frontend could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -1,76 +1,73 @@
-//! Checking a component against the world of its plugin kind, and building
-//! the linker each kind gets (deny-all: a world's imports and nothing more).
+//! Checking a component against a contract: the export its world must
+//! provide (by interface and compatible version), and the imports a linker
+//! offers (deny-all: a world's imports and nothing more).
 
-use super::state::PluginState;
-use super::{PluginKind, RuntimeError};
-use crate::bindings::gantry::plugin as wit;
+use super::RuntimeError;
 use wasmtime::Engine;
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 
-/// The export a kind must provide: (interface without version, major.minor prefix).
-fn required_export(kind: PluginKind) -> (&'static str, &'static str) {
-    match kind {
-        PluginKind::HttpFrontend => ("wasi:http/incoming-handler", "0.2."),
-        PluginKind::MqttFrontend => ("gantry:plugin/mqtt-handler", "0.1."),
-        PluginKind::Backend | PluginKind::Scheduler => ("gantry:plugin/driver", "0.1."),
-    }
+/// What a world asks of a component, as far as the runtime can check it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contract {
+    /// The world's full name, for messages.
+    pub world: &'static str,
+    /// The interface the component must export, without a version.
+    pub export: &'static str,
+    /// The compatible versions of that export: a semver prefix, such as `0.1.`
+    /// (for 0.x packages a minor bump is breaking; patch releases are compatible).
+    pub version: &'static str,
 }
 
-/// The linker for plugins of `kind`.
-pub fn linker(engine: &Engine, kind: PluginKind) -> Result<Linker<PluginState>, RuntimeError> {
-    let build = || -> wasmtime::Result<Linker<PluginState>> {
-        let mut l = Linker::new(engine);
-        // Rust's std imports much of wasi:cli and wasi:filesystem even when unused; the
-        // context grants no preopens, no environment and no sockets.
-        wasmtime_wasi::p2::add_to_linker_async(&mut l)?;
-        wit::logging::add_to_linker::<_, HasSelf<_>>(&mut l, |s| s)?;
-        wit::config::add_to_linker::<_, HasSelf<_>>(&mut l, |s| s)?;
-        match kind {
-            PluginKind::HttpFrontend => {
-                wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
-                wit::control::add_to_linker::<_, HasSelf<_>>(&mut l, |s| s)?;
-            }
-            PluginKind::MqttFrontend => {
-                wit::control::add_to_linker::<_, HasSelf<_>>(&mut l, |s| s)?;
-                wit::mqtt_client::add_to_linker::<_, HasSelf<_>>(&mut l, |s| s)?;
-            }
-            PluginKind::Backend => {
-                wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut l)?;
-                wit::progress::add_to_linker::<_, HasSelf<_>>(&mut l, |s| s)?;
-            }
-            PluginKind::Scheduler => {
-                wit::devices::add_to_linker::<_, HasSelf<_>>(&mut l, |s| s)?;
-            }
-        }
-        Ok(l)
-    };
-    build().map_err(|e| RuntimeError::Engine(format!("cannot build the {kind:?} linker: {e:#}")))
+/// The names a component exports and imports.
+pub fn exports(engine: &Engine, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .exports(engine)
+        .map(|(n, _)| n.to_string())
+        .collect()
 }
 
-/// Check `component` against `kind`'s world and pre-instantiate it.
-pub fn check(
+/// The names a component imports.
+pub fn imports(engine: &Engine, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(n, _)| n.to_string())
+        .collect()
+}
+
+/// The version of `iface` among `names` (`iface@1.2.3` → `Some("1.2.3")`;
+/// `Some("")` for an unversioned name), if present.
+pub fn version_of<'a>(names: &'a [String], iface: &str) -> Option<&'a str> {
+    names.iter().find_map(|n| match n.split_once('@') {
+        Some((name, v)) if name == iface => Some(v),
+        None if n == iface => Some(""),
+        _ => None,
+    })
+}
+
+/// Check `component` against `contract` and pre-instantiate it with `linker`.
+pub fn check<D>(
     engine: &Engine,
-    linker: &Linker<PluginState>,
-    kind: PluginKind,
+    linker: &Linker<D>,
+    contract: &Contract,
     plugin: &str,
     component: &Component,
-) -> Result<InstancePre<PluginState>, RuntimeError> {
+) -> Result<InstancePre<D>, RuntimeError> {
     let invalid = |message: String| RuntimeError::Invalid {
         plugin: plugin.to_string(),
         message,
     };
-    let (iface, version) = required_export(kind);
-    let exports: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(n, _)| n.to_string())
-        .collect();
-    let found = exports.iter().find(|n| n.split('@').next() == Some(iface));
-    match found {
+    let Contract {
+        world,
+        export,
+        version,
+    } = contract;
+    let exports = exports(engine, component);
+    match version_of(&exports, export) {
         None => {
             return Err(invalid(format!(
-                "does not fit world {}: missing export `{iface}@{version}x` (it exports: {})",
-                kind.world(),
+                "does not fit world {world}: missing export `{export}@{version}x` (it exports: {})",
                 if exports.is_empty() {
                     "nothing".to_string()
                 } else {
@@ -78,23 +75,33 @@ pub fn check(
                 }
             )));
         }
-        Some(name)
-            if !name
-                .split('@')
-                .nth(1)
-                .is_some_and(|v| v.starts_with(version)) =>
-        {
+        Some(v) if !v.starts_with(version) => {
             return Err(invalid(format!(
-                "does not fit world {}: exports `{name}`, but this host speaks `{iface}@{version}x`",
-                kind.world()
+                "does not fit world {world}: exports `{export}@{v}`, but this host speaks `{export}@{version}x`"
             )));
         }
         Some(_) => {}
     }
     linker.instantiate_pre(component).map_err(|e| {
         invalid(format!(
-            "does not fit world {}: {e:#} (imports outside the world are not provided)",
-            kind.world()
+            "does not fit world {world}: {e:#} (imports outside the world are not provided)"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_versions_by_interface() {
+        let names = vec![
+            "wasi:cli/run@0.2.3".to_string(),
+            "gantry:plugin/driver@0.1.0".to_string(),
+            "plain".to_string(),
+        ];
+        assert_eq!(version_of(&names, "gantry:plugin/driver"), Some("0.1.0"));
+        assert_eq!(version_of(&names, "plain"), Some(""));
+        assert_eq!(version_of(&names, "gantry:plugin/control"), None);
+    }
 }

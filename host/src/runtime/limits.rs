@@ -1,13 +1,145 @@
 //! Per-call guards: a guest-time deadline enforced through epochs, and a
-//! per-instance linear-memory cap.
+//! per-instance linear-memory cap; the limits config they come from, and the
+//! instance-lifetime policy of a plugin.
 //!
 //! The deadline counts only time spent executing guest code: time the guest
 //! spends blocked in a host call (an HTTP request to the runtime, a log
 //! follow) is subtracted, so a plugin streaming logs for an hour is fine while
 //! a plugin spinning in a loop is stopped after `call_timeout`.
 
+use serde::Deserialize;
 use std::time::{Duration, Instant};
 use wasmtime::{CallHook, ResourceLimiter, Store, UpdateDeadline};
+
+/// Plugin resource limits (`[limits]`, and a plugin's `limits` overrides).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Guest execution time allowed per call, in milliseconds (time spent
+    /// waiting on the host is not counted).
+    #[serde(default = "default_call_ms")]
+    pub call_timeout_ms: u64,
+    /// Linear memory cap per plugin instance, in MiB.
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u64,
+    /// How many calls a warm instance serves before it is recycled
+    /// (plugins whose world keeps pooled instances).
+    #[serde(default = "default_reuse")]
+    pub max_reuse: u32,
+    /// How many warm instances a plugin keeps (pooled worlds).
+    #[serde(default = "default_idle")]
+    pub max_idle: usize,
+}
+
+fn default_call_ms() -> u64 {
+    5_000
+}
+fn default_memory_mib() -> u64 {
+    128
+}
+fn default_reuse() -> u32 {
+    1_000
+}
+fn default_idle() -> usize {
+    8
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            call_timeout_ms: default_call_ms(),
+            memory_mib: default_memory_mib(),
+            max_reuse: default_reuse(),
+            max_idle: default_idle(),
+        }
+    }
+}
+
+/// Per-plugin overrides of [`LimitsConfig`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsOverride {
+    /// See [`LimitsConfig::call_timeout_ms`].
+    pub call_timeout_ms: Option<u64>,
+    /// See [`LimitsConfig::memory_mib`].
+    pub memory_mib: Option<u64>,
+    /// See [`LimitsConfig::max_reuse`].
+    pub max_reuse: Option<u32>,
+    /// See [`LimitsConfig::max_idle`].
+    pub max_idle: Option<usize>,
+}
+
+impl LimitsOverride {
+    /// Whether this override sets a pooling knob (`max_reuse`, `max_idle`).
+    pub fn sets_pooling(&self) -> bool {
+        self.max_reuse.is_some() || self.max_idle.is_some()
+    }
+}
+
+impl LimitsConfig {
+    /// These limits with a plugin's overrides applied.
+    pub fn with(&self, o: &LimitsOverride) -> LimitsConfig {
+        LimitsConfig {
+            call_timeout_ms: o.call_timeout_ms.unwrap_or(self.call_timeout_ms),
+            memory_mib: o.memory_mib.unwrap_or(self.memory_mib),
+            max_reuse: o.max_reuse.unwrap_or(self.max_reuse),
+            max_idle: o.max_idle.unwrap_or(self.max_idle),
+        }
+    }
+
+    /// The memory cap in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        usize::try_from(self.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+
+    /// Fresh guards for one instance.
+    pub fn guards(&self) -> Guards {
+        Guards {
+            memory: MemoryCap::new(self.memory_bytes()),
+            watch: CallWatch::new(Duration::from_millis(self.call_timeout_ms)),
+        }
+    }
+}
+
+/// How long a plugin's instances live. A plugin's world declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstancePolicy {
+    /// Up to `max_idle` warm instances, each serving at most `max_reuse`
+    /// calls. Nothing a plugin keeps in memory survives past that: worlds
+    /// with this policy must not rely on state between calls.
+    Pooled,
+    /// One instance that lives as long as the host and keeps its memory
+    /// between calls; a call that fails it (trap, deadline, memory) replaces
+    /// it with a fresh one.
+    LongLived,
+}
+
+/// The memory cap and the call watch of one instance.
+#[derive(Debug)]
+pub struct Guards {
+    /// The linear-memory cap.
+    pub memory: MemoryCap,
+    /// The guest-time deadline.
+    pub watch: CallWatch,
+}
+
+impl Guards {
+    /// Reset for a new call.
+    pub fn begin_call(&mut self) {
+        self.watch.begin();
+        self.memory.exceeded = false;
+    }
+
+    /// Whether the last call hit the memory cap, and the cap.
+    pub fn memory_exceeded(&self) -> Option<usize> {
+        self.memory.exceeded.then(|| self.memory.limit())
+    }
+
+    /// Whether the last call ran out of time, and the budget.
+    pub fn deadline_expired(&self) -> Option<u128> {
+        self.watch.expired.then(|| self.watch.budget().as_millis())
+    }
+}
 
 /// Caps the linear memory of one instance.
 #[derive(Debug)]
@@ -127,23 +259,24 @@ impl CallWatch {
     }
 }
 
-/// What a store's data must offer for the guards to work.
-pub trait Guarded: Send + 'static {
-    /// The memory cap.
-    fn memory_cap(&mut self) -> &mut MemoryCap;
-    /// The call watch.
-    fn call_watch(&mut self) -> &mut CallWatch;
+/// What a store's data must offer for the runtime to run it: its guards, and
+/// a way to forget what was bound for a call before the instance is reused.
+pub trait PluginData: Send + 'static {
+    /// The instance's guards.
+    fn guards(&mut self) -> &mut Guards;
+    /// Forget per-call bindings (such as the caller) once a call ended.
+    fn end_call(&mut self);
 }
 
 /// Install the memory cap, the call hook and the epoch callback on a store.
-pub fn install<T: Guarded>(store: &mut Store<T>) {
-    store.limiter(|s| s.memory_cap());
+pub fn install<T: PluginData>(store: &mut Store<T>) {
+    store.limiter(|s| &mut s.guards().memory);
     store.call_hook(|mut ctx, hook| {
-        ctx.data_mut().call_watch().on_hook(hook);
+        ctx.data_mut().guards().watch.on_hook(hook);
         Ok(())
     });
     store.epoch_deadline_callback(|mut ctx| {
-        let watch = ctx.data_mut().call_watch();
+        let watch = &mut ctx.data_mut().guards().watch;
         if watch.guest_time(Instant::now()) > watch.budget {
             watch.expired = true;
             wasmtime::bail!(

@@ -1,41 +1,14 @@
-//! The plugin runtime: loading and checking components, per-call guards,
-//! warm-instance pools and the host functions plugins import.
+//! The generic Wasm runtime: the engine and its component cache, checks of a
+//! component against a contract, instance pools with their lifetime policy,
+//! and per-call guards (deadline, memory). It knows nothing of what plugins
+//! import: the store's data is a type parameter ([`limits::PluginData`]).
 
 pub mod check;
 pub mod engine;
-pub mod host_api;
 pub mod limits;
-pub mod outgoing;
 pub mod pool;
-pub mod state;
 
 use std::path::PathBuf;
-
-/// What kind of plugin a component is loaded as; decides its world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum PluginKind {
-    /// World `http-frontend`.
-    HttpFrontend,
-    /// World `mqtt-frontend`.
-    MqttFrontend,
-    /// World `backend`.
-    Backend,
-    /// World `scheduler`.
-    Scheduler,
-}
-
-impl PluginKind {
-    /// The WIT world name.
-    pub fn world(self) -> &'static str {
-        match self {
-            PluginKind::HttpFrontend => "gantry:plugin/http-frontend@0.1.0",
-            PluginKind::MqttFrontend => "gantry:plugin/mqtt-frontend@0.1.0",
-            PluginKind::Backend => "gantry:plugin/backend@0.1.0",
-            PluginKind::Scheduler => "gantry:plugin/scheduler@0.1.0",
-        }
-    }
-}
 
 /// Failures loading or checking a plugin.
 #[derive(Debug, thiserror::Error)]

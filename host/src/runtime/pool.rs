@@ -1,74 +1,85 @@
-//! Warm-instance pools: each plugin keeps up to `max_idle` instantiated
-//! stores and reuses one for at most `max_reuse` calls. A call that fails in
-//! the guest (trap, deadline, memory) discards its instance.
+//! Instance pools. A plugin's instances live by its world's
+//! [`InstancePolicy`]: pooled (up to `max_idle` warm stores, each reused for
+//! at most `max_reuse` calls) or one long-lived instance. A call that fails in
+//! the guest (trap, deadline, memory) discards its instance either way.
+//!
+//! The pool is generic over the store's data: what a plugin can import is the
+//! business of whoever builds that data, not of the runtime.
 
 use super::CallError;
-use super::limits::{self, CallWatch, MemoryCap};
-use super::outgoing::EndpointRouter;
-use super::state::{Identity, PluginInfo, PluginState};
-use crate::config::LimitsConfig;
+use super::limits::{self, InstancePolicy, LimitsConfig, PluginData};
 use crate::metrics::PluginMetrics;
-use crate::services::HostServices;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use wasmtime::Store;
 use wasmtime::component::{Instance, InstancePre};
 
 /// An instance with its store, checked out of a pool.
-pub struct Pooled<I> {
+pub struct Pooled<D: 'static, I> {
     /// The store.
-    pub store: Store<PluginState>,
+    pub store: Store<D>,
     /// Typed exports of the instance.
     pub exports: I,
     uses: u32,
 }
 
 /// Loads typed exports from a fresh instance.
-pub type ExportLoader<I> = fn(&mut Store<PluginState>, &Instance) -> wasmtime::Result<I>;
+pub type ExportLoader<D, I> = fn(&mut Store<D>, &Instance) -> wasmtime::Result<I>;
+
+/// Builds the data of a fresh instance's store around its guards.
+pub type DataFactory<D> = Arc<dyn Fn(limits::Guards) -> D + Send + Sync>;
 
 /// A boxed call on a checked-out instance.
 pub type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 
-/// The instance pool of one plugin.
-pub struct InstancePool<I> {
-    info: Arc<PluginInfo>,
-    services: Arc<HostServices>,
-    pre: InstancePre<PluginState>,
-    router: EndpointRouter,
+/// The instances of one plugin.
+pub struct InstancePool<D: 'static, I> {
+    name: String,
+    pre: InstancePre<D>,
+    data: DataFactory<D>,
     limits: LimitsConfig,
-    load: ExportLoader<I>,
-    idle: Mutex<Vec<Pooled<I>>>,
+    policy: InstancePolicy,
+    load: ExportLoader<D, I>,
+    idle: Mutex<Vec<Pooled<D, I>>>,
     metrics: PluginMetrics,
 }
 
-impl<I: Send + 'static> InstancePool<I> {
+/// What a pool is built from, besides the component.
+pub struct PoolSpec<D: 'static, I> {
+    /// The plugin's configured name.
+    pub name: String,
+    /// Its limits, overrides applied.
+    pub limits: LimitsConfig,
+    /// Its world's instance policy.
+    pub policy: InstancePolicy,
+    /// Store data of a fresh instance.
+    pub data: DataFactory<D>,
+    /// Typed exports of a fresh instance.
+    pub load: ExportLoader<D, I>,
+    /// Where calls are counted.
+    pub metrics: PluginMetrics,
+}
+
+impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
     /// A pool over a checked, pre-instantiated component.
-    pub fn new(
-        info: Arc<PluginInfo>,
-        services: Arc<HostServices>,
-        pre: InstancePre<PluginState>,
-        router: EndpointRouter,
-        limits: LimitsConfig,
-        load: ExportLoader<I>,
-    ) -> Self {
-        let metrics = services.metrics.plugin(&info.name);
+    pub fn new(pre: InstancePre<D>, spec: PoolSpec<D, I>) -> Self {
         Self {
-            info,
-            services,
+            name: spec.name,
             pre,
-            router,
-            limits,
-            load,
+            data: spec.data,
+            limits: spec.limits,
+            policy: spec.policy,
+            load: spec.load,
             idle: Mutex::new(Vec::new()),
-            metrics,
+            metrics: spec.metrics,
         }
     }
 
     /// The plugin's name.
     pub fn name(&self) -> &str {
-        &self.info.name
+        &self.name
     }
 
     /// The plugin's metrics.
@@ -76,24 +87,19 @@ impl<I: Send + 'static> InstancePool<I> {
         &self.metrics
     }
 
+    /// The instance policy.
+    pub fn policy(&self) -> InstancePolicy {
+        self.policy
+    }
+
     /// A warm instance, or a new one.
-    pub async fn checkout(&self) -> Result<Pooled<I>, CallError> {
+    pub async fn checkout(&self) -> Result<Pooled<D, I>, CallError> {
         if let Some(p) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(p);
         }
-        let state = PluginState::new(
-            self.info.clone(),
-            self.services.clone(),
-            self.router.clone(),
-            MemoryCap::new(
-                usize::try_from(self.limits.memory_mib.saturating_mul(1 << 20))
-                    .unwrap_or(usize::MAX),
-            ),
-            CallWatch::new(Duration::from_millis(self.limits.call_timeout_ms)),
-        );
-        let mut store = Store::new(self.pre.engine(), state);
+        let mut store = Store::new(self.pre.engine(), (self.data)(self.limits.guards()));
         limits::install(&mut store);
-        store.data_mut().begin_call(Identity::None);
+        store.data_mut().guards().begin_call();
         let instantiate = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             (self.load)(&mut store, &instance)
@@ -105,7 +111,7 @@ impl<I: Send + 'static> InstancePool<I> {
                 uses: 0,
             }),
             Err(e) => {
-                let err = classify(&self.info.name, &store, &e);
+                let err = classify(&self.name, &mut store, &e);
                 self.metrics.failed(err.kind());
                 Err(match err {
                     CallError::Trap { plugin, message } => {
@@ -118,27 +124,32 @@ impl<I: Send + 'static> InstancePool<I> {
     }
 
     /// Return an instance after a successful call.
-    pub fn checkin(&self, mut p: Pooled<I>) {
+    pub fn checkin(&self, mut p: Pooled<D, I>) {
         p.uses += 1;
-        p.store.data_mut().identity = Identity::None;
-        if p.uses >= self.limits.max_reuse {
+        p.store.data_mut().end_call();
+        let (max_reuse, max_idle) = match self.policy {
+            InstancePolicy::Pooled => (self.limits.max_reuse, self.limits.max_idle),
+            InstancePolicy::LongLived => (u32::MAX, 1),
+        };
+        if p.uses >= max_reuse {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < self.limits.max_idle {
+        if idle.len() < max_idle {
             idle.push(p);
         }
     }
 
-    /// Run `f` on an instance as `identity`, with the plugin's guards and metrics.
+    /// Run `f` on an instance, after `bind` prepared its data for this call
+    /// (the caller it acts as, for instance), with the plugin's guards and metrics.
     pub async fn call<R: Send>(
         &self,
-        identity: Identity,
-        f: impl for<'a> FnOnce(&'a mut Store<PluginState>, &'a I) -> CallFuture<'a, R> + Send,
+        bind: impl FnOnce(&mut D) + Send,
+        f: impl for<'a> FnOnce(&'a mut Store<D>, &'a I) -> CallFuture<'a, R> + Send,
     ) -> Result<R, CallError> {
         let mut p = self.checkout().await?;
         let started = Instant::now();
-        p.store.data_mut().begin_call(identity);
+        self.begin(&mut p, bind);
         let result = f(&mut p.store, &p.exports).await;
         self.metrics.observe(started.elapsed());
         match result {
@@ -146,19 +157,21 @@ impl<I: Send + 'static> InstancePool<I> {
                 self.checkin(p);
                 Ok(r)
             }
-            Err(e) => {
-                let err = classify(&self.info.name, &p.store, &e);
-                self.metrics.failed(err.kind());
-                tracing::warn!(plugin = %self.info.name, error = %err, "plugin call failed; instance discarded");
-                Err(err)
-            }
+            Err(e) => Err(self.discard(p, &e)),
         }
+    }
+
+    /// Prepare a checked-out instance for a call made outside [`Self::call`].
+    pub fn begin(&self, p: &mut Pooled<D, I>, bind: impl FnOnce(&mut D)) {
+        let data = p.store.data_mut();
+        data.guards().begin_call();
+        bind(data);
     }
 
     /// Record the outcome of a call made on a checked-out instance outside [`Self::call`].
     pub fn finish(
         &self,
-        p: Pooled<I>,
+        p: Pooled<D, I>,
         started: Instant,
         result: Result<(), wasmtime::Error>,
     ) -> Result<(), CallError> {
@@ -168,23 +181,31 @@ impl<I: Send + 'static> InstancePool<I> {
                 self.checkin(p);
                 Ok(())
             }
-            Err(e) => {
-                let err = classify(&self.info.name, &p.store, &e);
-                self.metrics.failed(err.kind());
-                tracing::warn!(plugin = %self.info.name, error = %err, "plugin call failed; instance discarded");
-                Err(err)
-            }
+            Err(e) => Err(self.discard(p, &e)),
         }
+    }
+
+    /// Classify a failed call, count it, and drop its instance.
+    fn discard(&self, mut p: Pooled<D, I>, e: &wasmtime::Error) -> CallError {
+        let err = classify(&self.name, &mut p.store, e);
+        self.metrics.failed(err.kind());
+        tracing::warn!(plugin = %self.name, error = %err, "plugin call failed; instance discarded");
+        err
     }
 }
 
 /// Turn a wasmtime error into a typed call error, using what the guards saw.
-pub fn classify(plugin: &str, store: &Store<PluginState>, e: &wasmtime::Error) -> CallError {
+pub fn classify<D: PluginData>(
+    plugin: &str,
+    store: &mut Store<D>,
+    e: &wasmtime::Error,
+) -> CallError {
     let plugin = plugin.to_string();
-    if let Some(limit) = store.data().memory_exceeded() {
+    let guards = store.data_mut().guards();
+    if let Some(limit) = guards.memory_exceeded() {
         return CallError::Memory { plugin, limit };
     }
-    if let Some(ms) = store.data().deadline_expired() {
+    if let Some(ms) = guards.deadline_expired() {
         return CallError::Deadline { plugin, ms };
     }
     CallError::Trap {

@@ -71,7 +71,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn is_admin(&self) -> bool {
-        self.caller.roles.iter().any(|r| r == "ADMIN")
+        self.caller.is_admin()
     }
 
     /// Scheme and authority clients reach this frontend at, for absolute URLs.
@@ -108,11 +108,8 @@ impl Ctx<'_> {
 
     fn filter(&self) -> WorkloadFilter {
         WorkloadFilter {
-            namespace: None,
-            namespace_prefix: None,
-            name: None,
-            annotations: Vec::new(),
             all_owners: self.is_admin(),
+            ..WorkloadFilter::default()
         }
     }
 }
@@ -254,18 +251,25 @@ fn create_or_update(ctx: &Ctx, group: &ResourceGroup, name: &str) -> Answer {
         .any(|v| v.secret);
     let changed = has_secrets
         || serde_json::to_value(&desired.spec).ok() != serde_json::to_value(&current.spec).ok();
-    let w = if changed {
-        control::update(&current.id, &desired.spec)?
-    } else {
-        current.clone()
-    };
     let mut annotations: Vec<(String, String)> = current
         .annotations
-        .into_iter()
+        .iter()
         .filter(|(k, _)| !k.starts_with("arm."))
+        .cloned()
         .collect();
     annotations.extend(desired.annotations);
-    let w = control::set_annotations(&w.id, &annotations)?;
+    // A new revision and its annotations change in one step, or not at all.
+    let w = if changed {
+        control::revise(
+            &current.id,
+            &control::UpdateRequest {
+                spec: desired.spec,
+                annotations: Some(annotations),
+            },
+        )?
+    } else {
+        control::set_annotations(&current.id, &annotations)?
+    };
     let op = Operation {
         kind: Kind::Put,
         workload: w.id.clone(),
@@ -604,7 +608,7 @@ fn handle(req: &Request) -> Reply {
         )
         .into();
     };
-    let caller = match control::whoami() {
+    let caller = match req.caller() {
         Ok(c) => c,
         Err(e) => {
             return Reply::from(CloudError::from(e)).with_header("www-authenticate", "Bearer");

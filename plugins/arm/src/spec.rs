@@ -3,8 +3,8 @@
 
 use crate::cloud_error::CloudError;
 use gantry_sdk::http_frontend::gantry::plugin::types::{
-    ContainerSpec, EnvVar, GpuRequest, NetworkMode, PortMapping, PortProtocol, Resources,
-    RestartKind, RestartPolicy, WorkloadSpec,
+    ContainerSpec, EnvVar, GpuRequest, PortMapping, PortProtocol, Resources, RestartKind,
+    RestartPolicy, WorkloadSpec,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -430,10 +430,7 @@ pub fn desired(body: GroupBody, group: &crate::path::ResourceGroup) -> Result<De
         }
         let security = c.security_context;
         containers.push(ContainerSpec {
-            name: def.name,
-            image: c.image.trim().to_string(),
             command: c.command.filter(|v| !v.is_empty()),
-            args: None,
             env,
             ports,
             resources: Resources {
@@ -444,14 +441,9 @@ pub fn desired(body: GroupBody, group: &crate::path::ResourceGroup) -> Result<De
                 } else {
                     None
                 },
-                memory_swap_bytes: None,
-                ephemeral_storage_bytes: None,
-                pids_limit: None,
+                ..Resources::default()
             },
             gpu,
-            mounts: Vec::new(),
-            devices: Vec::new(),
-            working_dir: None,
             privileged: security
                 .as_ref()
                 .and_then(|s| s.privileged)
@@ -460,10 +452,7 @@ pub fn desired(body: GroupBody, group: &crate::path::ResourceGroup) -> Result<De
                 .and_then(|s| s.capabilities)
                 .and_then(|c| c.add)
                 .unwrap_or_default(),
-            tty: false,
-            open_stdin: false,
-            log: None,
-            labels: Vec::new(),
+            ..ContainerSpec::new(def.name, c.image.trim())
         });
     }
     let mut seen = std::collections::HashSet::new();
@@ -540,19 +529,14 @@ pub fn desired(body: GroupBody, group: &crate::path::ResourceGroup) -> Result<De
         annotations.push((keys::SKU.to_string(), sku));
     }
     Ok(Desired {
+        // Containers share one isolated namespace; ports are recorded, not
+        // published on the host (loopback-only, like ACI's private groups).
         spec: WorkloadSpec {
-            containers,
             restart: RestartPolicy {
                 kind: restart,
-                max_retries: 0,
-                retry_timeout_seconds: 0,
+                ..RestartPolicy::default()
             },
-            // Containers share one namespace; ports are recorded, not published
-            // on the host (loopback-only, like ACI's private groups).
-            network: NetworkMode::Isolated,
-            hostname: None,
-            domain_name: None,
-            extra_hosts: Vec::new(),
+            ..WorkloadSpec::new(containers)
         },
         annotations,
         location,

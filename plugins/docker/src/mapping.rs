@@ -11,14 +11,9 @@ use gantry_sdk::backend::gantry::plugin::types::{
 };
 use std::collections::HashMap;
 
-/// Label keys (the host's `control::labels`, repeated here because plugins do not link the host).
+/// Label keys: the SDK's (the ones the host selects on), and this backend's own.
 pub mod labels {
-    /// Workload id.
-    pub const WORKLOAD: &str = "io.gantry.workload";
-    /// Revision number.
-    pub const REVISION: &str = "io.gantry.revision";
-    /// Container name within the workload.
-    pub const CONTAINER: &str = "io.gantry.container";
+    pub use gantry_sdk::labels::{CONTAINER, REVISION, WORKLOAD};
     /// Position of the container in the spec (0 holds the shared network namespace).
     pub const INDEX: &str = "io.gantry.index";
 }

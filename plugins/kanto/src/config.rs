@@ -236,36 +236,20 @@ pub fn spec(name: &str, image: &str, config: ContainerConfig) -> Result<Workload
             },
         }),
     };
-    let empty = Resources {
-        cpu: None,
-        memory_bytes: None,
-        memory_reservation_bytes: None,
-        memory_swap_bytes: None,
-        ephemeral_storage_bytes: None,
-        pids_limit: None,
-    };
     let resources = match &config.resources {
-        Some(r) => resources(r, &empty)?,
-        None => empty,
+        Some(r) => resources(r, &Resources::default())?,
+        None => Resources::default(),
     };
     let restart = match &config.restart_policy {
         Some(p) => restart_policy(p)?,
-        None => RestartPolicy {
-            kind: RestartKind::No,
-            max_retries: 0,
-            retry_timeout_seconds: 0,
-        },
+        None => RestartPolicy::default(),
     };
     Ok(WorkloadSpec {
         containers: vec![ContainerSpec {
-            name: name.to_string(),
-            image: image.trim().to_string(),
-            command: None,
             args: config.cmd.filter(|c| !c.is_empty()),
             env,
             ports,
             resources,
-            gpu: None,
             mounts: config
                 .mount_points
                 .unwrap_or_default()
@@ -287,13 +271,12 @@ pub fn spec(name: &str, image: &str, config: ContainerConfig) -> Result<Workload
                     cgroup_permissions: d.cgroup_permissions.unwrap_or_else(|| "rwm".into()),
                 })
                 .collect(),
-            working_dir: None,
             privileged: config.privileged.unwrap_or(false),
             extra_capabilities: config.extra_capabilities.unwrap_or_default(),
             tty: config.tty.unwrap_or(false),
             open_stdin: config.open_stdin.unwrap_or(false),
             log,
-            labels: Vec::new(),
+            ..ContainerSpec::new(name, image.trim())
         }],
         restart,
         network,

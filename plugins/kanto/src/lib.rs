@@ -87,11 +87,8 @@ fn every_workload() -> Vec<Workload> {
     let mut all = Vec::new();
     for page in 1.. {
         let filter = WorkloadFilter {
-            namespace: None,
-            namespace_prefix: None,
-            name: None,
-            annotations: Vec::new(),
             all_owners: true,
+            ..WorkloadFilter::default()
         };
         match control::list(&filter, PageRequest { page, rows: 1000 }) {
             Ok(p) => {

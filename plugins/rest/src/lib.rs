@@ -122,8 +122,8 @@ fn ingress_domain() -> String {
     config::get("ingress-domain").unwrap_or_else(|| "ingress.gantry.localhost".into())
 }
 
-fn caller() -> Result<Caller, Failure> {
-    control::whoami().map_err(Failure::from)
+fn caller(req: &Request) -> Result<Caller, Failure> {
+    req.caller().map_err(Failure::from)
 }
 
 fn to_value(c: model::Container) -> Value {
@@ -131,14 +131,11 @@ fn to_value(c: model::Container) -> Value {
 }
 
 fn list(req: &Request) -> Answer {
-    let me = caller()?;
+    let me = caller(req)?;
     let (p, rows) = page(req, 10)?;
     let filter = WorkloadFilter {
-        namespace: None,
-        namespace_prefix: None,
-        name: None,
-        annotations: Vec::new(),
-        all_owners: me.roles.iter().any(|r| r == "ADMIN"),
+        all_owners: me.is_admin(),
+        ..WorkloadFilter::default()
     };
     let result = control::list(&filter, PageRequest { page: p, rows })?;
     let domain = ingress_domain();
@@ -151,7 +148,7 @@ fn list(req: &Request) -> Answer {
 }
 
 fn create(req: &Request) -> Answer {
-    caller()?;
+    caller(req)?;
     let body: model::CreateBody = parse_json(&req.body)?;
     let desired = model::from_create(body, &control::gpu_models()).map_err(invalid)?;
     let request = control::CreateRequest {
@@ -165,36 +162,40 @@ fn create(req: &Request) -> Answer {
     Ok((201, to_value(model::container(&w, &ingress_domain()))))
 }
 
-fn get(id: &str) -> Answer {
-    caller()?;
+fn get(id: &str, req: &Request) -> Answer {
+    caller(req)?;
     let w = control::get(id)?;
     Ok((200, to_value(model::container(&w, &ingress_domain()))))
 }
 
 fn update(id: &str, req: &Request) -> Answer {
-    caller()?;
+    caller(req)?;
     let current = control::get(id)?;
     let body: model::UpdateBody = parse_json(&req.body)?;
     let desired = model::from_update(&current, body, &control::gpu_models()).map_err(invalid)?;
-    control::update(id, &desired.spec)?;
     let mut annotations: Vec<(String, String)> = current
         .annotations
         .into_iter()
         .filter(|(k, _)| !k.starts_with("rest."))
         .collect();
     annotations.extend(desired.annotations);
-    let w = control::set_annotations(id, &annotations)?;
+    // The new revision and its annotations change in one step, or not at all.
+    let request = control::UpdateRequest {
+        spec: desired.spec,
+        annotations: Some(annotations),
+    };
+    let w = control::revise(id, &request)?;
     Ok((200, to_value(model::container(&w, &ingress_domain()))))
 }
 
-fn delete(id: &str) -> Answer {
-    caller()?;
+fn delete(id: &str, req: &Request) -> Answer {
+    caller(req)?;
     control::delete(id, true)?;
     Ok((204, Value::Null))
 }
 
 fn revisions(id: &str, req: &Request) -> Answer {
-    caller()?;
+    caller(req)?;
     let (p, rows) = page(req, 10)?;
     let result = control::revisions(id, PageRequest { page: p, rows })?;
     Ok((
@@ -209,7 +210,7 @@ fn revisions(id: &str, req: &Request) -> Answer {
 }
 
 fn gpu_models(req: &Request) -> Answer {
-    caller()?;
+    caller(req)?;
     let (p, rows) = page(req, 100)?;
     let all = control::gpu_models();
     let total = all.len() as u64;
@@ -225,7 +226,7 @@ fn gpu_models(req: &Request) -> Answer {
 /// Server-Sent Events: one `data:` event per log line, following new output
 /// until the client leaves or the container goes away.
 fn logs(id: &str, req: &Request, out: ResponseOutparam) {
-    let opened = caller().and_then(|_| {
+    let opened = caller(req).and_then(|_| {
         let tail = match req.param("tail") {
             None | Some("") => Some(100),
             Some(v) => Some(v.parse::<u32>().map_err(|_| {
@@ -314,9 +315,9 @@ fn route(req: &Request, out: ResponseOutparam) {
         },
         (Method::Get, ["v1", "containers"]) => list(req),
         (Method::Post, ["v1", "containers"]) => create(req),
-        (Method::Get, ["v1", "containers", id]) => get(id),
+        (Method::Get, ["v1", "containers", id]) => get(id, req),
         (Method::Put, ["v1", "containers", id]) => update(id, req),
-        (Method::Delete, ["v1", "containers", id]) => delete(id),
+        (Method::Delete, ["v1", "containers", id]) => delete(id, req),
         (Method::Get, ["v1", "containers", id, "revisions"]) => revisions(id, req),
         (Method::Get, ["v1", "containers", id, "logs"]) => return logs(id, req, out),
         (Method::Get, ["v1", "gpu-models"]) => gpu_models(req),

@@ -3,8 +3,8 @@
 //! the desired GPU model names) live in the workload's annotations.
 
 use gantry_sdk::http_frontend::gantry::plugin::types::{
-    ContainerSpec, EnvVar, GpuModel, GpuRequest, NetworkMode, PortMapping, PortProtocol, Resources,
-    RestartKind, RestartPolicy, Revision, Timestamp, Workload, WorkloadPhase, WorkloadSpec,
+    ContainerSpec, EnvVar, GpuModel, GpuRequest, PortMapping, Resources, RestartKind,
+    RestartPolicy, Revision, Timestamp, Workload, WorkloadPhase, WorkloadSpec,
 };
 use gantry_sdk::units::parse_bytes;
 use serde::{Deserialize, Serialize};
@@ -325,60 +325,34 @@ fn build(name: String, f: Fields, models: &[GpuModel]) -> Result<Desired, FieldE
         device_ids: Vec::new(),
         capabilities: Vec::new(),
     });
+    let container = ContainerSpec {
+        command: f.command.clone(),
+        args: f.arguments.clone(),
+        env: f
+            .env
+            .iter()
+            .map(|(k, v)| EnvVar {
+                name: k.clone(),
+                value: v.clone(),
+                secret: false,
+            })
+            .collect(),
+        ports: port.map(|p| vec![PortMapping::tcp(p)]).unwrap_or_default(),
+        resources: Resources {
+            cpu: Some(f.cpu),
+            memory_bytes: ram,
+            ephemeral_storage_bytes: storage,
+            ..Resources::default()
+        },
+        gpu,
+        ..ContainerSpec::new("main", f.image.clone())
+    };
     let spec = WorkloadSpec {
-        containers: vec![ContainerSpec {
-            name: "main".into(),
-            image: f.image.clone(),
-            command: f.command.clone(),
-            args: f.arguments.clone(),
-            env: f
-                .env
-                .iter()
-                .map(|(k, v)| EnvVar {
-                    name: k.clone(),
-                    value: v.clone(),
-                    secret: false,
-                })
-                .collect(),
-            ports: port
-                .map(|p| {
-                    vec![PortMapping {
-                        container_port: p,
-                        protocol: PortProtocol::Tcp,
-                        host_port: None,
-                        host_port_end: None,
-                        host_ip: None,
-                    }]
-                })
-                .unwrap_or_default(),
-            resources: Resources {
-                cpu: Some(f.cpu),
-                memory_bytes: ram,
-                memory_reservation_bytes: None,
-                memory_swap_bytes: None,
-                ephemeral_storage_bytes: storage,
-                pids_limit: None,
-            },
-            gpu,
-            mounts: Vec::new(),
-            devices: Vec::new(),
-            working_dir: None,
-            privileged: false,
-            extra_capabilities: Vec::new(),
-            tty: false,
-            open_stdin: false,
-            log: None,
-            labels: Vec::new(),
-        }],
         restart: RestartPolicy {
             kind: RestartKind::Always,
-            max_retries: 0,
-            retry_timeout_seconds: 0,
+            ..RestartPolicy::default()
         },
-        network: NetworkMode::Isolated,
-        hostname: None,
-        domain_name: None,
-        extra_hosts: Vec::new(),
+        ..WorkloadSpec::new(vec![container])
     };
     let mut annotations = vec![
         (annotations::RAM.to_string(), f.ram),

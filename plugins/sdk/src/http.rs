@@ -7,6 +7,11 @@ use wasip2::http::types::{
 };
 use wasip2::io::streams::{OutputStream, StreamError};
 
+use crate::http_frontend::gantry::plugin::types::{Caller, Error};
+
+/// The header the host names the verified caller in.
+pub const CALLER_HEADER: &str = "gantry-caller";
+
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;
 
@@ -73,6 +78,33 @@ impl Request {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The caller the host authenticated for this request, read from the
+    /// `gantry-caller` header the host sets on every request (dropping any a
+    /// client sent), so no host call is needed to learn it. `control` calls
+    /// act as the same caller.
+    pub fn caller(&self) -> Result<Caller, Error> {
+        #[derive(serde::Deserialize)]
+        struct Seen {
+            subject: Option<String>,
+            #[serde(default)]
+            roles: Vec<String>,
+            unauthenticated: Option<String>,
+        }
+        let seen: Seen = self
+            .header(CALLER_HEADER)
+            .and_then(|h| serde_json::from_str(h).ok())
+            .ok_or_else(|| Error::Unauthenticated("the host named no caller".into()))?;
+        match (seen.subject, seen.unauthenticated) {
+            (Some(subject), _) => Ok(Caller {
+                subject,
+                roles: seen.roles,
+            }),
+            (None, reason) => Err(Error::Unauthenticated(
+                reason.unwrap_or_else(|| "no credentials".into()),
+            )),
+        }
     }
 
     /// A query parameter.

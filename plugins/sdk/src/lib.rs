@@ -20,10 +20,34 @@
 //! `wasi:*` types are those of the [`wasip2`] crate, re-exported here, so
 //! plugins can use its helpers for HTTP, clocks and I/O.
 
+#![deny(missing_docs)]
+
 pub use wasip2;
 
 pub mod clock;
+pub mod defaults;
 pub mod units;
+
+/// Role names the host's callers carry.
+pub mod roles {
+    /// May act on every caller's workloads (and list them with `all-owners`).
+    pub const ADMIN: &str = "ADMIN";
+    /// An ordinary caller: acts on its own workloads.
+    pub const USER: &str = "USER";
+}
+
+/// Label keys the host asks backends to put on everything they create
+/// (`deployment.labels`), and that `driver.list` selects on.
+pub mod labels {
+    /// The workload's id.
+    pub const WORKLOAD: &str = "io.gantry.workload";
+    /// The revision number.
+    pub const REVISION: &str = "io.gantry.revision";
+    /// The container's name within the workload.
+    pub const CONTAINER: &str = "io.gantry.container";
+    /// The id of the host (state store) that deployed it.
+    pub const HOST: &str = "io.gantry.host";
+}
 
 #[cfg(feature = "http-frontend")]
 pub mod http;
@@ -35,6 +59,7 @@ compile_error!(
 
 #[cfg(feature = "http-frontend")]
 /// World `http-frontend`: export `wasi:http/incoming-handler`, call `control`.
+#[allow(missing_docs)]
 pub mod http_frontend {
     wit_bindgen::generate!({
         path: "../../wit",
@@ -56,6 +81,7 @@ pub mod http_frontend {
 
 #[cfg(feature = "mqtt-frontend")]
 /// World `mqtt-frontend`: export `mqtt-handler`, call `control` and `mqtt-client`.
+#[allow(missing_docs)]
 pub mod mqtt_frontend {
     wit_bindgen::generate!({
         path: "../../wit",
@@ -69,6 +95,7 @@ pub mod mqtt_frontend {
 
 #[cfg(feature = "backend")]
 /// World `backend`: export `driver`, reach granted endpoints over `wasi:http`.
+#[allow(missing_docs)]
 pub mod backend {
     wit_bindgen::generate!({
         path: "../../wit",
@@ -90,6 +117,7 @@ pub mod backend {
 
 #[cfg(feature = "scheduler")]
 /// World `scheduler`: export `driver`, drive the downstream `driver`, read `devices`.
+#[allow(missing_docs)]
 pub mod scheduler {
     wit_bindgen::generate!({
         path: "../../wit",

@@ -1,9 +1,10 @@
 //! HTTP frontends: a request routed to a plugin's `wasi:http/incoming-handler`,
 //! made as the caller the host authenticated.
 
+use super::PluginState;
+use crate::capability::control::Identity;
 use crate::runtime::CallError;
-use crate::runtime::pool::InstancePool;
-use crate::runtime::state::Identity;
+use crate::runtime::pool::{ExportLoader, InstancePool};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime_wasi_http::WasiHttpView;
@@ -43,12 +44,15 @@ pub enum FrontendError {
 pub struct HttpFrontend {
     /// Path prefix.
     pub prefix: String,
-    pool: Arc<InstancePool<Proxy>>,
+    pool: Arc<FrontendPool>,
 }
+
+/// The pool of an HTTP frontend plugin.
+pub type FrontendPool = InstancePool<PluginState, Proxy>;
 
 impl HttpFrontend {
     /// Mount `pool` under `prefix`.
-    pub fn new(prefix: String, pool: Arc<InstancePool<Proxy>>) -> Self {
+    pub fn new(prefix: String, pool: Arc<FrontendPool>) -> Self {
         Self { prefix, pool }
     }
 
@@ -58,7 +62,7 @@ impl HttpFrontend {
     }
 
     /// Loads the `wasi:http/incoming-handler` export.
-    pub fn loader() -> crate::runtime::pool::ExportLoader<Proxy> {
+    pub fn loader() -> ExportLoader<PluginState, Proxy> {
         |store, instance| Proxy::new(store, instance)
     }
 
@@ -88,7 +92,7 @@ impl HttpFrontend {
             message: format!("{e:#}"),
         };
         let mut p = self.pool.checkout().await?;
-        p.store.data_mut().begin_call(identity);
+        self.pool.begin(&mut p, |s| s.bind(identity));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let req = p
             .store

@@ -4,14 +4,59 @@
 //! host resolves the name to a unix socket or TCP address and speaks HTTP/1.1
 //! or HTTP/2 with prior knowledge (for gRPC). Any other authority is refused
 //! with `wasi:http`'s `HTTP-request-denied`, before a connection is attempted.
+//!
+//! This capability owns the `endpoints` table of a plugin's config, the
+//! router that is its per-instance state (`wasi:http`'s hooks), and its
+//! linker step.
 
-use crate::config::EndpointSpec;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::collections::HashMap;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
-use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView,
+};
+
+/// An endpoint grant in config: a URL string, or a table with a protocol choice.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum EndpointSpec {
+    /// `unix:///path`, `tcp://host:port`; HTTP/1.1.
+    Url(String),
+    /// A URL plus options.
+    Detailed(EndpointDetail),
+}
+
+/// Detailed endpoint grant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointDetail {
+    /// `unix:///path` or `tcp://host:port`.
+    pub url: String,
+    /// Speak HTTP/2 with prior knowledge (gRPC).
+    #[serde(default)]
+    pub http2: bool,
+}
+
+/// A plugin's `endpoints` table, by grant name.
+pub type EndpointGrants = BTreeMap<String, EndpointSpec>;
+
+/// Check every grant of a table; the error names the grant.
+pub fn validate(grants: &EndpointGrants) -> Result<(), String> {
+    for (name, spec) in grants {
+        Endpoint::parse(spec).map_err(|e| format!("endpoint `{name}`: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Link outgoing `wasi:http` (`outgoing-handler` and its types) for stores
+/// whose data routes through an [`EndpointRouter`].
+pub fn add_to_linker<T: WasiHttpView + Send + 'static>(l: &mut Linker<T>) -> wasmtime::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)
+}
 
 /// Where a granted endpoint leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +150,21 @@ impl EndpointRouter {
     /// A router for these grants (name → endpoint).
     pub fn new(grants: HashMap<String, Endpoint>) -> Self {
         Self { grants }
+    }
+
+    /// A router for a config table of grants.
+    pub fn from_grants(grants: &EndpointGrants) -> Result<Self, String> {
+        let mut parsed = HashMap::new();
+        for (name, spec) in grants {
+            let e = Endpoint::parse(spec).map_err(|e| format!("endpoint `{name}`: {e}"))?;
+            parsed.insert(name.clone(), e);
+        }
+        Ok(Self::new(parsed))
+    }
+
+    /// Granted endpoint names and where they lead.
+    pub fn endpoints(&self) -> impl Iterator<Item = (&String, &Endpoint)> {
+        self.grants.iter()
     }
 
     /// The endpoint a request's authority names, if granted.
@@ -231,7 +291,6 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> I
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::EndpointDetail;
 
     #[test]
     fn parses_unix_and_tcp() {

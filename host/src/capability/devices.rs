@@ -1,8 +1,69 @@
-//! The GPU inventory: declared in config, and the catalogue of models
-//! callers may ask for when no inventory is configured.
+//! `devices`: the GPU inventory (declared in config), handed to schedulers,
+//! and the catalogue of models callers may ask for when none is declared.
 
+use crate::bindings::gantry::plugin::devices;
 use crate::bindings::types::{GpuDevice, GpuModel};
-use crate::config::DevicesConfig;
+use serde::Deserialize;
+use std::sync::Arc;
+use wasmtime::component::{HasSelf, Linker};
+
+/// `[devices]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesConfig {
+    /// GPUs declared by hand (for hosts without NVML, and for tests).
+    #[serde(default)]
+    pub gpus: Vec<GpuConfig>,
+}
+
+/// One declared GPU.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuConfig {
+    /// Index on the host.
+    pub index: u32,
+    /// Device UUID.
+    pub uuid: String,
+    /// Vendor, e.g. "nvidia".
+    #[serde(default = "default_vendor")]
+    pub vendor: String,
+    /// Model code or name, e.g. "a100".
+    pub model: String,
+    /// Memory in MiB.
+    #[serde(default)]
+    pub memory_mib: u64,
+}
+
+fn default_vendor() -> String {
+    "nvidia".into()
+}
+
+/// Per-instance state: the inventory, shared by every instance.
+#[derive(Debug, Clone, Default)]
+pub struct DevicesCtx {
+    gpus: Arc<[GpuDevice]>,
+}
+
+impl DevicesCtx {
+    /// Hand out `gpus`.
+    pub fn new(gpus: Arc<[GpuDevice]>) -> Self {
+        Self { gpus }
+    }
+}
+
+impl devices::Host for DevicesCtx {
+    async fn gpus(&mut self) -> wasmtime::Result<Vec<GpuDevice>> {
+        Ok(self.gpus.to_vec())
+    }
+}
+
+/// Link `devices`.
+pub fn add_to_linker<T: Send + 'static>(
+    l: &mut Linker<T>,
+    get: fn(&mut T) -> &mut DevicesCtx,
+) -> wasmtime::Result<()> {
+    devices::add_to_linker::<T, HasSelf<DevicesCtx>>(l, get)
+}
 
 /// The 25 models of the Container Service API's catalogue: (code, name).
 pub const CATALOGUE: [(&str, &str); 25] = [

@@ -1,0 +1,241 @@
+//! `control`: the control plane as frontends see it. Every call runs as the
+//! caller the host bound to the instance for the request (or message) being
+//! handled; a plugin cannot choose who it acts as. Secret values are blanked
+//! in everything handed back.
+
+use crate::bindings::LogReader;
+use crate::bindings::gantry::plugin::control;
+use crate::bindings::types::{
+    Caller, ContainerStats, Error, GpuModel, LogLine, LogOptions, Timestamp, Workload, WorkloadSpec,
+};
+use crate::control::ControlPlane;
+use crate::secrets::Redact;
+use std::sync::Arc;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+/// Longest a plugin may block in one `log-reader.next`.
+const MAX_LOG_WAIT_MS: u32 = 30_000;
+
+/// Who the current call acts as.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// No call in progress, or a call not made on anyone's behalf.
+    None,
+    /// The request carried no credentials, or bad ones (the reason).
+    Unauthenticated(String),
+    /// A verified caller.
+    Caller(Caller),
+}
+
+/// Per-instance state: the control plane, and the identity bound to the call.
+#[derive(Clone)]
+pub struct ControlCtx {
+    plane: Arc<ControlPlane>,
+    identity: Identity,
+}
+
+impl ControlCtx {
+    /// Calls on `plane`, as nobody until [`Self::bind`].
+    pub fn new(plane: Arc<ControlPlane>) -> Self {
+        Self {
+            plane,
+            identity: Identity::None,
+        }
+    }
+
+    /// Act as `identity` for the call about to be made; set by the host only.
+    pub fn bind(&mut self, identity: Identity) {
+        self.identity = identity;
+    }
+
+    /// The caller bound to this call, or why there is none.
+    fn caller(&self) -> Result<Caller, Error> {
+        match &self.identity {
+            Identity::Caller(c) => Ok(c.clone()),
+            Identity::Unauthenticated(reason) => Err(Error::Unauthenticated(reason.clone())),
+            Identity::None => Err(Error::Unauthenticated(
+                "this call is not made on behalf of a caller".into(),
+            )),
+        }
+    }
+}
+
+/// What a store hands this capability: its state and the resource table.
+pub struct ControlView<'a> {
+    /// The capability's state; none for plugins that were not given `control`.
+    pub ctx: Option<&'a mut ControlCtx>,
+    /// The store's resource table (log readers live there).
+    pub table: &'a mut ResourceTable,
+}
+
+impl ControlView<'_> {
+    fn acting(&self) -> Result<(Arc<ControlPlane>, Caller), Error> {
+        let ctx = self
+            .ctx
+            .as_deref()
+            .ok_or_else(|| Error::Unavailable("this plugin was not given `control`".into()))?;
+        Ok((ctx.plane.clone(), ctx.caller()?))
+    }
+}
+
+/// The [`HasData`] of this capability.
+pub struct HasControl;
+
+impl HasData for HasControl {
+    type Data<'a> = ControlView<'a>;
+}
+
+/// Link `control`.
+pub fn add_to_linker<T: Send + 'static>(
+    l: &mut Linker<T>,
+    get: fn(&mut T) -> ControlView<'_>,
+) -> wasmtime::Result<()> {
+    control::add_to_linker::<T, HasControl>(l, get)
+}
+
+macro_rules! as_caller {
+    ($self:ident, |$cp:ident, $c:ident| $body:expr) => {{
+        let ($cp, $c) = match $self.acting() {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok($body.await.map(Redact::redact))
+    }};
+}
+
+impl control::Host for ControlView<'_> {
+    async fn whoami(&mut self) -> wasmtime::Result<Result<Caller, Error>> {
+        Ok(self.acting().map(|(_, c)| c))
+    }
+    async fn create(
+        &mut self,
+        request: control::CreateRequest,
+    ) -> wasmtime::Result<Result<Workload, Error>> {
+        as_caller!(self, |cp, c| cp.create(&c, request))
+    }
+    async fn get(&mut self, id: String) -> wasmtime::Result<Result<Workload, Error>> {
+        as_caller!(self, |cp, c| cp.get(&c, &id))
+    }
+    async fn list(
+        &mut self,
+        filter: control::WorkloadFilter,
+        page: control::PageRequest,
+    ) -> wasmtime::Result<Result<control::WorkloadPage, Error>> {
+        as_caller!(self, |cp, c| cp.list(&c, filter, page))
+    }
+    async fn update(
+        &mut self,
+        id: String,
+        spec: WorkloadSpec,
+    ) -> wasmtime::Result<Result<Workload, Error>> {
+        as_caller!(self, |cp, c| cp.update(&c, &id, spec, None))
+    }
+    async fn revise(
+        &mut self,
+        id: String,
+        request: control::UpdateRequest,
+    ) -> wasmtime::Result<Result<Workload, Error>> {
+        as_caller!(self, |cp, c| cp.update(
+            &c,
+            &id,
+            request.spec,
+            request.annotations
+        ))
+    }
+    async fn reconfigure(
+        &mut self,
+        id: String,
+        request: control::ReconfigureRequest,
+    ) -> wasmtime::Result<Result<Workload, Error>> {
+        as_caller!(self, |cp, c| cp.reconfigure(&c, &id, request))
+    }
+    async fn set_annotations(
+        &mut self,
+        id: String,
+        annotations: Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<Workload, Error>> {
+        as_caller!(self, |cp, c| cp.set_annotations(&c, &id, annotations))
+    }
+    async fn delete(&mut self, id: String, force: bool) -> wasmtime::Result<Result<(), Error>> {
+        as_caller!(self, |cp, c| cp.delete(&c, &id, force))
+    }
+    async fn start(&mut self, id: String) -> wasmtime::Result<Result<Workload, Error>> {
+        as_caller!(self, |cp, c| cp.start(&c, &id))
+    }
+    async fn stop(
+        &mut self,
+        id: String,
+        options: control::StopOptions,
+    ) -> wasmtime::Result<Result<Workload, Error>> {
+        as_caller!(self, |cp, c| cp.stop(&c, &id, options))
+    }
+    async fn restart(&mut self, id: String) -> wasmtime::Result<Result<Workload, Error>> {
+        as_caller!(self, |cp, c| cp.restart(&c, &id))
+    }
+    async fn pause(&mut self, id: String) -> wasmtime::Result<Result<Workload, Error>> {
+        as_caller!(self, |cp, c| cp.pause(&c, &id))
+    }
+    async fn resume(&mut self, id: String) -> wasmtime::Result<Result<Workload, Error>> {
+        as_caller!(self, |cp, c| cp.resume(&c, &id))
+    }
+    async fn rename(
+        &mut self,
+        id: String,
+        name: String,
+    ) -> wasmtime::Result<Result<Workload, Error>> {
+        as_caller!(self, |cp, c| cp.rename(&c, &id, name))
+    }
+    async fn revisions(
+        &mut self,
+        id: String,
+        page: control::PageRequest,
+    ) -> wasmtime::Result<Result<control::RevisionPage, Error>> {
+        as_caller!(self, |cp, c| cp.revisions(&c, &id, page))
+    }
+    async fn stats(
+        &mut self,
+        id: String,
+        container: Option<String>,
+    ) -> wasmtime::Result<Result<ContainerStats, Error>> {
+        as_caller!(self, |cp, c| cp.stats(&c, &id, container))
+    }
+    async fn gpu_models(&mut self) -> wasmtime::Result<Vec<GpuModel>> {
+        Ok(self
+            .ctx
+            .as_deref()
+            .map(|c| c.plane.gpu_models())
+            .unwrap_or_default())
+    }
+    async fn now(&mut self) -> wasmtime::Result<Timestamp> {
+        Ok(crate::model::now())
+    }
+    async fn logs(
+        &mut self,
+        id: String,
+        options: LogOptions,
+    ) -> wasmtime::Result<Result<Resource<LogReader>, Error>> {
+        let (cp, c) = match self.acting() {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        match cp.logs(&c, &id, options).await {
+            Ok(source) => Ok(Ok(self.table.push(LogReader(source))?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+}
+
+impl control::HostLogReader for ControlView<'_> {
+    async fn next(
+        &mut self,
+        reader: Resource<LogReader>,
+        wait_ms: u32,
+    ) -> wasmtime::Result<Result<Option<Vec<LogLine>>, Error>> {
+        let handle = self.table.get_mut(&reader)?;
+        Ok(handle.0.next(wait_ms.min(MAX_LOG_WAIT_MS)).await)
+    }
+    async fn drop(&mut self, reader: Resource<LogReader>) -> wasmtime::Result<()> {
+        self.table.delete(reader)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! `mqtt-client`: publishing through the frontend's broker connection, and
+//! timers. The connection itself is the MQTT runtime's ([`crate::mqtt`]);
+//! this capability holds what an instance reaches of it.
+
+use crate::bindings::gantry::plugin::mqtt_client::{self, Qos};
+use crate::bindings::types::Error;
+use rumqttc::QoS;
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedSender;
+use wasmtime::component::{HasSelf, Linker};
+
+/// A change to a plugin's timers.
+#[derive(Debug)]
+pub enum TimerCommand {
+    /// Fire `id` after `interval_ms`, and every `interval_ms` after if `repeat`.
+    Set {
+        /// Timer id, chosen by the plugin.
+        id: String,
+        /// Interval in milliseconds.
+        interval_ms: u32,
+        /// Fire repeatedly.
+        repeat: bool,
+    },
+    /// Cancel `id`.
+    Cancel(String),
+}
+
+/// The MQTT side of one frontend plugin, shared by its instances.
+#[derive(Clone)]
+pub struct MqttLink {
+    /// The connection's client.
+    pub client: rumqttc::AsyncClient,
+    /// The frontend's timer service.
+    pub timers: UnboundedSender<TimerCommand>,
+}
+
+/// The MQTT QoS of a WIT `qos`.
+pub fn qos(q: Qos) -> QoS {
+    match q {
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
+        Qos::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+/// Per-instance state: the plugin's connection, when it has one.
+#[derive(Clone)]
+pub struct MqttClientCtx {
+    plugin: Arc<str>,
+    link: Option<MqttLink>,
+}
+
+impl MqttClientCtx {
+    /// What `plugin` reaches: `link`, or nothing for plugins without a connection.
+    pub fn new(plugin: Arc<str>, link: Option<MqttLink>) -> Self {
+        Self { plugin, link }
+    }
+}
+
+impl mqtt_client::Host for MqttClientCtx {
+    async fn publish(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+        qos: Qos,
+        retain: bool,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let Some(link) = &self.link else {
+            return Ok(Err(Error::Unavailable(format!(
+                "cannot publish to `{topic}`: this plugin has no MQTT connection"
+            ))));
+        };
+        // Queued for the connection, which delivers it once (re)connected;
+        // a full queue is refused rather than blocking the plugin.
+        Ok(link
+            .client
+            .try_publish(topic, self::qos(qos), retain, payload)
+            .map_err(|e| Error::Unavailable(format!("MQTT publish: {e}"))))
+    }
+
+    async fn set_timer(
+        &mut self,
+        id: String,
+        interval_ms: u32,
+        repeat: bool,
+    ) -> wasmtime::Result<()> {
+        match &self.link {
+            Some(link) => {
+                let _ = link.timers.send(TimerCommand::Set {
+                    id,
+                    interval_ms,
+                    repeat,
+                });
+            }
+            None => {
+                tracing::warn!(plugin = %self.plugin, timer = %id, "timers need an MQTT frontend connection");
+            }
+        }
+        Ok(())
+    }
+
+    async fn cancel_timer(&mut self, id: String) -> wasmtime::Result<()> {
+        if let Some(link) = &self.link {
+            let _ = link.timers.send(TimerCommand::Cancel(id));
+        }
+        Ok(())
+    }
+}
+
+/// Link `mqtt-client`.
+pub fn add_to_linker<T: Send + 'static>(
+    l: &mut Linker<T>,
+    get: fn(&mut T) -> &mut MqttClientCtx,
+) -> wasmtime::Result<()> {
+    mqtt_client::add_to_linker::<T, HasSelf<MqttClientCtx>>(l, get)
+}

@@ -1,0 +1,159 @@
+//! Workload records: the state store, per-workload locks, the event bus, and
+//! the reads the operations share (load with authorisation, pages, commit).
+
+use super::authz::authorize;
+use super::events::EventBus;
+use crate::bindings::gantry::plugin::control::{PageRequest, WorkloadFilter, WorkloadPage};
+use crate::bindings::types::{Caller, Error, EventKind, Workload};
+use crate::store::{StateStore, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "state store failure");
+        Error::Internal(e.to_string())
+    }
+}
+
+/// The records of every workload, and who may read them.
+pub struct Records {
+    store: StateStore,
+    events: Arc<EventBus>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Records {
+    /// Records in `store`, announcing changes on `events`.
+    pub fn new(store: StateStore, events: Arc<EventBus>) -> Self {
+        Self {
+            store,
+            events,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// The lock serialising operations on workload `id`.
+    pub fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Forget the lock of a removed workload.
+    pub fn forget(&self, id: &str) {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// A workload the caller may act on.
+    pub fn load(&self, caller: &Caller, id: &str) -> Result<Workload, Error> {
+        let w = self
+            .store
+            .get(id)?
+            .ok_or_else(|| Error::NotFound(format!("workload {id}")))?;
+        authorize(caller, &w)?;
+        Ok(w)
+    }
+
+    /// Persist, publish an event, return the record.
+    pub fn commit(
+        &self,
+        w: Workload,
+        kind: EventKind,
+        container: Option<String>,
+    ) -> Result<Workload, Error> {
+        self.store.save(&w)?;
+        self.events.publish(kind, &w.id, container, Some(w.clone()));
+        Ok(w)
+    }
+
+    /// Delete a record and announce it.
+    pub fn remove(&self, id: &str) -> Result<(), Error> {
+        self.store.delete(id)?;
+        self.events.publish(EventKind::Removed, id, None, None);
+        self.forget(id);
+        Ok(())
+    }
+
+    /// A page of the workloads `filter` selects among those the caller may list.
+    pub fn list(
+        &self,
+        caller: &Caller,
+        filter: WorkloadFilter,
+        page: PageRequest,
+    ) -> Result<WorkloadPage, Error> {
+        if filter.all_owners && !caller.is_admin() {
+            return Err(Error::Forbidden(
+                "listing every owner's workloads needs the ADMIN role".into(),
+            ));
+        }
+        let owner = if filter.all_owners {
+            None
+        } else {
+            Some(caller.subject.as_str())
+        };
+        let matching: Vec<Workload> = self
+            .store
+            .all(owner)?
+            .into_iter()
+            .filter(|w| filter.namespace.as_ref().is_none_or(|n| &w.namespace == n))
+            .filter(|w| {
+                filter
+                    .namespace_prefix
+                    .as_ref()
+                    .is_none_or(|p| w.namespace.starts_with(p.as_str()))
+            })
+            .filter(|w| filter.name.as_ref().is_none_or(|n| &w.name == n))
+            .filter(|w| filter.annotations.iter().all(|a| w.annotations.contains(a)))
+            .collect();
+        let total = matching.len() as u64;
+        let (offset, rows) = page_window(&page);
+        let items = matching.into_iter().skip(offset).take(rows).collect();
+        Ok(WorkloadPage { items, total })
+    }
+}
+
+/// Offset and row count of a 1-based page (rows default 10, at most 1000).
+pub fn page_window(page: &PageRequest) -> (usize, usize) {
+    let rows = if page.rows == 0 {
+        10
+    } else {
+        page.rows.min(1000)
+    } as usize;
+    let p = page.page.max(1) as usize;
+    ((p - 1) * rows, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_one_based_with_bounded_rows() {
+        assert_eq!(page_window(&PageRequest { page: 0, rows: 0 }), (0, 10));
+        assert_eq!(page_window(&PageRequest { page: 3, rows: 5 }), (10, 5));
+        assert_eq!(
+            page_window(&PageRequest {
+                page: 1,
+                rows: 5000
+            }),
+            (0, 1000)
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! A backend plugin as a [`Driver`]: each call runs on a pooled instance of
+//! the plugin's exported `gantry:plugin/driver`; a failure of the plugin
+//! itself keeps its kind ([`DriverError::Plugin`]).
+
+use super::PluginState;
+use crate::bindings::exports::gantry::plugin::driver as guest;
+use crate::bindings::types::{
+    ContainerState, ContainerStats, Error, LogLine, LogOptions, Resources, RestartPolicy, Timestamp,
+};
+use crate::driver::{
+    BackendCapabilities, Deployment, Driver, DriverError, DriverResult, InstanceRef,
+    InstanceSummary, LogSource, RuntimeEvent,
+};
+use crate::runtime::CallError;
+use crate::runtime::pool::{ExportLoader, InstancePool, Pooled};
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::ResourceAny;
+
+/// The pool of a backend plugin.
+pub type BackendPool = InstancePool<PluginState, guest::Guest>;
+
+/// A backend plugin.
+pub struct WasmDriver {
+    pool: Arc<BackendPool>,
+}
+
+impl WasmDriver {
+    /// Wrap a backend plugin's pool.
+    pub fn new(pool: Arc<BackendPool>) -> Self {
+        Self { pool }
+    }
+
+    /// Loads the driver exports from an instance. Exports are looked up
+    /// semver-compatibly, so a plugin built against an older `0.1.x` loads.
+    pub fn loader() -> ExportLoader<PluginState, guest::Guest> {
+        |store, instance| {
+            let pre = instance.instance_pre(&*store);
+            guest::GuestIndices::new(&pre)?.load(store, instance)
+        }
+    }
+}
+
+/// Backends act on nobody's behalf.
+fn unbound(_: &mut PluginState) {}
+
+macro_rules! driver_call {
+    ($self:ident, |$store:ident, $g:ident| $body:expr) => {
+        Ok($self
+            .pool
+            .call(unbound, move |$store, $g| {
+                Box::pin(async move { $body.await })
+            })
+            .await??)
+    };
+}
+
+#[async_trait]
+impl Driver for WasmDriver {
+    fn name(&self) -> &str {
+        self.pool.name()
+    }
+    async fn capabilities(&self) -> DriverResult<BackendCapabilities> {
+        driver_call!(self, |s, g| g.call_capabilities(s))
+    }
+    async fn create(&self, d: Deployment, start: bool) -> DriverResult<Vec<ContainerState>> {
+        driver_call!(self, |s, g| g.call_create(s, &d, start))
+    }
+    async fn start(&self, r: InstanceRef, c: Option<String>) -> DriverResult<()> {
+        driver_call!(self, |s, g| g.call_start(s, &r, c.as_deref()))
+    }
+    async fn stop(
+        &self,
+        r: InstanceRef,
+        c: Option<String>,
+        sig: Option<String>,
+        t: Option<u32>,
+    ) -> DriverResult<()> {
+        driver_call!(self, |s, g| g.call_stop(
+            s,
+            &r,
+            c.as_deref(),
+            sig.as_deref(),
+            t
+        ))
+    }
+    async fn kill(
+        &self,
+        r: InstanceRef,
+        c: Option<String>,
+        sig: Option<String>,
+    ) -> DriverResult<()> {
+        driver_call!(self, |s, g| g.call_kill(
+            s,
+            &r,
+            c.as_deref(),
+            sig.as_deref()
+        ))
+    }
+    async fn restart(&self, r: InstanceRef, c: Option<String>, t: Option<u32>) -> DriverResult<()> {
+        driver_call!(self, |s, g| g.call_restart(s, &r, c.as_deref(), t))
+    }
+    async fn pause(&self, r: InstanceRef, c: Option<String>) -> DriverResult<()> {
+        driver_call!(self, |s, g| g.call_pause(s, &r, c.as_deref()))
+    }
+    async fn resume(&self, r: InstanceRef, c: Option<String>) -> DriverResult<()> {
+        driver_call!(self, |s, g| g.call_resume(s, &r, c.as_deref()))
+    }
+    async fn remove(&self, r: InstanceRef, force: bool) -> DriverResult<()> {
+        driver_call!(self, |s, g| g.call_remove(s, &r, force))
+    }
+    async fn inspect(&self, r: InstanceRef) -> DriverResult<Vec<ContainerState>> {
+        driver_call!(self, |s, g| g.call_inspect(s, &r))
+    }
+    async fn list(&self, selector: Vec<(String, String)>) -> DriverResult<Vec<InstanceSummary>> {
+        driver_call!(self, |s, g| g.call_list(s, &selector))
+    }
+    async fn stats(&self, r: InstanceRef, c: Option<String>) -> DriverResult<ContainerStats> {
+        driver_call!(self, |s, g| g.call_stats(s, &r, c.as_deref()))
+    }
+    async fn update(
+        &self,
+        r: InstanceRef,
+        c: Option<String>,
+        res: Option<Resources>,
+        rp: Option<RestartPolicy>,
+    ) -> DriverResult<()> {
+        driver_call!(self, |s, g| g.call_update(s, &r, c.as_deref(), res, rp))
+    }
+    async fn rename(&self, r: InstanceRef, name: String) -> DriverResult<()> {
+        driver_call!(self, |s, g| g.call_rename(s, &r, &name))
+    }
+    async fn watch(
+        &self,
+        since: Option<Timestamp>,
+        wait_ms: u32,
+    ) -> DriverResult<Vec<RuntimeEvent>> {
+        driver_call!(self, |s, g| g.call_watch(s, since, wait_ms))
+    }
+    async fn logs(&self, r: InstanceRef, options: LogOptions) -> DriverResult<Box<dyn LogSource>> {
+        // The reader lives in one instance, so that instance is held for the stream's life.
+        let mut p = self.pool.checkout().await?;
+        let started = Instant::now();
+        self.pool.begin(&mut p, unbound);
+        let opened = p.exports.call_logs(&mut p.store, &r, &options).await;
+        match opened {
+            Ok(Ok(resource)) => Ok(Box::new(WasmLogReader {
+                pool: self.pool.clone(),
+                instance: Some(p),
+                resource,
+            })),
+            Ok(Err(e)) => {
+                self.pool.finish(p, started, Ok(()))?;
+                Err(DriverError::Backend(e))
+            }
+            Err(e) => Err(DriverError::Plugin(
+                self.pool
+                    .finish(p, started, Err(e))
+                    .err()
+                    .unwrap_or_else(|| CallError::Trap {
+                        plugin: self.pool.name().to_string(),
+                        message: "log reader failed".into(),
+                    }),
+            )),
+        }
+    }
+}
+
+struct WasmLogReader {
+    pool: Arc<BackendPool>,
+    instance: Option<Pooled<PluginState, guest::Guest>>,
+    resource: ResourceAny,
+}
+
+#[async_trait]
+impl LogSource for WasmLogReader {
+    async fn next(&mut self, wait_ms: u32) -> Result<Option<Vec<LogLine>>, Error> {
+        let Some(p) = self.instance.as_mut() else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        self.pool.begin(p, unbound);
+        let result = p
+            .exports
+            .log_reader()
+            .call_next(&mut p.store, self.resource, wait_ms)
+            .await;
+        match result {
+            Ok(r) => {
+                self.pool.metrics().observe(started.elapsed());
+                r
+            }
+            Err(e) => {
+                // A failed instance is never reused: dropping it frees the reader too.
+                if let Some(p) = self.instance.take() {
+                    let err = self.pool.finish(p, started, Err(e)).err();
+                    return Err(Error::Internal(err.map_or_else(
+                        || "log reader failed".to_string(),
+                        |e| e.to_string(),
+                    )));
+                }
+                Ok(None)
+            }
+        }
+    }
+}

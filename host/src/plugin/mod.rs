@@ -1,0 +1,173 @@
+//! Plugins as the host runs them: which world a component implements (read
+//! from its exports), the capabilities each world links, the store data that
+//! composes those capabilities' state, and the adapters that call a world's
+//! exports (an HTTP frontend, a backend's driver).
+//!
+//! This is the wiring between the generic runtime and the capabilities; it
+//! depends on both, and neither depends on it.
+
+pub mod backend;
+pub mod http_frontend;
+mod state;
+
+pub use state::{PluginSetup, PluginState};
+
+use crate::capability;
+use crate::runtime::RuntimeError;
+use crate::runtime::check::{self, Contract};
+use crate::runtime::limits::InstancePolicy;
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+/// The `gantry:plugin` package version this host provides. Plugins built
+/// against any `0.1.x` load: 0.x packages change compatibly only in patch
+/// releases, and the linker and export lookups match semver-compatibly.
+pub const PACKAGE_VERSION: &str = "0.1.1";
+
+/// A host capability a world can link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Capability {
+    /// `wasi:cli`, `wasi:io`, `wasi:clocks`, `wasi:random`, `wasi:filesystem`
+    /// (Rust's std imports them): no preopens, no environment, no sockets.
+    Wasi,
+    /// `wasi:http/outgoing-handler`, to granted endpoints only.
+    OutgoingHttp,
+    /// `gantry:plugin/logging`.
+    Logging,
+    /// `gantry:plugin/config`.
+    Config,
+    /// `gantry:plugin/control`.
+    Control,
+    /// `gantry:plugin/mqtt-client`.
+    MqttClient,
+    /// `gantry:plugin/progress`.
+    Progress,
+    /// `gantry:plugin/devices`.
+    Devices,
+}
+
+impl Capability {
+    fn link(self, l: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+        match self {
+            Capability::Wasi => wasmtime_wasi::p2::add_to_linker_async(l),
+            Capability::OutgoingHttp => capability::outgoing_http::add_to_linker(l),
+            Capability::Logging => capability::logging::add_to_linker(l, |s| &mut s.logging),
+            Capability::Config => capability::config::add_to_linker(l, |s| &mut s.config),
+            Capability::Control => capability::control::add_to_linker(l, PluginState::control),
+            Capability::MqttClient => capability::mqtt_client::add_to_linker(l, |s| &mut s.mqtt),
+            Capability::Progress => capability::progress::add_to_linker(l, |s| &mut s.progress),
+            Capability::Devices => capability::devices::add_to_linker(l, |s| &mut s.devices),
+        }
+    }
+}
+
+/// The worlds of the `gantry:plugin` package that plugins implement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum World {
+    /// `http-frontend`: exports `wasi:http/incoming-handler`.
+    HttpFrontend,
+    /// `mqtt-frontend`: exports `mqtt-handler`.
+    MqttFrontend,
+    /// `backend`: exports `driver`.
+    Backend,
+    /// `scheduler`: exports `driver` and imports a downstream `driver`.
+    Scheduler,
+}
+
+impl World {
+    /// The world's name, e.g. `gantry:plugin/backend@0.1.1`.
+    pub fn name(self) -> String {
+        let short = match self {
+            World::HttpFrontend => "http-frontend",
+            World::MqttFrontend => "mqtt-frontend",
+            World::Backend => "backend",
+            World::Scheduler => "scheduler",
+        };
+        format!("gantry:plugin/{short}@{PACKAGE_VERSION}")
+    }
+
+    /// What a component of this world must export.
+    pub fn contract(self) -> Contract {
+        match self {
+            World::HttpFrontend => Contract {
+                world: "gantry:plugin/http-frontend",
+                export: "wasi:http/incoming-handler",
+                version: "0.2.",
+            },
+            World::MqttFrontend => Contract {
+                world: "gantry:plugin/mqtt-frontend",
+                export: "gantry:plugin/mqtt-handler",
+                version: "0.1.",
+            },
+            World::Backend => Contract {
+                world: "gantry:plugin/backend",
+                export: "gantry:plugin/driver",
+                version: "0.1.",
+            },
+            World::Scheduler => Contract {
+                world: "gantry:plugin/scheduler",
+                export: "gantry:plugin/driver",
+                version: "0.1.",
+            },
+        }
+    }
+
+    /// How long this world's instances live. MQTT frontends keep one
+    /// long-lived instance, so session state (a learnt device id, pending
+    /// bootstrap answers) survives between messages, as the WIT documents;
+    /// every other world is pooled and must not rely on state between calls.
+    pub fn policy(self) -> InstancePolicy {
+        match self {
+            World::MqttFrontend => InstancePolicy::LongLived,
+            _ => InstancePolicy::Pooled,
+        }
+    }
+
+    /// The capabilities this world links: its imports, and nothing more.
+    pub fn capabilities(self) -> &'static [Capability] {
+        use Capability::*;
+        match self {
+            World::HttpFrontend => &[Wasi, OutgoingHttp, Logging, Config, Control],
+            World::MqttFrontend => &[Wasi, Logging, Config, Control, MqttClient],
+            World::Backend => &[Wasi, OutgoingHttp, Logging, Config, Progress],
+            // The downstream `driver` import is not provided by this host
+            // version, so a scheduler does not link yet (`check` says so).
+            World::Scheduler => &[Wasi, Logging, Config, Devices],
+        }
+    }
+
+    /// A linker offering exactly this world's capabilities.
+    pub fn linker(self, engine: &Engine) -> Result<Linker<PluginState>, RuntimeError> {
+        let mut l = Linker::new(engine);
+        for c in self.capabilities() {
+            c.link(&mut l).map_err(|e| {
+                RuntimeError::Engine(format!("cannot link {c:?} for {}: {e:#}", self.name()))
+            })?;
+        }
+        Ok(l)
+    }
+
+    /// The world a component implements, read from what it exports (and, to
+    /// tell a scheduler from a backend, whether it imports `driver`).
+    pub fn of(engine: &Engine, component: &Component) -> Option<World> {
+        let exports = check::exports(engine, component);
+        let has = |names: &[String], iface: &str| check::version_of(names, iface).is_some();
+        if has(&exports, "gantry:plugin/driver") {
+            let imports = check::imports(engine, component);
+            return Some(if has(&imports, "gantry:plugin/driver") {
+                World::Scheduler
+            } else {
+                World::Backend
+            });
+        }
+        if has(&exports, "gantry:plugin/mqtt-handler") {
+            return Some(World::MqttFrontend);
+        }
+        if has(&exports, "wasi:http/incoming-handler") {
+            return Some(World::HttpFrontend);
+        }
+        None
+    }
+}

@@ -1,0 +1,141 @@
+//! The one way tests write a gantry config: a builder over the TOML, with
+//! `{port}` and `{dir}` left for [`Gantry`](crate::gantry::Gantry) to fill in.
+
+use std::fmt::Write;
+use std::path::Path;
+
+/// A gantry config under construction.
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    state: String,
+    resync_seconds: Option<u64>,
+    secret: String,
+    limits: Vec<(String, String)>,
+    tables: String,
+}
+
+impl ConfigBuilder {
+    /// Listening on `127.0.0.1:{port}`, state in `{dir}/state.db`, component
+    /// cache in `{dir}/cache`, tokens signed with `secret`.
+    pub fn new(secret: &str) -> Self {
+        Self {
+            state: "{dir}/state.db".into(),
+            resync_seconds: None,
+            secret: secret.into(),
+            limits: Vec::new(),
+            tables: String::new(),
+        }
+    }
+
+    /// Keep the state in memory.
+    pub fn in_memory(mut self) -> Self {
+        self.state = ":memory:".into();
+        self
+    }
+
+    /// Seconds between full reconciliations.
+    pub fn resync_seconds(mut self, s: u64) -> Self {
+        self.resync_seconds = Some(s);
+        self
+    }
+
+    /// A `[limits]` entry, e.g. `("call_timeout_ms", "1000")`.
+    pub fn limit(mut self, key: &str, value: impl ToString) -> Self {
+        self.limits.push((key.into(), value.to_string()));
+        self
+    }
+
+    /// An HTTP frontend mounted under `prefix`.
+    pub fn http_frontend(self, name: &str, plugin: &Path, prefix: &str) -> Self {
+        self.http_frontend_with(name, plugin, &format!("prefix = \"{prefix}\""), "")
+    }
+
+    /// An HTTP frontend with the inside of its `http = { ... }` table and
+    /// extra lines (`config = ...`, `endpoints = ...`) given.
+    pub fn http_frontend_with(
+        mut self,
+        name: &str,
+        plugin: &Path,
+        http: &str,
+        extra: &str,
+    ) -> Self {
+        let _ = write!(
+            self.tables,
+            "[[frontend]]\nname = \"{name}\"\nplugin = \"{}\"\nhttp = {{ {http} }}\n{extra}\n",
+            plugin.display()
+        );
+        self
+    }
+
+    /// An MQTT frontend with the inside of its `mqtt = { ... }` table and
+    /// extra lines given.
+    pub fn mqtt_frontend(mut self, name: &str, plugin: &Path, mqtt: &str, extra: &str) -> Self {
+        let _ = write!(
+            self.tables,
+            "[[frontend]]\nname = \"{name}\"\nplugin = \"{}\"\nmqtt = {{ {mqtt} }}\n{extra}\n",
+            plugin.display()
+        );
+        self
+    }
+
+    /// The Docker backend on the test run's dockerd.
+    pub fn docker_backend(mut self) -> Self {
+        let _ = write!(
+            self.tables,
+            "[[backend]]\nname = \"docker\"\nplugin = \"{}\"\nendpoints = {{ engine = \"{}\" }}\n\n",
+            crate::plugins::docker().display(),
+            crate::runtimes::runtimes().docker_host()
+        );
+        self
+    }
+
+    /// Raw TOML appended as it is.
+    pub fn raw(mut self, text: &str) -> Self {
+        self.tables.push_str(text);
+        self
+    }
+
+    /// The config text.
+    pub fn build(&self) -> String {
+        let mut out = format!(
+            "[server]\nlisten = \"127.0.0.1:{{port}}\"\nstate = \"{}\"\ncache_dir = \"{{dir}}/cache\"\n",
+            self.state
+        );
+        if let Some(s) = self.resync_seconds {
+            let _ = writeln!(out, "resync_seconds = {s}");
+        }
+        let _ = write!(out, "\n[auth]\ndev_secret = \"{}\"\n\n", self.secret);
+        if !self.limits.is_empty() {
+            out.push_str("[limits]\n");
+            for (k, v) in &self.limits {
+                let _ = writeln!(out, "{k} = {v}");
+            }
+            out.push('\n');
+        }
+        out.push_str(&self.tables);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_a_config_gantry_parses() {
+        let text = ConfigBuilder::new("s")
+            .in_memory()
+            .resync_seconds(2)
+            .limit("call_timeout_ms", 1000)
+            .http_frontend("fx", Path::new("/x/fx.wasm"), "/fx")
+            .mqtt_frontend("m", Path::new("/x/m.wasm"), "broker = \"embedded\"", "")
+            .build()
+            .replace("{port}", "1")
+            .replace("{dir}", "/tmp");
+        let c = gantry::config::Config::parse(&text, "test", "/".into()).expect("parses");
+        assert_eq!(c.frontends.len(), 2);
+        assert_eq!(c.limits.call_timeout_ms, 1000);
+        assert_eq!(c.server.resync_seconds, 2);
+        assert_eq!(c.server.state, ":memory:");
+    }
+}
