@@ -123,3 +123,53 @@ pub trait Driver: Send + Sync {
     /// Open a container's log.
     async fn logs(&self, r: InstanceRef, options: LogOptions) -> DriverResult<Box<dyn LogSource>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_their_kind_across_the_driver_boundary() {
+        let plugin = "docker".to_string();
+        let cases = [
+            (
+                DriverError::Plugin(CallError::Deadline {
+                    plugin: plugin.clone(),
+                    ms: 5000,
+                }),
+                "unavailable",
+            ),
+            (
+                DriverError::Plugin(CallError::Trap {
+                    plugin: plugin.clone(),
+                    message: "unreachable".into(),
+                }),
+                "internal",
+            ),
+            (
+                DriverError::Plugin(CallError::Memory {
+                    plugin: plugin.clone(),
+                    limit: 1 << 20,
+                }),
+                "internal",
+            ),
+            (
+                DriverError::Backend(Error::NotFound("image x".into())),
+                "not found",
+            ),
+            (
+                DriverError::Backend(Error::Unavailable("engine down".into())),
+                "unavailable",
+            ),
+        ];
+        for (e, kind) in cases {
+            let described = Error::from(e.clone()).describe();
+            assert!(described.starts_with(kind), "{e:?} → {described}");
+        }
+        let deadline = DriverError::Plugin(CallError::Deadline { plugin, ms: 5000 });
+        assert!(
+            Error::from(deadline).describe().contains("deadline"),
+            "the message says what happened"
+        );
+    }
+}
