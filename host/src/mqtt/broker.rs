@@ -90,9 +90,8 @@ fn answers_mqtt(addr: SocketAddr) -> bool {
     let mut connect = vec![0x10, body.len() as u8];
     connect.extend_from_slice(&body);
     let mut connack = [0u8; 4];
-    let ok = s.write_all(&connect).is_ok()
+    s.write_all(&connect).is_ok()
         && s.read_exact(&mut connack).is_ok()
         && connack[0] == 0x20
-        && connack[3] == 0;
-    ok
+        && connack[3] == 0
 }
