@@ -387,6 +387,24 @@ impl Config {
                     b.name
                 )));
             }
+            // A scheduler stack must end on a backend: follow it, at most once per backend.
+            let mut chain = vec![b.name.as_str()];
+            let mut at = b;
+            while let Some(d) = &at.downstream {
+                if chain.contains(&d.as_str()) {
+                    chain.push(d);
+                    return Err(self.invalid(format!(
+                        "backend `{}`: its downstream chain loops ({})",
+                        b.name,
+                        chain.join(" → ")
+                    )));
+                }
+                chain.push(d);
+                match self.backends.iter().find(|x| &x.name == d) {
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
         }
         for (key, value) in [
             ("placement.default", &self.placement.default),
@@ -476,6 +494,17 @@ mod tests {
         let text = "[[frontend]]\nname = \"k\"\nplugin = \"k.wasm\"\nmqtt = {}\nlimits = { call_timeout_ms = 100 }\n";
         Config::parse(text, "t", PathBuf::from("."))
             .expect("deadline overrides apply to every world");
+    }
+
+    #[test]
+    fn downstream_loops_are_refused() {
+        let text = "[[backend]]\nname = \"a\"\nplugin = \"a.wasm\"\ndownstream = \"b\"\n\n[[backend]]\nname = \"b\"\nplugin = \"b.wasm\"\ndownstream = \"a\"\n";
+        let msg = Config::parse(text, "t", PathBuf::from("."))
+            .expect_err("must be refused")
+            .to_string();
+        assert!(msg.contains("loops") && msg.contains("a → b → a"), "{msg}");
+        let text = "[[backend]]\nname = \"gpu\"\nplugin = \"g.wasm\"\ndownstream = \"docker\"\n\n[[backend]]\nname = \"docker\"\nplugin = \"d.wasm\"\n";
+        Config::parse(text, "t", PathBuf::from(".")).expect("a stack ending on a backend");
     }
 
     #[test]

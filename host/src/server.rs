@@ -158,32 +158,61 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         s.devices = inventory.clone();
         Ok(s)
     };
+    // Backends in stacking order: a scheduler is built once its downstream is
+    // (config has refused loops), and is left out when its downstream is.
     let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
-    for b in &config.backends {
-        let Some(pre) = loaded.pres.get(&b.name) else {
-            continue;
-        };
-        if b.downstream.is_some() {
-            problems.push(format!(
-                "backend `{}`: scheduler plugins are not supported by this host version",
-                b.name
-            ));
-            continue;
+    let mut pending: Vec<_> = config
+        .backends
+        .iter()
+        .filter(|b| loaded.pres.contains_key(&b.name))
+        .collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut waiting = Vec::new();
+        for b in pending {
+            let downstream = match &b.downstream {
+                None => None,
+                Some(d) => match drivers.get(d) {
+                    Some(driver) => Some(driver.clone()),
+                    None => {
+                        waiting.push(b);
+                        continue;
+                    }
+                },
+            };
+            let world = if downstream.is_some() {
+                World::Scheduler
+            } else {
+                World::Backend
+            };
+            let mut s = setup(&b.name, &b.config, &b.endpoints)?;
+            s.downstream = downstream;
+            let pre = &loaded.pres[&b.name];
+            let backend_pool = pool(
+                config,
+                &metrics,
+                world,
+                s,
+                &b.limits,
+                pre,
+                WasmDriver::loader(),
+            );
+            drivers.insert(
+                b.name.clone(),
+                Arc::new(WasmDriver::new(Arc::new(backend_pool))),
+            );
         }
-        let s = setup(&b.name, &b.config, &b.endpoints)?;
-        let backend_pool = pool(
-            config,
-            &metrics,
-            World::Backend,
-            s,
-            &b.limits,
-            pre,
-            WasmDriver::loader(),
-        );
-        drivers.insert(
-            b.name.clone(),
-            Arc::new(WasmDriver::new(Arc::new(backend_pool))),
-        );
+        if waiting.len() == before {
+            for b in &waiting {
+                problems.push(format!(
+                    "backend `{}`: its downstream `{}` is not loaded",
+                    b.name,
+                    b.downstream.as_deref().unwrap_or_default()
+                ));
+            }
+            break;
+        }
+        pending = waiting;
     }
 
     let store = StateStore::open(&config.server.state)
@@ -191,6 +220,11 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
     let placement = Placement {
         default: config.placement_for(false).map(str::to_string),
         gpu: config.placement_for(true).map(str::to_string),
+        stacks: config
+            .backends
+            .iter()
+            .filter_map(|b| Some((b.name.clone(), b.downstream.clone()?)))
+            .collect(),
     };
     let control = ControlPlane::new(store, drivers, placement, gpu_models)?;
 

@@ -93,6 +93,11 @@ pub fn compat_0_1_0() -> PathBuf {
     wasm("fixture-compat-0-1-0")
 }
 
+/// A scheduler that passes every driver call to its downstream.
+pub fn passthrough_scheduler() -> PathBuf {
+    wasm("fixture-passthrough-scheduler")
+}
+
 /// A wasi:cli command that fits no gantry world.
 pub fn wrong_world() -> PathBuf {
     let package = "fixture-wrong-world";

@@ -11,6 +11,10 @@ pub const WASM_LIBS: &[(&str, &str)] = &[
     ("fixture-misbehave", "fixture_misbehave"),
     ("fixture-control-rpc", "fixture_control_rpc"),
     ("fixture-compat-0-1-0", "fixture_compat_0_1_0"),
+    (
+        "fixture-passthrough-scheduler",
+        "fixture_passthrough_scheduler",
+    ),
 ];
 
 /// Binary crates built for wasm32-wasip2 (test fixtures): (package, file stem).

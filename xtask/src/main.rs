@@ -273,12 +273,22 @@ fn main() -> Result<()> {
             build_wasm()?;
             run(cargo().args(["fmt", "--all", "--", "--check"]))?;
             run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
-            let mut wasm = cargo();
-            wasm.args(["clippy", "--release", "--target", "wasm32-wasip2"]);
+            // One package at a time: built together, cargo would unify the
+            // SDK's world features (`backend` and `scheduler` both export `driver`).
             for (p, _) in WASM_LIBS.iter().chain(WASM_BINS) {
-                wasm.args(["-p", p]);
+                run(cargo().args([
+                    "clippy",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
+                    "-p",
+                    p,
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))?;
             }
-            run(wasm.args(["--", "-D", "warnings"]))
+            Ok(())
         }
         _ => {
             eprintln!("usage: cargo xtask <build|serve|test|lint> [args...]");

@@ -14,6 +14,7 @@
 //! | [`config`] | `config` | the plugin's `config` table |
 //! | [`progress`] | `progress` | the plugin's name |
 //! | [`devices`] | `devices` | the GPU inventory |
+//! | [`downstream`] | `driver` (imported by schedulers) | the downstream backend |
 //!
 //! Capabilities depend on the runtime and the domain, never on each other nor
 //! on the wiring that composes them.
@@ -21,6 +22,7 @@
 pub mod config;
 pub mod control;
 pub mod devices;
+pub mod downstream;
 pub mod logging;
 pub mod mqtt_client;
 pub mod outgoing_http;

@@ -19,6 +19,8 @@ pub struct Placement {
     pub default: Option<String>,
     /// For workloads requesting GPUs.
     pub gpu: Option<String>,
+    /// Schedulers and the backend each is stacked on (name → downstream).
+    pub stacks: BTreeMap<String, String>,
 }
 
 /// The backends, and how workloads are placed and deployed on them.
@@ -53,6 +55,23 @@ impl Deployer {
     /// The labels that select this host's deployments on a backend.
     pub fn selector(&self) -> Vec<(String, String)> {
         vec![(labels::HOST.to_string(), self.host_id.clone())]
+    }
+
+    /// Whether workloads placed on `backend` end up on `runtime`: it is
+    /// `runtime`, or a scheduler stacked (directly or not) on it.
+    pub fn runs_on(&self, backend: &str, runtime: &str) -> bool {
+        let mut at = backend;
+        // Config refuses loops; the bound keeps a bad map from spinning.
+        for _ in 0..=self.placement.stacks.len() {
+            if at == runtime {
+                return true;
+            }
+            match self.placement.stacks.get(at) {
+                Some(next) => at = next,
+                None => return false,
+            }
+        }
+        false
     }
 
     /// The backend named `name`.

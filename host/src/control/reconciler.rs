@@ -103,17 +103,19 @@ impl Reconciler {
         let found = driver.list(self.deployer.selector()).await;
         self.note(backend, &found);
         let found = found?;
-        let records: HashMap<String, Workload> = self
+        // Deployments of schedulers stacked on this backend are found here
+        // too: they are not orphans, and their own backend's resync tends them.
+        let (records, stacked): (HashMap<String, Workload>, HashMap<String, Workload>) = self
             .records
             .store()
             .all(None)?
             .into_iter()
-            .filter(|w| w.backend == backend)
+            .filter(|w| self.deployer.runs_on(&w.backend, backend))
             .map(|w| (w.id.clone(), w))
-            .collect();
+            .partition(|(_, w)| w.backend == backend);
         let mut present = HashSet::new();
         for s in found {
-            match records.get(&s.workload_id) {
+            match records.get(&s.workload_id).or(stacked.get(&s.workload_id)) {
                 Some(w) if w.revision == s.revision && w.desired != DesiredState::Deleted => {
                     present.insert(w.id.clone());
                 }

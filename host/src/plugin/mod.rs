@@ -45,6 +45,8 @@ pub enum Capability {
     Progress,
     /// `gantry:plugin/devices`.
     Devices,
+    /// `gantry:plugin/driver`, imported: a scheduler's downstream backend.
+    Downstream,
 }
 
 impl Capability {
@@ -58,6 +60,9 @@ impl Capability {
             Capability::MqttClient => capability::mqtt_client::add_to_linker(l, |s| &mut s.mqtt),
             Capability::Progress => capability::progress::add_to_linker(l, |s| &mut s.progress),
             Capability::Devices => capability::devices::add_to_linker(l, |s| &mut s.devices),
+            Capability::Downstream => {
+                capability::downstream::add_to_linker(l, PluginState::downstream)
+            }
         }
     }
 }
@@ -132,9 +137,7 @@ impl World {
             World::HttpFrontend => &[Wasi, OutgoingHttp, Logging, Config, Control],
             World::MqttFrontend => &[Wasi, Logging, Config, Control, MqttClient],
             World::Backend => &[Wasi, OutgoingHttp, Logging, Config, Progress],
-            // The downstream `driver` import is not provided by this host
-            // version, so a scheduler does not link yet (`check` says so).
-            World::Scheduler => &[Wasi, Logging, Config, Devices],
+            World::Scheduler => &[Wasi, Logging, Config, Devices, Downstream],
         }
     }
 

@@ -6,11 +6,13 @@ use crate::bindings::types::GpuDevice;
 use crate::capability::config::ConfigCtx;
 use crate::capability::control::{ControlCtx, ControlView, Identity};
 use crate::capability::devices::DevicesCtx;
+use crate::capability::downstream::{DownstreamCtx, DownstreamView};
 use crate::capability::logging::LoggingCtx;
 use crate::capability::mqtt_client::{MqttClientCtx, MqttLink};
 use crate::capability::outgoing_http::EndpointRouter;
 use crate::capability::progress::ProgressCtx;
 use crate::control::ControlPlane;
+use crate::driver::Driver;
 use crate::runtime::limits::{Guards, PluginData};
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
@@ -32,6 +34,8 @@ pub struct PluginSetup {
     pub mqtt: Option<MqttLink>,
     /// The GPU inventory.
     pub devices: Arc<[GpuDevice]>,
+    /// The backend a scheduler drives.
+    pub downstream: Option<Arc<dyn Driver>>,
 }
 
 impl PluginSetup {
@@ -44,6 +48,7 @@ impl PluginSetup {
             control: None,
             mqtt: None,
             devices: Arc::from(Vec::new()),
+            downstream: None,
         }
     }
 
@@ -61,6 +66,7 @@ impl PluginSetup {
             devices: DevicesCtx::new(self.devices.clone()),
             mqtt: MqttClientCtx::new(self.name.clone(), self.mqtt.clone()),
             control: self.control.clone().map(ControlCtx::new),
+            downstream: self.downstream.clone().map(DownstreamCtx::new),
         }
     }
 }
@@ -78,6 +84,7 @@ pub struct PluginState {
     pub(super) devices: DevicesCtx,
     pub(super) mqtt: MqttClientCtx,
     control: Option<ControlCtx>,
+    downstream: Option<DownstreamCtx>,
 }
 
 impl PluginState {
@@ -92,6 +99,16 @@ impl PluginState {
     pub fn control(&mut self) -> ControlView<'_> {
         ControlView {
             ctx: self.control.as_mut(),
+            table: &mut self.table,
+        }
+    }
+}
+
+impl PluginState {
+    /// The `downstream` capability's view of this store.
+    pub fn downstream(&mut self) -> DownstreamView<'_> {
+        DownstreamView {
+            ctx: self.downstream.as_mut(),
             table: &mut self.table,
         }
     }
