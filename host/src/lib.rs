@@ -1,8 +1,9 @@
 //! gantry: a container orchestration host whose protocol frontends and
 //! runtime backends are WebAssembly components.
 //!
-//! The modules, from the bottom of the dependency graph up (each uses only
-//! those above it in this list; `tests/module_graph.rs` keeps it so):
+//! The modules, from the bottom of the dependency graph up (a line uses only
+//! the lines above it and its own; `tests/module_graph.rs` fails on any
+//! import loop):
 //!
 //! - [`bindings`], [`model`], [`metrics`]: the WIT vocabulary, helpers, counters;
 //! - [`runtime`]: the generic Wasm runtime (engine, cache, checks, pools, guards);
