@@ -11,12 +11,25 @@ use gantry_tests::rpc::{Rpc, busybox, running, workload};
 use gantry_tests::runtimes::runtimes;
 use std::time::{Duration, Instant};
 
-fn config() -> String {
+fn docker_only() -> ConfigBuilder {
     ConfigBuilder::new("stack-tests")
         .resync_seconds(1)
         .limit("call_timeout_ms", 10_000)
         .http_frontend("rpc", &plugins::control_rpc(), "/rpc")
         .docker_backend()
+}
+
+/// Wait until `plugin` has served `more` calls beyond `before`.
+fn wait_calls(g: &Gantry, plugin: &str, before: u64, more: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while calls(g, plugin) < before + more {
+        assert!(Instant::now() < deadline, "`{plugin}` was not called again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn config() -> String {
+    docker_only()
         .raw(&format!(
             "[[backend]]\nname = \"passthrough\"\nplugin = \"{}\"\ndownstream = \"docker\"\n\n\
              [placement]\ndefault = \"passthrough\"\n",
@@ -73,15 +86,7 @@ fn a_scheduler_deploys_through_its_downstream_backend() {
 
     // The downstream's own resyncs list this deployment too: it belongs to a
     // scheduler stacked on it, so it is not an orphan. Let several resyncs run.
-    let before = calls(&g, "docker");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while calls(&g, "docker") < before + 6 {
-        assert!(
-            Instant::now() < deadline,
-            "the docker backend was not called again"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_calls(&g, "docker", calls(&g, "docker"), 6);
     let engine = runtimes().containers_of(&w.id);
     assert_eq!(engine.len(), 1, "{engine:?}");
     assert_eq!(
@@ -111,4 +116,58 @@ fn a_scheduler_deploys_through_its_downstream_backend() {
     );
     rpc.delete(&w.id).expect("delete through the scheduler");
     assert!(runtimes().containers_of(&w.id).is_empty());
+}
+
+#[test]
+fn a_scheduler_leaves_its_downstreams_own_workloads_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = || {
+        workload(
+            vec![busybox(
+                "main",
+                "trap 'exit 0' TERM; while true; do sleep 1; done",
+            )],
+            RestartKind::No,
+        )
+    };
+    // A workload placed straight on docker, before any scheduler is configured.
+    let mut first = Gantry::start_in(dir.path(), &docker_only().build());
+    let direct = Rpc::new(&first, "bob", &["USER"])
+        .create("direct", spec())
+        .expect("create on docker");
+    assert_eq!(direct.backend, "docker");
+    first.kill9();
+
+    // The same state, now with a scheduler stacked on docker taking new workloads.
+    let g = Gantry::start_in(dir.path(), &config());
+    let rpc = Rpc::new(&g, "bob", &["USER"]);
+    let stacked = rpc
+        .create("stacked", spec())
+        .expect("create through the scheduler");
+    assert_eq!(stacked.backend, "passthrough");
+    rpc.wait_for(&direct.id, 60, "the direct workload adopted", running);
+    rpc.wait_for(&stacked.id, 60, "the stacked workload running", running);
+
+    // Both backends list both deployments at every resync; neither is an orphan.
+    wait_calls(&g, "passthrough", calls(&g, "passthrough"), 6);
+    wait_calls(&g, "docker", calls(&g, "docker"), 6);
+    for w in [&direct, &stacked] {
+        let engine = runtimes().containers_of(&w.id);
+        assert_eq!(engine.len(), 1, "{}: {engine:?}", w.name);
+        assert_eq!(
+            engine[0].state,
+            Some(bollard::models::ContainerSummaryStateEnum::RUNNING),
+            "{}: {engine:?}",
+            w.name
+        );
+    }
+    assert!(
+        !g.log().contains("removing an orphaned deployment"),
+        "{}",
+        g.log()
+    );
+    for w in [&direct, &stacked] {
+        rpc.delete(&w.id).expect("delete");
+        assert!(runtimes().containers_of(&w.id).is_empty());
+    }
 }

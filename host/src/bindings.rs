@@ -29,3 +29,16 @@ pub trait LogSource: Send {
 
 /// A `log-reader` resource handed to a plugin: an open log stream.
 pub struct LogReader(pub Box<dyn LogSource>);
+
+impl LogReader {
+    /// Longest a plugin may block in one `next`.
+    pub const MAX_WAIT_MS: u32 = 30_000;
+
+    /// The next lines, waiting at most `wait_ms` (capped at [`Self::MAX_WAIT_MS`]).
+    pub async fn next(
+        &mut self,
+        wait_ms: u32,
+    ) -> Result<Option<Vec<types::LogLine>>, types::Error> {
+        self.0.next(wait_ms.min(Self::MAX_WAIT_MS)).await
+    }
+}

@@ -352,6 +352,12 @@ impl Config {
                         f.name
                     )));
                 }
+                (Some(_), Some(_)) => {
+                    return Err(self.invalid(format!(
+                        "frontend `{}` has both `http` and `mqtt`: a component implements one world",
+                        f.name
+                    )));
+                }
                 (Some(h), _) => {
                     if let Some(bad) = h.prefixes().find(|p| !p.starts_with('/')) {
                         return Err(self.invalid(format!(
@@ -494,6 +500,15 @@ mod tests {
         let text = "[[frontend]]\nname = \"k\"\nplugin = \"k.wasm\"\nmqtt = {}\nlimits = { call_timeout_ms = 100 }\n";
         Config::parse(text, "t", PathBuf::from("."))
             .expect("deadline overrides apply to every world");
+    }
+
+    #[test]
+    fn a_frontend_is_http_or_mqtt_not_both() {
+        let text = "[[frontend]]\nname = \"k\"\nplugin = \"k.wasm\"\nmqtt = {}\nhttp = { prefix = \"/k\" }\n";
+        let msg = Config::parse(text, "t", PathBuf::from("."))
+            .expect_err("must be refused")
+            .to_string();
+        assert!(msg.contains("both"), "{msg}");
     }
 
     #[test]

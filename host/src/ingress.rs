@@ -12,6 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use gantry_sdk::CALLER_HEADER;
 use http_body_util::BodyExt;
 use std::sync::Arc;
 
@@ -71,19 +72,18 @@ async fn metrics(State(s): State<Arc<Ingress>>) -> Response {
         .into_response()
 }
 
-/// The header in which an HTTP frontend receives the caller the host
-/// verified: `{"subject": ..., "roles": [...]}`, or `{"unauthenticated":
-/// reason}`. The host sets it on every request and drops any a client sent.
-pub const CALLER_HEADER: &str = "gantry-caller";
-
+/// The `gantry-caller` header naming the caller the host verified:
+/// `{"subject": ..., "roles": [...]}`, or `{"unauthenticated": reason}`.
 fn caller_header(identity: &Identity) -> Option<axum::http::HeaderValue> {
     let value = match identity {
         Identity::Caller(c) => serde_json::json!({"subject": c.subject, "roles": c.roles}),
         Identity::Unauthenticated(reason) => serde_json::json!({"unauthenticated": reason}),
         Identity::None => return None,
     };
-    // JSON escapes control characters, so the value is a valid header value.
-    axum::http::HeaderValue::from_bytes(value.to_string().as_bytes()).ok()
+    // JSON escapes every control character but DEL, the one other byte a
+    // header value may not hold: escape it too, so the value always fits.
+    let text = value.to_string().replace('\u{7f}', "\\u007f");
+    axum::http::HeaderValue::from_bytes(text.as_bytes()).ok()
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -106,6 +106,7 @@ async fn route(State(s): State<Arc<Ingress>>, mut req: Request) -> Response {
     // The plugin acts as the verified identity; it never sees the credential,
     // and learns who the caller is from the host's own header, not a host call.
     req.headers_mut().remove(header::AUTHORIZATION);
+    // The SDK names the header, for the plugins that read it.
     req.headers_mut().remove(CALLER_HEADER);
     if let Some(v) = caller_header(&identity) {
         req.headers_mut().insert(CALLER_HEADER, v);
@@ -124,5 +125,29 @@ async fn route(State(s): State<Arc<Ingress>>, mut req: Request) -> Response {
             };
             error(status, e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::types::Caller;
+
+    #[test]
+    fn the_caller_header_always_fits_in_a_header() {
+        let odd = Identity::Caller(Caller {
+            subject: "al\u{7f}ice\n\u{1}é".into(),
+            roles: vec!["ADMIN".into()],
+        });
+        let v = caller_header(&odd).expect("a header value");
+        let back: serde_json::Value = serde_json::from_slice(v.as_bytes()).expect("JSON as sent");
+        assert_eq!(back["subject"], "al\u{7f}ice\n\u{1}é");
+        let anon = caller_header(&Identity::Unauthenticated("missing bearer token".into()))
+            .expect("a header value");
+        assert_eq!(
+            anon.to_str().ok(),
+            Some(r#"{"unauthenticated":"missing bearer token"}"#)
+        );
+        assert!(caller_header(&Identity::None).is_none());
     }
 }

@@ -191,69 +191,104 @@ fn serve(args: &[String]) -> Result<()> {
     let gantry = root().join("target/release/gantry");
     let mut cmd = Command::new(&gantry);
     cmd.arg("serve").args(args).current_dir(root());
-    let own_config = args.iter().any(|a| a == "--config" || a == "-c");
-    let mut private: Option<(PathBuf, PathBuf)> = None;
+    // Registered before anything is started: from here on Ctrl-C and TERM
+    // are passed to gantry, and xtask lives on to clean up.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    let own_config = args
+        .iter()
+        .any(|a| a == "--config" || a.starts_with("--config=") || a.starts_with("-c"));
+    let mut _engine: Option<PrivateEngine> = None;
     match docker_socket() {
         Some(sock) if !own_config && !engine_answers(&sock) => {
-            ensure_packages()?;
-            run(cargo().args([
-                "build",
-                "-p",
-                "gantry-tests",
-                "--bin",
-                "gantry-test-runtimes",
-            ]))?;
-            let runtimes = root().join("target/debug/gantry-test-runtimes");
-            let dir = root().join("target/gantry-engine");
-            let _ = Command::new(&runtimes).arg("stop").arg(&dir).output();
-            let out = Command::new(&runtimes).arg("start").arg(&dir).output()?;
-            if !out.status.success() {
-                bail!(
-                    "starting a private Docker engine failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let engine = dir.join("docker.sock");
-            // The README's tour runs busybox:1.36; no registry is reachable, so
-            // the harness's busybox image answers to that name too.
-            let _ = Command::new("docker")
-                .arg("-H")
-                .arg(format!("unix://{}", engine.display()))
-                .args(["tag", "gantry-test/busybox:1.0", "busybox:1.36"])
-                .output();
+            let engine = PrivateEngine::start()?;
             eprintln!(
-                "xtask: no Docker engine answers at {}; started a private one at unix://{} (stopped when gantry stops)",
+                "xtask: no Docker engine answers at {}; started a private one at {} (stopped when gantry stops)",
                 sock.display(),
-                engine.display()
+                engine.docker_host()
             );
-            cmd.env("DOCKER_HOST", format!("unix://{}", engine.display()));
-            private = Some((runtimes, dir));
+            cmd.env("DOCKER_HOST", engine.docker_host());
+            _engine = Some(engine);
         }
         _ => {}
     }
     let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {}", gantry.display()))?;
-    // Ctrl-C reaches gantry too (same process group); a TERM sent to xtask
-    // alone is passed on. Either way xtask lives on to clean up.
     let pid = child.id().to_string();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])?;
-    std::thread::spawn(move || {
+    let handle = signals.handle();
+    let forward = std::thread::spawn(move || {
         for _ in signals.forever() {
             let _ = Command::new("kill").args(["-TERM", &pid]).status();
         }
     });
     let status = child.wait()?;
-    if let Some((runtimes, dir)) = private {
-        run(Command::new(runtimes).arg("stop").arg(dir))?;
-    }
+    handle.close();
+    let _ = forward.join();
     if !status.success() && status.code().is_some() {
         bail!("gantry exited with {status}");
     }
     Ok(())
+}
+
+/// A Docker engine started the way the test harness starts one, under
+/// `target/gantry-engine`; stopped when dropped, whatever happened since.
+struct PrivateEngine {
+    runtimes: PathBuf,
+    dir: PathBuf,
+}
+
+impl PrivateEngine {
+    fn start() -> Result<PrivateEngine> {
+        ensure_packages()?;
+        run(cargo().args([
+            "build",
+            "-p",
+            "gantry-tests",
+            "--bin",
+            "gantry-test-runtimes",
+        ]))?;
+        let engine = PrivateEngine {
+            runtimes: root().join("target/debug/gantry-test-runtimes"),
+            dir: root().join("target/gantry-engine"),
+        };
+        // One left over by an xtask that was killed outright.
+        let _ = Command::new(&engine.runtimes)
+            .arg("stop")
+            .arg(&engine.dir)
+            .output();
+        let out = Command::new(&engine.runtimes)
+            .arg("start")
+            .arg(&engine.dir)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "starting a private Docker engine failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // The README's tour runs busybox:1.36; no registry is reachable, so
+        // the harness's busybox image answers to that name too.
+        let _ = Command::new("docker")
+            .args(["-H", &engine.docker_host()])
+            .args(["tag", "gantry-test/busybox:1.0", "busybox:1.36"])
+            .output();
+        Ok(engine)
+    }
+
+    fn docker_host(&self) -> String {
+        format!("unix://{}", self.dir.join("docker.sock").display())
+    }
+}
+
+impl Drop for PrivateEngine {
+    fn drop(&mut self) {
+        if let Err(e) = run(Command::new(&self.runtimes).arg("stop").arg(&self.dir)) {
+            eprintln!("xtask: stopping the private Docker engine: {e:#}");
+        }
+    }
 }
 
 fn main() -> Result<()> {

@@ -13,9 +13,6 @@ use crate::secrets::Redact;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-/// Longest a plugin may block in one `log-reader.next`.
-const MAX_LOG_WAIT_MS: u32 = 30_000;
-
 /// Who the current call acts as.
 #[derive(Debug, Clone)]
 pub enum Identity {
@@ -231,8 +228,7 @@ impl control::HostLogReader for ControlView<'_> {
         reader: Resource<LogReader>,
         wait_ms: u32,
     ) -> wasmtime::Result<Result<Option<Vec<LogLine>>, Error>> {
-        let handle = self.table.get_mut(&reader)?;
-        Ok(handle.0.next(wait_ms.min(MAX_LOG_WAIT_MS)).await)
+        Ok(self.table.get_mut(&reader)?.next(wait_ms).await)
     }
     async fn drop(&mut self, reader: Resource<LogReader>) -> wasmtime::Result<()> {
         self.table.delete(reader)?;

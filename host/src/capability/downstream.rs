@@ -3,18 +3,15 @@
 //! own [`Driver`] calls do; its errors keep their kind (a downstream that ran
 //! out of time is `unavailable`, one that trapped is `internal`).
 
+use crate::bindings::LogReader;
 use crate::bindings::exports::gantry::plugin::driver as exported;
 use crate::bindings::gantry::plugin::driver as imported;
 use crate::bindings::types::{
     ContainerState, ContainerStats, Error, LogLine, LogOptions, Resources, RestartPolicy, Timestamp,
 };
-use crate::bindings::{LogReader, LogSource};
 use crate::driver::{Driver, DriverResult};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
-
-/// Longest a scheduler may block in one downstream `log-reader.next`.
-const MAX_LOG_WAIT_MS: u32 = 30_000;
 
 /// Per-instance state: the downstream backend.
 #[derive(Clone)]
@@ -220,8 +217,7 @@ impl imported::HostLogReader for DownstreamView<'_> {
         reader: Resource<LogReader>,
         wait_ms: u32,
     ) -> wasmtime::Result<Result<Option<Vec<LogLine>>, Error>> {
-        let handle = self.table.get_mut(&reader)?;
-        Ok(LogSource::next(handle.0.as_mut(), wait_ms.min(MAX_LOG_WAIT_MS)).await)
+        Ok(self.table.get_mut(&reader)?.next(wait_ms).await)
     }
     async fn drop(&mut self, reader: Resource<LogReader>) -> wasmtime::Result<()> {
         self.table.delete(reader)?;

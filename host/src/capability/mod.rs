@@ -1,7 +1,8 @@
 //! Host capabilities: one module per WIT import the host provides to plugins.
 //!
-//! Each capability owns the part of a plugin's config it reads, its
-//! per-instance state (a `*Ctx` the store data holds) and its linker step
+//! Each capability owns the part of a plugin's config it reads (the
+//! connection an MQTT frontend is served on is the MQTT runtime's, in
+//! [`crate::mqtt`]), its per-instance state (a `*Ctx` the store data holds) and its linker step
 //! (`add_to_linker`, given a projection from the store data to that state).
 //! A world is the list of capabilities it links (see [`crate::plugin`]).
 //!

@@ -46,10 +46,7 @@ pub type EndpointGrants = BTreeMap<String, EndpointSpec>;
 
 /// Check every grant of a table; the error names the grant.
 pub fn validate(grants: &EndpointGrants) -> Result<(), String> {
-    for (name, spec) in grants {
-        Endpoint::parse(spec).map_err(|e| format!("endpoint `{name}`: {e}"))?;
-    }
-    Ok(())
+    EndpointRouter::from_grants(grants).map(drop)
 }
 
 /// Link outgoing `wasi:http` (`outgoing-handler` and its types) for stores
@@ -160,11 +157,6 @@ impl EndpointRouter {
             parsed.insert(name.clone(), e);
         }
         Ok(Self::new(parsed))
-    }
-
-    /// Granted endpoint names and where they lead.
-    pub fn endpoints(&self) -> impl Iterator<Item = (&String, &Endpoint)> {
-        self.grants.iter()
     }
 
     /// The endpoint a request's authority names, if granted.

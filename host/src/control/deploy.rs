@@ -57,21 +57,20 @@ impl Deployer {
         vec![(labels::HOST.to_string(), self.host_id.clone())]
     }
 
-    /// Whether workloads placed on `backend` end up on `runtime`: it is
-    /// `runtime`, or a scheduler stacked (directly or not) on it.
-    pub fn runs_on(&self, backend: &str, runtime: &str) -> bool {
+    /// The backend at the bottom of `backend`'s stack: itself, or for a
+    /// scheduler the backend its downstream chain ends on. Workloads of
+    /// backends with the same bottom share one runtime, and every one of
+    /// those backends lists all of them.
+    pub fn bottom<'a>(&'a self, backend: &'a str) -> &'a str {
         let mut at = backend;
         // Config refuses loops; the bound keeps a bad map from spinning.
         for _ in 0..=self.placement.stacks.len() {
-            if at == runtime {
-                return true;
-            }
             match self.placement.stacks.get(at) {
                 Some(next) => at = next,
-                None => return false,
+                None => break,
             }
         }
-        false
+        at
     }
 
     /// The backend named `name`.

@@ -82,21 +82,6 @@ impl ControlPlane {
         self.records.events().subscribe()
     }
 
-    /// The labels that select this host's deployments on a backend.
-    pub fn selector(&self) -> Vec<(String, String)> {
-        self.deployer.selector()
-    }
-
-    /// The configured backends.
-    pub fn drivers(&self) -> &BTreeMap<String, Arc<dyn Driver>> {
-        self.deployer.drivers()
-    }
-
-    /// The state store.
-    pub fn store(&self) -> &StateStore {
-        self.records.store()
-    }
-
     /// GPU models callers may ask for.
     pub fn gpu_models(&self) -> Vec<GpuModel> {
         self.gpu_models.clone()

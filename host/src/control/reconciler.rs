@@ -2,8 +2,10 @@
 //! resync), applies restart policies the same way for every backend, adopts
 //! what survived a host restart and removes gantry-labelled orphans. It also
 //! keeps [`BackendHealth`] current: every call it makes tells whether the
-//! backend answers.
+//! backend answers. An unreachable backend is logged by its health; other
+//! failures here.
 
+use super::health::Reachability;
 use super::{BackendHealth, Deployer, Records};
 use crate::bindings::types::{
     ContainerStatus, DesiredState, Error, EventKind, RestartKind, Timestamp, Workload,
@@ -49,11 +51,20 @@ impl Reconciler {
             let r = self.clone();
             tokio::spawn(async move {
                 loop {
-                    // Failures are recorded in the backend's health, which logs them.
-                    let _ = r.resync(&name, driver.as_ref()).await;
+                    if let Err(e) = r.resync(&name, driver.as_ref()).await {
+                        r.log_unless_unreachable(&name, "resync failed; will retry", &e);
+                    }
                     tokio::time::sleep(resync).await;
                 }
             });
+        }
+    }
+
+    /// Log a failure the backend's health does not already report: an
+    /// unreachable backend is logged there, at growing intervals.
+    fn log_unless_unreachable(&self, backend: &str, what: &str, e: &Error) {
+        if !matches!(self.health.of(backend), Reachability::Unreachable { .. }) {
+            tracing::warn!(backend, error = %e.describe(), "{what}");
         }
     }
 
@@ -90,8 +101,9 @@ impl Reconciler {
                     }
                 }
                 Err(DriverError::Backend(Error::Unsupported(_))) => return,
-                Err(_) => {
+                Err(e) => {
                     failures += 1;
+                    self.log_unless_unreachable(backend, "watching runtime events", &e.into());
                     tokio::time::sleep(backoff(failures)).await;
                 }
             }
@@ -103,19 +115,24 @@ impl Reconciler {
         let found = driver.list(self.deployer.selector()).await;
         self.note(backend, &found);
         let found = found?;
-        // Deployments of schedulers stacked on this backend are found here
-        // too: they are not orphans, and their own backend's resync tends them.
-        let (records, stacked): (HashMap<String, Workload>, HashMap<String, Workload>) = self
+        // Backends stacked on one runtime (a scheduler and its downstream)
+        // each list every deployment on it: those of the others are not
+        // orphans, and their own backend's resync tends them.
+        let runtime = self.deployer.bottom(backend);
+        let (records, neighbours): (HashMap<String, Workload>, HashMap<String, Workload>) = self
             .records
             .store()
             .all(None)?
             .into_iter()
-            .filter(|w| self.deployer.runs_on(&w.backend, backend))
+            .filter(|w| self.deployer.bottom(&w.backend) == runtime)
             .map(|w| (w.id.clone(), w))
             .partition(|(_, w)| w.backend == backend);
         let mut present = HashSet::new();
         for s in found {
-            match records.get(&s.workload_id).or(stacked.get(&s.workload_id)) {
+            match records
+                .get(&s.workload_id)
+                .or(neighbours.get(&s.workload_id))
+            {
                 Some(w) if w.revision == s.revision && w.desired != DesiredState::Deleted => {
                     present.insert(w.id.clone());
                 }
@@ -139,21 +156,42 @@ impl Reconciler {
                 }
                 continue;
             }
-            if !present.contains(&w.id) {
-                tracing::info!(backend, workload = %w.id, "deployment missing on the backend; recreating");
-                let lock = self.records.lock_for(&w.id);
-                let _guard = lock.lock().await;
-                let mut w = w;
-                match self.deployer.deploy_revision(&mut w, false).await {
-                    Ok(()) => self.records.store().save(&w)?,
-                    Err(e) => {
-                        tracing::warn!(workload = %w.id, error = %e.describe(), "recreating failed")
-                    }
-                }
-                continue;
+            let result = if present.contains(&w.id) {
+                self.reconcile(&w.id).await
+            } else {
+                self.recreate_if_missing(backend, driver, &w.id).await
+            };
+            // One workload's failure does not hold up the others'.
+            if let Err(e) = result {
+                tracing::warn!(backend, workload = %w.id, error = %e.describe(), "reconciling");
             }
-            self.reconcile(&w.id).await?;
         }
+        Ok(())
+    }
+
+    /// Deploy `id`'s revision again if the backend still holds nothing of
+    /// it, once its lock is held: the listing was taken before, and an
+    /// operation (a create still deploying, an update) may have run since.
+    async fn recreate_if_missing(
+        &self,
+        backend: &str,
+        driver: &dyn Driver,
+        id: &str,
+    ) -> Result<(), Error> {
+        let lock = self.records.lock_for(id);
+        let _guard = lock.lock().await;
+        let Some(mut w) = self.records.store().get(id)? else {
+            return Ok(());
+        };
+        if w.backend != backend || w.desired == DesiredState::Deleted {
+            return Ok(());
+        }
+        if !driver.inspect(Deployer::instance(&w)).await?.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(backend, workload = %w.id, "deployment missing on the backend; recreating");
+        self.deployer.deploy_revision(&mut w, false).await?;
+        self.records.store().save(&w)?;
         Ok(())
     }
 

@@ -193,12 +193,13 @@ impl LogSource for WasmLogReader {
             }
             Err(e) => {
                 // A failed instance is never reused: dropping it frees the reader too.
+                // Its kind is kept: a reader that ran past its deadline is `unavailable`.
                 if let Some(p) = self.instance.take() {
                     let err = self.pool.finish(p, started, Err(e)).err();
-                    return Err(Error::Internal(err.map_or_else(
-                        || "log reader failed".to_string(),
-                        |e| e.to_string(),
-                    )));
+                    return Err(match err {
+                        Some(call) => DriverError::Plugin(call).into(),
+                        None => Error::Internal("log reader failed".into()),
+                    });
                 }
                 Ok(None)
             }

@@ -84,13 +84,7 @@ pub enum World {
 impl World {
     /// The world's name, e.g. `gantry:plugin/backend@0.1.1`.
     pub fn name(self) -> String {
-        let short = match self {
-            World::HttpFrontend => "http-frontend",
-            World::MqttFrontend => "mqtt-frontend",
-            World::Backend => "backend",
-            World::Scheduler => "scheduler",
-        };
-        format!("gantry:plugin/{short}@{PACKAGE_VERSION}")
+        format!("{}@{PACKAGE_VERSION}", self.contract().world)
     }
 
     /// What a component of this world must export.

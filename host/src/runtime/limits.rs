@@ -109,8 +109,8 @@ pub enum InstancePolicy {
     /// with this policy must not rely on state between calls.
     Pooled,
     /// One instance that lives as long as the host and keeps its memory
-    /// between calls; a call that fails it (trap, deadline, memory) replaces
-    /// it with a fresh one.
+    /// between calls, which the pool makes one at a time; a call that fails
+    /// it (trap, deadline, memory) replaces it with a fresh one.
     LongLived,
 }
 

@@ -43,6 +43,9 @@ pub struct InstancePool<D: 'static, I> {
     policy: InstancePolicy,
     load: ExportLoader<D, I>,
     idle: Mutex<Vec<Pooled<D, I>>>,
+    /// Held across each call of a long-lived plugin, so its one instance is
+    /// never doubled by calls at the same time.
+    serial: tokio::sync::Mutex<()>,
     metrics: PluginMetrics,
 }
 
@@ -73,6 +76,7 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
             policy: spec.policy,
             load: spec.load,
             idle: Mutex::new(Vec::new()),
+            serial: tokio::sync::Mutex::new(()),
             metrics: spec.metrics,
         }
     }
@@ -85,11 +89,6 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
     /// The plugin's metrics.
     pub fn metrics(&self) -> &PluginMetrics {
         &self.metrics
-    }
-
-    /// The instance policy.
-    pub fn policy(&self) -> InstancePolicy {
-        self.policy
     }
 
     /// A warm instance, or a new one.
@@ -147,6 +146,10 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
         bind: impl FnOnce(&mut D) + Send,
         f: impl for<'a> FnOnce(&'a mut Store<D>, &'a I) -> CallFuture<'a, R> + Send,
     ) -> Result<R, CallError> {
+        let _one_at_a_time = match self.policy {
+            InstancePolicy::LongLived => Some(self.serial.lock().await),
+            InstancePolicy::Pooled => None,
+        };
         let mut p = self.checkout().await?;
         let started = Instant::now();
         self.begin(&mut p, bind);

@@ -9,8 +9,7 @@ use wasip2::io::streams::{OutputStream, StreamError};
 
 use crate::http_frontend::gantry::plugin::types::{Caller, Error};
 
-/// The header the host names the verified caller in.
-pub const CALLER_HEADER: &str = "gantry-caller";
+pub use crate::CALLER_HEADER;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;

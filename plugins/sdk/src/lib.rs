@@ -28,6 +28,12 @@ pub mod clock;
 pub mod defaults;
 pub mod units;
 
+/// The request header in which the host names the caller it verified to an
+/// HTTP frontend: `{"subject": ..., "roles": [...]}`, or
+/// `{"unauthenticated": "<reason>"}`. The host sets it on every request and
+/// drops any a client sent.
+pub const CALLER_HEADER: &str = "gantry-caller";
+
 /// Role names the host's callers carry.
 pub mod roles {
     /// May act on every caller's workloads (and list them with `all-owners`).
