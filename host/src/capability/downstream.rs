@@ -63,6 +63,8 @@ fn answer<T, U: From<T>>(r: DriverResult<T>) -> wasmtime::Result<Result<U, Error
     Ok(r.map(U::from).map_err(Error::from))
 }
 
+/// Call the downstream, or answer that there is none; a list of records is
+/// moved across element by element.
 macro_rules! downstream {
     ($self:ident, |$d:ident| $call:expr) => {{
         let $d = match $self.driver() {
@@ -71,6 +73,13 @@ macro_rules! downstream {
         };
         answer($call.await)
     }};
+    ($self:ident, |$d:ident| $call:expr, each) => {
+        downstream!($self, |$d| async {
+            $call
+                .await
+                .map(|v| v.into_iter().map(Into::into).collect::<Vec<_>>())
+        })
+    };
 }
 
 impl imported::Host for DownstreamView<'_> {
@@ -149,14 +158,7 @@ impl imported::Host for DownstreamView<'_> {
         &mut self,
         selector: Vec<(String, String)>,
     ) -> wasmtime::Result<Result<Vec<imported::InstanceSummary>, Error>> {
-        let d = match self.driver() {
-            Ok(d) => d,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(d.list(selector)
-            .await
-            .map(|found| found.into_iter().map(Into::into).collect())
-            .map_err(Error::from))
+        downstream!(self, |d| d.list(selector), each)
     }
     async fn stats(
         &mut self,
@@ -186,14 +188,7 @@ impl imported::Host for DownstreamView<'_> {
         since: Option<Timestamp>,
         wait_ms: u32,
     ) -> wasmtime::Result<Result<Vec<imported::RuntimeEvent>, Error>> {
-        let d = match self.driver() {
-            Ok(d) => d,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(d.watch(since, wait_ms)
-            .await
-            .map(|events| events.into_iter().map(Into::into).collect())
-            .map_err(Error::from))
+        downstream!(self, |d| d.watch(since, wait_ms), each)
     }
     async fn logs(
         &mut self,
