@@ -5,6 +5,7 @@
 
 use crate::capability::config::PluginTable;
 use crate::capability::devices::DevicesConfig;
+use crate::capability::filesystem::ReadDirs;
 use crate::capability::outgoing_http::{self, EndpointGrants};
 use crate::mqtt::MqttBinding;
 use crate::plugin::World;
@@ -202,6 +203,9 @@ pub struct BackendConfig {
     pub endpoints: EndpointGrants,
     /// For schedulers: the backend this one drives.
     pub downstream: Option<String>,
+    /// Directories this plugin may read (read-only `wasi:filesystem` preopens).
+    #[serde(default)]
+    pub read_dirs: ReadDirs,
     /// Free-form settings the plugin reads through `gantry:plugin/config`.
     #[serde(default)]
     pub config: PluginTable,
@@ -385,6 +389,9 @@ impl Config {
         for b in &self.backends {
             outgoing_http::validate(&b.endpoints)
                 .map_err(|e| self.invalid(format!("backend `{}` {e}", b.name)))?;
+            b.read_dirs
+                .validate()
+                .map_err(|e| self.invalid(format!("backend `{}`: {e}", b.name)))?;
             if let Some(d) = &b.downstream
                 && !backend_names.contains(&d.as_str())
             {

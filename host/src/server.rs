@@ -187,6 +187,10 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
             };
             let mut s = setup(&b.name, &b.config, &b.endpoints)?;
             s.downstream = downstream;
+            b.read_dirs.prepare().map_err(|e| {
+                anyhow::anyhow!("backend `{}`: cannot create its read_dirs: {e}", b.name)
+            })?;
+            s.read_dirs = b.read_dirs.clone();
             let pre = &loaded.pres[&b.name];
             let backend_pool = pool(
                 config,

@@ -89,6 +89,28 @@ impl ConfigBuilder {
         self
     }
 
+    /// The containerd backend on the test run's containerd, in the namespace
+    /// the test image is loaded into, logging through gantry's logger into a
+    /// directory granted read-only.
+    pub fn containerd_backend(mut self) -> Self {
+        let rt = crate::runtimes::runtimes();
+        let logs = rt.containerd_logs();
+        let _ = write!(
+            self.tables,
+            "[[backend]]\nname = \"containerd\"\nplugin = \"{}\"\n\
+             endpoints = {{ containerd = {{ url = \"unix://{}\", http2 = true }} }}\n\
+             read_dirs = [\"{}\"]\n\
+             config = {{ namespace = \"{}\", logger = \"{}\", log_dir = \"{}\" }}\n\n",
+            crate::plugins::containerd().display(),
+            rt.containerd_sock.display(),
+            logs.display(),
+            crate::runtimes::CONTAINERD_NAMESPACE,
+            crate::plugins::containerd_logger().display(),
+            logs.display(),
+        );
+        self
+    }
+
     /// Raw TOML appended as it is.
     pub fn raw(mut self, text: &str) -> Self {
         self.tables.push_str(text);

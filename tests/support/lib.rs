@@ -6,6 +6,7 @@
 //! cannot be started.
 
 pub mod api;
+pub mod backends;
 pub mod config;
 pub mod gantry;
 pub mod mqtt;

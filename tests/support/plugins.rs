@@ -117,15 +117,29 @@ pub fn wrong_world() -> PathBuf {
 
 /// The gantry binary (debug), built if missing.
 pub fn gantry_bin() -> PathBuf {
-    let path = workspace_root().join("target/debug/gantry");
+    native_bin("gantry", "gantry")
+}
+
+/// The log driver the containerd backend hands to containerd's shim (debug), built if missing.
+pub fn containerd_logger() -> PathBuf {
+    native_bin("gantry-containerd-logger", "gantry-containerd-logger")
+}
+
+/// The containerd backend plugin.
+pub fn containerd() -> PathBuf {
+    wasm("gantry-containerd")
+}
+
+fn native_bin(package: &str, bin: &str) -> PathBuf {
+    let path = workspace_root().join("target/debug").join(bin);
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     if !path.exists() {
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "-p", "gantry"])
+            .args(["build", "-p", package])
             .current_dir(workspace_root())
             .status()
-            .expect("running cargo to build gantry");
-        assert!(status.success(), "building gantry failed");
+            .expect("running cargo");
+        assert!(status.success(), "building {package} failed");
     }
     path
 }

@@ -84,6 +84,25 @@ impl Runtimes {
         Ok(())
     }
 
+    /// Where the containerd backend's logger writes (granted read-only to the plugin).
+    pub fn containerd_logs(&self) -> PathBuf {
+        self.dir.join("containerd-logs")
+    }
+
+    /// Kill containerd (SIGKILL) and start it again on the same data; its
+    /// shims, and so its containers, keep running. Returns when it answers.
+    pub fn restart_containerd(&self) -> Result<Runtimes> {
+        let current = Runtimes::load(&self.dir)?;
+        kill_pid(current.containerd_pid, libc::SIGKILL);
+        wait_gone(current.containerd_pid);
+        let _ = std::fs::remove_file(&self.containerd_sock);
+        let pid = spawn_containerd(&self.dir)?;
+        let mut next = current;
+        next.containerd_pid = pid;
+        next.save()?;
+        Ok(next)
+    }
+
     /// `unix://` URL of dockerd.
     pub fn docker_host(&self) -> String {
         format!("unix://{}", self.docker_sock.display())
@@ -225,6 +244,21 @@ fn spawn_dockerd(dir: &Path) -> Result<u32> {
     )
 }
 
+fn spawn_containerd(dir: &Path) -> Result<u32> {
+    let pid = spawn_logged(
+        dir,
+        "containerd",
+        Command::new(which("containerd").context("containerd not installed")?)
+            .arg("--config")
+            .arg(dir.join("containerd.toml")),
+    )?;
+    let sock = dir.join("containerd.sock");
+    wait_for("containerd", Duration::from_secs(30), || {
+        std::os::unix::net::UnixStream::connect(&sock).is_ok()
+    })?;
+    Ok(pid)
+}
+
 fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -267,16 +301,7 @@ pub fn start(dir: &Path) -> Result<Runtimes> {
         sock = containerd_sock.display()
     );
     std::fs::write(dir.join("containerd.toml"), config)?;
-    let containerd_pid = spawn_logged(
-        dir,
-        "containerd",
-        Command::new(which("containerd").context("containerd not installed")?)
-            .arg("--config")
-            .arg(dir.join("containerd.toml")),
-    )?;
-    wait_for("containerd", Duration::from_secs(30), || {
-        containerd_sock.exists()
-    })?;
+    let containerd_pid = spawn_containerd(dir)?;
     let dockerd_pid = spawn_dockerd(dir)?;
     wait_for_docker(dir)?;
     let rt = Runtimes {
@@ -376,6 +401,7 @@ fn build_test_image(rt: &Runtimes) -> Result<()> {
     }
     let save = docker_cli(&rt.dir)
         .args(["save", TEST_IMAGE])
+        .args(SEED_IMAGES)
         .stdout(Stdio::piped())
         .spawn()?;
     let s = Command::new(which("ctr").context("ctr not installed")?)
@@ -386,9 +412,14 @@ fn build_test_image(rt: &Runtimes) -> Result<()> {
         .stdout(Stdio::null())
         .status()?;
     if !s.success() {
-        bail!("ctr images import of {TEST_IMAGE} failed");
+        bail!("ctr images import of the test images failed");
     }
     Ok(())
+}
+
+/// Send `sig` to a process of a container, from outside the runtime.
+pub fn kill_process(pid: u32, sig: i32) {
+    kill_pid(pid, sig);
 }
 
 /// Send `sig` to `pid` (a process the harness spawned).

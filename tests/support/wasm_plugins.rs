@@ -8,6 +8,7 @@ pub const WASM_LIBS: &[(&str, &str)] = &[
     ("gantry-rest", "gantry_rest"),
     ("gantry-arm", "gantry_arm"),
     ("gantry-kanto", "gantry_kanto"),
+    ("gantry-containerd", "gantry_containerd"),
     ("fixture-misbehave", "fixture_misbehave"),
     ("fixture-control-rpc", "fixture_control_rpc"),
     ("fixture-compat-0-1-0", "fixture_compat_0_1_0"),

@@ -143,7 +143,16 @@ fn build_wasm() -> Result<()> {
 
 /// Run the test suite with one set of runtimes shared by every test binary.
 fn test_with_runtimes(extra: &[String]) -> Result<()> {
-    run(cargo().args(["build", "-p", "gantry", "-p", "gantry-tests", "--bins"]))?;
+    run(cargo().args([
+        "build",
+        "-p",
+        "gantry",
+        "-p",
+        "gantry-tests",
+        "-p",
+        "gantry-containerd-logger",
+        "--bins",
+    ]))?;
     let dir = std::env::temp_dir().join(format!("gantry-test-run-{}", std::process::id()));
     let runtimes = root().join("target/debug/gantry-test-runtimes");
     run(Command::new(&runtimes).arg("start").arg(&dir))?;

@@ -16,6 +16,7 @@
 //! | [`progress`] | `progress` | the plugin's name |
 //! | [`devices`] | `devices` | the GPU inventory |
 //! | [`downstream`] | `driver` (imported by schedulers) | the downstream backend |
+//! | [`filesystem`] | `wasi:filesystem` (read-only preopens) | the directories the config grants |
 //!
 //! Capabilities depend on the runtime and the domain, never on each other nor
 //! on the wiring that composes them.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod control;
 pub mod devices;
 pub mod downstream;
+pub mod filesystem;
 pub mod logging;
 pub mod mqtt_client;
 pub mod outgoing_http;

@@ -7,6 +7,7 @@ use crate::capability::config::ConfigCtx;
 use crate::capability::control::{ControlCtx, ControlView, Identity};
 use crate::capability::devices::DevicesCtx;
 use crate::capability::downstream::{DownstreamCtx, DownstreamView};
+use crate::capability::filesystem::ReadDirs;
 use crate::capability::logging::LoggingCtx;
 use crate::capability::mqtt_client::{MqttClientCtx, MqttLink};
 use crate::capability::outgoing_http::EndpointRouter;
@@ -36,6 +37,8 @@ pub struct PluginSetup {
     pub devices: Arc<[GpuDevice]>,
     /// The backend a scheduler drives.
     pub downstream: Option<Arc<dyn Driver>>,
+    /// Directories it may read.
+    pub read_dirs: ReadDirs,
 }
 
 impl PluginSetup {
@@ -49,14 +52,18 @@ impl PluginSetup {
             mqtt: None,
             devices: Arc::from(Vec::new()),
             downstream: None,
+            read_dirs: ReadDirs::default(),
         }
     }
 
     /// The store data of a fresh instance.
     pub fn instance(&self, guards: Guards) -> PluginState {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout().inherit_stderr();
+        self.read_dirs.preopen(&self.name, &mut wasi);
         PluginState {
             guards,
-            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+            wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             router: self.router.clone(),

@@ -47,25 +47,69 @@ fn labelled(labels: &[String]) -> Result<Vec<ContainerSummary>, Error> {
     resp.json()
 }
 
-/// The containers of one revision, in spec order (holder first).
+/// The containers of one revision: the namespace holder (if any) first, then spec order.
 fn members(r: &InstanceRef) -> Result<Vec<ContainerSummary>, Error> {
     let mut list = labelled(&[
         format!("{}={}", labels::WORKLOAD, r.workload_id),
         format!("{}={}", labels::REVISION, r.revision),
     ])?;
     list.sort_by_key(|c| {
+        if is_holder(c) {
+            return -1;
+        }
         c.labels
             .as_ref()
             .and_then(|l| l.get(labels::INDEX))
-            .and_then(|i| i.parse::<u32>().ok())
+            .and_then(|i| i.parse::<i64>().ok())
             .unwrap_or(0)
     });
     Ok(list)
 }
 
+/// Whether a container is a revision's namespace holder, not one of its spec.
+fn is_holder(c: &ContainerSummary) -> bool {
+    label(c, labels::ROLE) == Some(labels::HOLDER)
+}
+
+/// Start the revision's namespace holder, if it has one (running already is fine).
+fn start_holder(r: &InstanceRef) -> Result<(), Error> {
+    let holders: Vec<ContainerSummary> = members(r)?.into_iter().filter(is_holder).collect();
+    each(&holders, "start", "", &[304])
+}
+
+/// The holder's image (config `holder_image`, default: the workload's first
+/// image) and command (config `holder_command`, default `sleep 2147483647`).
+fn holder_process(d: &Deployment) -> (String, Vec<String>) {
+    use gantry_sdk::backend::gantry::plugin::config;
+    let image = config::get("holder_image").unwrap_or_else(|| d.spec.containers[0].image.clone());
+    let command = config::get("holder_command")
+        .map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| vec!["sleep".into(), "2147483647".into()]);
+    (image, command)
+}
+
+/// A start the engine refused because the command cannot run is the caller's input.
+fn start_refused(resp: &engine::Response, container: &str) -> Option<Error> {
+    let msg = resp.message();
+    let m = msg.to_ascii_lowercase();
+    let bad_command = m.contains("executable file not found")
+        || m.contains("no such file or directory")
+        || m.contains("permission denied");
+    (resp.status == 400 || bad_command).then(|| {
+        Error::Invalid(gantry_sdk::backend::gantry::plugin::types::InvalidInput {
+            message: format!("container `{container}`: its command cannot run: {msg}"),
+            fields: vec![gantry_sdk::backend::gantry::plugin::types::FieldError {
+                field: "command".into(),
+                message: msg.clone(),
+            }],
+        })
+    })
+}
+
 /// The members an operation applies to: one by name, or all.
 fn targets(r: &InstanceRef, container: Option<&str>) -> Result<Vec<ContainerSummary>, Error> {
-    let all = members(r)?;
+    let all: Vec<ContainerSummary> = members(r)?.into_iter().filter(|c| !is_holder(c)).collect();
     if all.is_empty() {
         return Err(Error::NotFound(format!(
             "workload {} revision {} has no containers on this engine",
@@ -260,6 +304,10 @@ fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
     for c in &d.spec.containers {
         ensure_image(&d.workload_id, &c.image)?;
     }
+    let holder_process = mapping::needs_holder(d).then(|| holder_process(d));
+    if let Some((image, _)) = &holder_process {
+        ensure_image(&d.workload_id, image)?;
+    }
     let wants_storage = d
         .spec
         .containers
@@ -287,9 +335,30 @@ fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
     }
     let d = &d;
     let mut created: Vec<String> = Vec::new();
+    let mut holder: Option<String> = None;
     let result = (|| -> Result<(), Error> {
+        if let Some((image, command)) = holder_process {
+            let body = mapping::holder_body(d, &image, command);
+            let name = mapping::holder_name(&d.name, d.revision);
+            let value = serde_json::to_value(&body).map_err(|e| Error::Internal(e.to_string()))?;
+            let resp = call(
+                Method::Post,
+                &format!("/containers/create?name={}", enc(&name)),
+                Some(&value),
+            )?;
+            if resp.status != 201 {
+                return Err(error(&resp, &format!("creating {name}")));
+            }
+            let v: serde_json::Value = resp.json()?;
+            let id = v
+                .get("Id")
+                .and_then(|i| i.as_str())
+                .ok_or_else(|| Error::Backend("create answered without an Id".into()))?;
+            created.push(id.to_string());
+            holder = Some(id.to_string());
+        }
         for i in 0..d.spec.containers.len() {
-            let body = mapping::create_body(d, i, created.first().map(String::as_str), enforce);
+            let body = mapping::create_body(d, i, holder.as_deref(), enforce);
             let name = mapping::container_name(&d.name, d.revision, &d.spec.containers[i].name);
             let value = serde_json::to_value(&body).map_err(|e| Error::Internal(e.to_string()))?;
             let resp = call(
@@ -314,10 +383,11 @@ fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
         return Err(e);
     }
     if start {
-        // A container that was created but cannot start (no such executable,
-        // a bad mount...) is the workload's failure, not a refused request:
-        // it stays, and its state carries the engine's error.
-        for id in &created {
+        // A command that cannot run is refused, and nothing stays. Another
+        // failure to start (a bad mount...) is the workload's failure, not a
+        // refused request: the containers stay, and their state carries the
+        // engine's error.
+        for (n, id) in created.iter().enumerate() {
             let resp = match call(Method::Post, &format!("/containers/{id}/start"), None) {
                 Ok(r) => r,
                 Err(e) => {
@@ -326,6 +396,19 @@ fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
                 }
             };
             if resp.status != 204 && resp.status != 304 {
+                let member = n - usize::from(holder.is_some());
+                let name = if holder.is_some() && n == 0 {
+                    "holder"
+                } else {
+                    d.spec
+                        .containers
+                        .get(member)
+                        .map_or("?", |c| c.name.as_str())
+                };
+                if let Some(refused) = start_refused(&resp, name) {
+                    remove_ids(&created);
+                    return Err(refused);
+                }
                 log(
                     Level::Warn,
                     &format!(
@@ -338,8 +421,9 @@ fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
             }
         }
     }
+    let members: Vec<&String> = created.iter().skip(usize::from(holder.is_some())).collect();
     let mut states = Vec::new();
-    for id in &created {
+    for id in members {
         match inspect_one(id) {
             Ok(i) => states.push(mapping::state(&i)),
             Err(e) => {
@@ -466,6 +550,9 @@ fn stats(r: &InstanceRef, container: Option<&str>) -> Result<ContainerStats, Err
 
 fn event(e: &EventMessage) -> Option<RuntimeEvent> {
     let attrs = e.actor.as_ref()?.attributes.as_ref()?;
+    if attrs.get(labels::ROLE).map(String::as_str) == Some(labels::HOLDER) {
+        return None;
+    }
     let action = e.action.as_deref().unwrap_or("");
     let kind = match action.split(':').next().unwrap_or("") {
         "create" => RuntimeAction::Created,
@@ -570,6 +657,7 @@ impl Guest for Docker {
     }
 
     fn start(r: InstanceRef, container: Option<String>) -> Result<(), Error> {
+        start_holder(&r)?;
         each(&targets(&r, container.as_deref())?, "start", "", &[304])
     }
 
@@ -600,6 +688,7 @@ impl Guest for Docker {
         container: Option<String>,
         timeout: Option<u32>,
     ) -> Result<(), Error> {
+        start_holder(&r)?;
         each(
             &targets(&r, container.as_deref())?,
             "restart",
@@ -637,6 +726,7 @@ impl Guest for Docker {
     fn inspect(r: InstanceRef) -> Result<Vec<ContainerState>, Error> {
         members(&r)?
             .iter()
+            .filter(|c| !is_holder(c))
             .map(|c| Ok(mapping::state(&inspect_one(id(c)?)?)))
             .collect()
     }
@@ -646,7 +736,7 @@ impl Guest for Docker {
         wanted.extend(selector.iter().map(|(k, v)| format!("{k}={v}")));
         let list = labelled(&wanted)?;
         let mut out: Vec<InstanceSummary> = Vec::new();
-        for c in &list {
+        for c in list.iter().filter(|c| !is_holder(c)) {
             let (Some(w), Some(rev)) = (
                 label(c, labels::WORKLOAD),
                 label(c, labels::REVISION).and_then(|r| r.parse::<u32>().ok()),

@@ -14,8 +14,96 @@ use std::collections::HashMap;
 /// Label keys: the SDK's (the ones the host selects on), and this backend's own.
 pub mod labels {
     pub use gantry_sdk::labels::{CONTAINER, REVISION, WORKLOAD};
-    /// Position of the container in the spec (0 holds the shared network namespace).
+    /// Position of the container in the spec.
     pub const INDEX: &str = "io.gantry.index";
+    /// `holder` on the container that holds a multi-container workload's network namespace.
+    pub const ROLE: &str = "io.gantry.role";
+    /// The `role` value of a namespace holder.
+    pub const HOLDER: &str = "holder";
+}
+
+/// The Engine name of a revision's namespace holder (a dot: no spec container can take it).
+pub fn holder_name(deployment_name: &str, revision: u32) -> String {
+    format!("gantry-{deployment_name}-r{revision}.netns")
+}
+
+/// Whether a deployment's containers share a namespace held by a holder
+/// container: several containers, not on the host's network.
+pub fn needs_holder(d: &Deployment) -> bool {
+    d.spec.containers.len() > 1 && d.spec.network != NetworkMode::Host
+}
+
+/// Exposed ports and their host bindings, as the Engine's create body takes them.
+type Published = (
+    Option<HashMap<String, HashMap<(), ()>>>,
+    Option<HashMap<String, Option<Vec<PortBinding>>>>,
+);
+
+/// Ports of every container, published in bridge mode on whoever owns the namespace.
+fn published(d: &Deployment) -> Published {
+    if d.spec.network != NetworkMode::Bridge {
+        return (None, None);
+    }
+    let mut exposed = HashMap::new();
+    let mut bindings = HashMap::new();
+    for p in d.spec.containers.iter().flat_map(|c| c.ports.iter()) {
+        let proto = match p.protocol {
+            PortProtocol::Tcp => "tcp",
+            PortProtocol::Udp => "udp",
+            PortProtocol::Sctp => "sctp",
+        };
+        let key = format!("{}/{proto}", p.container_port);
+        exposed.insert(key.clone(), HashMap::new());
+        let host_port = match (p.host_port, p.host_port_end) {
+            (Some(a), Some(b)) if b > a => Some(format!("{a}-{b}")),
+            (Some(a), _) => Some(a.to_string()),
+            _ => None,
+        };
+        bindings.insert(
+            key,
+            Some(vec![PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port,
+            }]),
+        );
+    }
+    (Some(exposed), Some(bindings))
+}
+
+fn network_mode(d: &Deployment) -> String {
+    match d.spec.network {
+        NetworkMode::Isolated => "none".into(),
+        NetworkMode::Bridge => "bridge".into(),
+        NetworkMode::Host => "host".into(),
+    }
+}
+
+/// The create body of a revision's namespace holder: `command` in `image`,
+/// owning the network namespace, published ports, hostname and extra hosts.
+pub fn holder_body(d: &Deployment, image: &str, command: Vec<String>) -> ContainerCreateBody {
+    let mut labels: HashMap<String, String> = d.labels.iter().cloned().collect();
+    labels.insert(labels::ROLE.into(), labels::HOLDER.into());
+    let (exposed, bindings) = published(d);
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(command),
+        cmd: Some(Vec::new()),
+        labels: Some(labels),
+        hostname: d.spec.hostname.clone(),
+        domainname: d.spec.domain_name.clone(),
+        exposed_ports: exposed,
+        host_config: Some(HostConfig {
+            network_mode: Some(network_mode(d)),
+            port_bindings: bindings,
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
+            extra_hosts: (!d.spec.extra_hosts.is_empty()).then(|| d.spec.extra_hosts.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// The Engine name of one container of a deployment.
@@ -23,8 +111,8 @@ pub fn container_name(deployment_name: &str, revision: u32, container: &str) -> 
     format!("gantry-{deployment_name}-r{revision}-{container}")
 }
 
-/// The create body of container `index` of a deployment. Container 0 owns the
-/// network namespace; the others join it (`container:<holder>`), like a pod.
+/// The create body of container `index` of a deployment. With a `holder`,
+/// it joins the holder's network namespace (`container:<holder>`), like a pod.
 pub fn create_body(
     d: &Deployment,
     index: usize,
@@ -38,38 +126,10 @@ pub fn create_body(
     labels.insert(labels::INDEX.into(), index.to_string());
     let network_mode = match holder {
         Some(id) => format!("container:{id}"),
-        None => match d.spec.network {
-            NetworkMode::Isolated => "none".into(),
-            NetworkMode::Bridge => "bridge".into(),
-            NetworkMode::Host => "host".into(),
-        },
+        None => network_mode(d),
     };
-    // Ports of every container are published on the namespace's holder, and only in bridge mode.
-    let (exposed, bindings) = if holder.is_none() && d.spec.network == NetworkMode::Bridge {
-        let mut exposed = HashMap::new();
-        let mut bindings = HashMap::new();
-        for p in d.spec.containers.iter().flat_map(|c| c.ports.iter()) {
-            let proto = match p.protocol {
-                PortProtocol::Tcp => "tcp",
-                PortProtocol::Udp => "udp",
-                PortProtocol::Sctp => "sctp",
-            };
-            let key = format!("{}/{proto}", p.container_port);
-            exposed.insert(key.clone(), HashMap::new());
-            let host_port = match (p.host_port, p.host_port_end) {
-                (Some(a), Some(b)) if b > a => Some(format!("{a}-{b}")),
-                (Some(a), _) => Some(a.to_string()),
-                _ => None,
-            };
-            bindings.insert(
-                key,
-                Some(vec![PortBinding {
-                    host_ip: p.host_ip.clone(),
-                    host_port,
-                }]),
-            );
-        }
-        (Some(exposed), Some(bindings))
+    let (exposed, bindings) = if holder.is_none() {
+        published(d)
     } else {
         (None, None)
     };

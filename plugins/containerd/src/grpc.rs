@@ -1,0 +1,452 @@
+//! gRPC over the host's outgoing `wasi:http` (HTTP/2 with prior knowledge on
+//! the endpoint the host grants): length-prefixed protobuf messages, the
+//! namespace header on every call, and `grpc-status` read from the trailers
+//! (or from the headers, for a Trailers-Only answer).
+
+use gantry_sdk::backend::gantry::plugin::config;
+use gantry_sdk::backend::gantry::plugin::types::{Error, InvalidInput};
+use gantry_sdk::wasip2::clocks::monotonic_clock;
+use gantry_sdk::wasip2::http::outgoing_handler::{self, FutureIncomingResponse};
+use gantry_sdk::wasip2::http::types::{
+    ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    Scheme,
+};
+use gantry_sdk::wasip2::io::poll;
+use gantry_sdk::wasip2::io::streams::{InputStream, StreamError};
+use prost::Message;
+
+/// containerd's largest message, each way.
+const MAX_MESSAGE: usize = 16 << 20;
+
+/// The gRPC status codes this plugin tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// 3
+    InvalidArgument,
+    /// 5
+    NotFound,
+    /// 6
+    AlreadyExists,
+    /// 9
+    FailedPrecondition,
+    /// 12
+    Unimplemented,
+    /// 14, and every transport failure.
+    Unavailable,
+    /// 4
+    DeadlineExceeded,
+    /// Anything else (the number is kept).
+    Other(u32),
+}
+
+impl Code {
+    fn from_number(n: u32) -> Code {
+        match n {
+            3 => Code::InvalidArgument,
+            4 => Code::DeadlineExceeded,
+            5 => Code::NotFound,
+            6 => Code::AlreadyExists,
+            9 => Code::FailedPrecondition,
+            12 => Code::Unimplemented,
+            14 => Code::Unavailable,
+            n => Code::Other(n),
+        }
+    }
+}
+
+/// A failed call: the status containerd answered, or a transport failure.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// What kind of failure.
+    pub code: Code,
+    /// containerd's message (percent-decoded).
+    pub message: String,
+}
+
+impl Status {
+    fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Whether this is a not-found answer.
+    pub fn is_not_found(&self) -> bool {
+        self.code == Code::NotFound
+    }
+}
+
+impl From<Status> for Error {
+    fn from(s: Status) -> Error {
+        let m = s.message;
+        match s.code {
+            Code::NotFound => Error::NotFound(m),
+            Code::AlreadyExists | Code::FailedPrecondition => Error::Conflict(m),
+            Code::InvalidArgument => Error::Invalid(InvalidInput {
+                message: m,
+                fields: Vec::new(),
+            }),
+            Code::Unimplemented => Error::Unsupported(m),
+            Code::Unavailable | Code::DeadlineExceeded => Error::Unavailable(m),
+            Code::Other(n) => Error::Backend(format!("containerd answered status {n}: {m}")),
+        }
+    }
+}
+
+/// The result of a call.
+pub type GrpcResult<T> = Result<T, Status>;
+
+/// The endpoint name (plugin config `endpoint`, default `containerd`).
+fn endpoint() -> String {
+    config::get("endpoint").unwrap_or_else(|| "containerd".to_string())
+}
+
+/// The containerd namespace (plugin config `namespace`, default `gantry`).
+pub fn namespace() -> String {
+    config::get("namespace").unwrap_or_else(|| "gantry".to_string())
+}
+
+fn transport(what: &str, code: &ErrorCode) -> Status {
+    Status::new(
+        Code::Unavailable,
+        format!("containerd unreachable ({what}): {code:?}"),
+    )
+}
+
+/// Frame one message: flag 0 (uncompressed), big-endian length, bytes.
+pub fn frame<M: Message>(msg: &M) -> Vec<u8> {
+    let body = msg.encode_to_vec();
+    let mut out = Vec::with_capacity(body.len() + 5);
+    out.push(0);
+    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Split complete messages off the front of `buf`.
+pub fn unframe(buf: &mut Vec<u8>) -> GrpcResult<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    loop {
+        if buf.len() < 5 {
+            return Ok(out);
+        }
+        if buf[0] != 0 {
+            return Err(Status::new(
+                Code::Other(13),
+                "containerd sent a compressed message, which was not asked for",
+            ));
+        }
+        let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+        if len > MAX_MESSAGE {
+            return Err(Status::new(
+                Code::Other(8),
+                format!("containerd sent a {len}-byte message"),
+            ));
+        }
+        if buf.len() < 5 + len {
+            return Ok(out);
+        }
+        out.push(buf[5..5 + len].to_vec());
+        buf.drain(..5 + len);
+    }
+}
+
+fn header(fields: &Fields, name: &str) -> Option<String> {
+    fields
+        .get(name)
+        .first()
+        .map(|v| String::from_utf8_lossy(v).to_string())
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// `Ok` for status 0, the status otherwise; `None` when the fields carry none.
+fn status_of(fields: &Fields) -> Option<GrpcResult<()>> {
+    let code: u32 = header(fields, "grpc-status")?.trim().parse().ok()?;
+    if code == 0 {
+        return Some(Ok(()));
+    }
+    let message = header(fields, "grpc-message")
+        .map(|m| percent_decode(&m))
+        .unwrap_or_default();
+    Some(Err(Status::new(Code::from_number(code), message)))
+}
+
+/// An answer whose headers have arrived: its body is read as a stream of messages.
+pub struct Call {
+    // Field order matters: the stream before its body, the body before the response.
+    stream: Option<InputStream>,
+    body: Option<IncomingBody>,
+    _response: IncomingResponse,
+    buf: Vec<u8>,
+    /// Set once the status is known (Trailers-Only, or after the trailers).
+    done: Option<GrpcResult<()>>,
+}
+
+fn start(path: &str, request: &[u8]) -> GrpcResult<FutureIncomingResponse> {
+    let headers = Fields::new();
+    let set = |k: &str, v: &str| {
+        headers
+            .set(k, &[v.as_bytes().to_vec()])
+            .map_err(|e| Status::new(Code::Other(13), format!("header {k}: {e:?}")))
+    };
+    set("content-type", "application/grpc")?;
+    set("te", "trailers")?;
+    set("containerd-namespace", &namespace())?;
+    let req = OutgoingRequest::new(headers);
+    let bad = |what: &str| Status::new(Code::Other(13), format!("cannot build request: {what}"));
+    req.set_method(&Method::Post).map_err(|()| bad("method"))?;
+    req.set_scheme(Some(&Scheme::Http))
+        .map_err(|()| bad("scheme"))?;
+    req.set_authority(Some(&endpoint()))
+        .map_err(|()| bad("authority"))?;
+    req.set_path_with_query(Some(path))
+        .map_err(|()| bad("path"))?;
+    let out = req.body().map_err(|()| bad("body"))?;
+    {
+        let w = out.write().map_err(|()| bad("body stream"))?;
+        for chunk in request.chunks(4096) {
+            w.blocking_write_and_flush(chunk).map_err(|e| {
+                Status::new(Code::Unavailable, format!("writing to containerd: {e:?}"))
+            })?;
+        }
+    }
+    let fut = outgoing_handler::handle(req, None).map_err(|c| transport(path, &c))?;
+    OutgoingBody::finish(out, None).map_err(|c| transport(path, &c))?;
+    Ok(fut)
+}
+
+/// A request sent whose answer has not been looked at yet.
+pub struct Pending {
+    fut: FutureIncomingResponse,
+    path: String,
+}
+
+/// Send `request` to `path` (`/package.Service/Method`) without waiting for the answer.
+pub fn start_call<M: Message>(path: &str, request: &M) -> GrpcResult<Pending> {
+    Ok(Pending {
+        fut: start(path, &frame(request))?,
+        path: path.to_string(),
+    })
+}
+
+impl Call {
+    /// Send `request` to `path` and wait at most `wait_ns` for the answer's
+    /// headers (none: as long as it takes). See [`Call::wait`].
+    pub fn open<M: Message>(
+        path: &str,
+        request: &M,
+        wait_ns: Option<u64>,
+    ) -> GrpcResult<Option<Call>> {
+        Call::wait(start_call(path, request)?, wait_ns)
+    }
+
+    /// Wait at most `wait_ns` for a sent request's answer headers.
+    /// `Ok(None)`: none in time (containerd sends them with the first
+    /// message); the request is dropped, which resets its stream.
+    pub fn wait(pending: Pending, wait_ns: Option<u64>) -> GrpcResult<Option<Call>> {
+        let Pending { fut, path } = pending;
+        let path = path.as_str();
+        let resp = loop {
+            match fut.get() {
+                Some(Ok(Ok(r))) => break r,
+                Some(Ok(Err(code))) => return Err(transport(path, &code)),
+                Some(Err(())) => {
+                    return Err(Status::new(Code::Other(13), "response already taken"));
+                }
+                None => match wait_ns {
+                    None => fut.subscribe().block(),
+                    Some(ns) => {
+                        let ready = fut.subscribe();
+                        let timeout = monotonic_clock::subscribe_duration(ns);
+                        poll::poll(&[&ready, &timeout]);
+                        if !ready.ready() {
+                            return Ok(None);
+                        }
+                    }
+                },
+            }
+        };
+        let status = resp.status();
+        let headers = resp.headers();
+        let trailers_only = status_of(&headers);
+        drop(headers);
+        if status != 200 {
+            return Err(Status::new(
+                Code::Unavailable,
+                format!("containerd answered HTTP {status} on {path}"),
+            ));
+        }
+        let body = resp
+            .consume()
+            .map_err(|()| Status::new(Code::Other(13), "response body already taken"))?;
+        let stream = body
+            .stream()
+            .map_err(|()| Status::new(Code::Other(13), "response stream already taken"))?;
+        Ok(Some(Call {
+            stream: Some(stream),
+            body: Some(body),
+            _response: resp,
+            buf: Vec::new(),
+            done: trailers_only,
+        }))
+    }
+
+    /// The next message, waiting at most `wait_ns` for it. `Ok(None)` when
+    /// none came in time or the stream ended (then [`Call::ended`] is true).
+    pub fn next<R: Message + Default>(&mut self, wait_ns: u64) -> GrpcResult<Option<R>> {
+        let deadline = monotonic_clock::now().saturating_add(wait_ns);
+        loop {
+            let mut ready = unframe(&mut self.buf)?;
+            if !ready.is_empty() {
+                let first = ready.remove(0);
+                // Put back what follows, framed again, for the next call.
+                let mut rest = Vec::new();
+                for m in ready {
+                    rest.push(0);
+                    rest.extend_from_slice(&u32::try_from(m.len()).unwrap_or(0).to_be_bytes());
+                    rest.extend(m);
+                }
+                rest.extend(std::mem::take(&mut self.buf));
+                self.buf = rest;
+                return R::decode(first.as_slice())
+                    .map(Some)
+                    .map_err(|e| Status::new(Code::Other(13), format!("undecodable answer: {e}")));
+            }
+            if let Some(done) = &self.done {
+                return done.clone().map(|()| None);
+            }
+            let Some(stream) = &self.stream else {
+                return Ok(None);
+            };
+            match stream.read(64 * 1024) {
+                Ok(b) if !b.is_empty() => {
+                    self.buf.extend(b);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(StreamError::Closed) => {
+                    self.finish();
+                    continue;
+                }
+                Err(StreamError::LastOperationFailed(e)) => {
+                    let s = Status::new(
+                        Code::Unavailable,
+                        format!("containerd stream failed: {}", e.to_debug_string()),
+                    );
+                    self.done = Some(Err(s.clone()));
+                    return Err(s);
+                }
+            }
+            let now = monotonic_clock::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let ready = stream.subscribe();
+            let timeout = monotonic_clock::subscribe_duration(deadline - now);
+            poll::poll(&[&ready, &timeout]);
+        }
+    }
+
+    /// Whether the answer is complete (status known).
+    pub fn ended(&self) -> bool {
+        self.done.is_some()
+    }
+
+    /// The body ended: read the trailers for the status.
+    fn finish(&mut self) {
+        // The stream is a child of the body: it must go before `finish`.
+        self.stream = None;
+        let status = match self.body.take() {
+            None => Err(Status::new(Code::Other(13), "body already finished")),
+            Some(body) => {
+                let trailers = IncomingBody::finish(body);
+                trailers.subscribe().block();
+                match trailers.get() {
+                    Some(Ok(Ok(Some(t)))) => status_of(&t).unwrap_or_else(|| {
+                        Err(Status::new(
+                            Code::Other(2),
+                            "answer ended without a grpc-status",
+                        ))
+                    }),
+                    Some(Ok(Ok(None))) => Err(Status::new(
+                        Code::Unavailable,
+                        "answer ended without trailers",
+                    )),
+                    Some(Ok(Err(code))) => Err(transport("trailers", &code)),
+                    _ => Err(Status::new(Code::Other(13), "trailers unavailable")),
+                }
+            }
+        };
+        self.done = Some(status);
+    }
+}
+
+/// A unary call: one request, one answer.
+pub fn unary<Q: Message, R: Message + Default>(path: &str, request: &Q) -> GrpcResult<R> {
+    let mut call = Call::open(path, request, None)?
+        .ok_or_else(|| Status::new(Code::Unavailable, "no answer"))?;
+    let first: Option<R> = call.next(u64::MAX)?;
+    // Drain to the trailers: a message followed by an error status is an error.
+    while !call.ended() {
+        let _: Option<R> = call.next(u64::MAX)?;
+    }
+    if let Some(Err(e)) = &call.done {
+        return Err(e.clone());
+    }
+    first.ok_or_else(|| Status::new(Code::Other(13), format!("{path} answered no message")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_wait_for_whole_messages() {
+        let msg = prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 5,
+        };
+        let mut buf = frame(&msg);
+        buf.extend(frame(&msg));
+        let tail = buf.split_off(buf.len() - 3);
+        let got = unframe(&mut buf).expect("unframe");
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            prost_types::Timestamp::decode(got[0].as_slice()).expect("decode"),
+            msg
+        );
+        buf.extend(tail);
+        assert_eq!(unframe(&mut buf).expect("unframe").len(), 1);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn messages_are_percent_decoded() {
+        assert_eq!(
+            percent_decode("container%20%22x%22: not found"),
+            "container \"x\": not found"
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}

@@ -1,0 +1,11 @@
+//! containerd killed and restarted under a running host. Alone in its test
+//! binary, because it restarts the containerd every test of the run shares.
+
+mod conformance;
+
+#[test]
+fn runtime_killed_and_restarted_is_reconnected_and_reconciled() {
+    conformance::runtime_killed_and_restarted_is_reconnected_and_reconciled(
+        gantry_tests::backends::Backend::Containerd,
+    );
+}

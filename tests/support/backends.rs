@@ -1,0 +1,358 @@
+//! The backends the conformance suite runs against, each with the gantry
+//! config that drives it and an independent view of its runtime: bollard for
+//! dockerd, `ctr` and `/proc` for containerd. Tests assert on what the
+//! runtime really holds through this view, never through gantry.
+
+use crate::runtimes::{CONTAINERD_NAMESPACE, runtimes};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A backend plugin under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `plugins/docker` on the harness's dockerd.
+    Docker,
+    /// `plugins/containerd` on the harness's containerd.
+    Containerd,
+}
+
+/// One container as the runtime reports it.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The runtime's id.
+    pub id: String,
+    /// Its labels.
+    pub labels: HashMap<String, String>,
+    /// `running`, `paused`, `exited` or `created`.
+    pub state: String,
+    /// Its main process, while it runs.
+    pub pid: Option<u32>,
+    /// Its name as the runtime shows it (Docker's name; containerd's `io.gantry.name` label).
+    pub name: String,
+}
+
+impl Observed {
+    /// Whether this is a container of the spec (not a namespace holder).
+    pub fn is_member(&self) -> bool {
+        self.labels.contains_key("io.gantry.container")
+    }
+}
+
+/// CPU (in nanos of a CPU per second), memory and pids limits as the kernel applies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// CPU quota as nanoseconds per second.
+    pub nano_cpus: Option<i64>,
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// Process limit.
+    pub pids: Option<i64>,
+}
+
+fn ctr() -> Command {
+    let mut c = Command::new("ctr");
+    c.arg("-a")
+        .arg(&runtimes().containerd_sock)
+        .args(["-n", CONTAINERD_NAMESPACE]);
+    c
+}
+
+fn output(c: &mut Command) -> String {
+    let o = c.output().expect("running ctr");
+    assert!(
+        o.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// containerd's tasks: id → (pid, status).
+fn ctr_tasks() -> HashMap<String, (u32, String)> {
+    output(ctr().args(["tasks", "ls"]))
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let id = f.next()?.to_string();
+            let pid = f.next()?.parse().ok()?;
+            let status = f.next()?.to_ascii_lowercase();
+            Some((id, (pid, status)))
+        })
+        .collect()
+}
+
+fn ctr_info(id: &str) -> Option<serde_json::Value> {
+    let o = ctr().args(["containers", "info", id]).output().ok()?;
+    if !o.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&o.stdout).ok()
+}
+
+fn ctr_observe(id: &str, tasks: &HashMap<String, (u32, String)>) -> Option<Observed> {
+    let info = ctr_info(id)?;
+    let labels: HashMap<String, String> =
+        serde_json::from_value(info["Labels"].clone()).unwrap_or_default();
+    let (pid, state) = match tasks.get(id) {
+        None => (None, "created".to_string()),
+        Some((pid, s)) => match s.as_str() {
+            "running" => (Some(*pid), "running".into()),
+            "paused" => (Some(*pid), "paused".into()),
+            "stopped" => (None, "exited".into()),
+            other => (None, other.to_string()),
+        },
+    };
+    Some(Observed {
+        id: id.to_string(),
+        name: labels.get("io.gantry.name").cloned().unwrap_or_default(),
+        labels,
+        state,
+        pid,
+    })
+}
+
+fn docker_observe(c: &bollard::models::ContainerSummary) -> Observed {
+    let id = c.id.clone().unwrap_or_default();
+    let info = block(async {
+        runtimes()
+            .docker()
+            .await
+            .inspect_container(
+                &id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .expect("inspect")
+    });
+    let st = info.state.clone().unwrap_or_default();
+    let state = if st.paused == Some(true) {
+        "paused".to_string()
+    } else {
+        st.status.map(|s| s.to_string()).unwrap_or_default()
+    };
+    Observed {
+        id,
+        labels: c.labels.clone().unwrap_or_default(),
+        state,
+        pid: st
+            .pid
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p > 0),
+        name: info
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
+    }
+}
+
+fn read_number(path: PathBuf) -> Option<i64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let t = text.split_whitespace().next()?;
+    if t == "max" || t == "-1" {
+        return None;
+    }
+    t.parse().ok()
+}
+
+/// Limits from the container's cgroup, as the kernel applies them (v1 or v2).
+fn cgroup_limits(pid: u32) -> Limits {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let path_of = |controller: &str| -> Option<PathBuf> {
+        cgroups.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let hit = if controller.is_empty() {
+                ctrls.is_empty()
+            } else {
+                ctrls.split(',').any(|c| c == controller)
+            };
+            hit.then(|| PathBuf::from(format!("/sys/fs/cgroup/{controller}{path}")))
+        })
+    };
+    if let Some(unified) = path_of("").filter(|p| p.join("cpu.max").exists()) {
+        let cpu = std::fs::read_to_string(unified.join("cpu.max")).unwrap_or_default();
+        let mut f = cpu.split_whitespace();
+        let quota: Option<i64> = f.next().and_then(|q| q.parse().ok());
+        let period: Option<i64> = f.next().and_then(|p| p.parse().ok());
+        return Limits {
+            nano_cpus: quota.zip(period).map(|(q, p)| q * 1_000_000_000 / p),
+            memory: read_number(unified.join("memory.max")),
+            pids: read_number(unified.join("pids.max")),
+        };
+    }
+    let quota = path_of("cpu").and_then(|p| read_number(p.join("cpu.cfs_quota_us")));
+    let period = path_of("cpu").and_then(|p| read_number(p.join("cpu.cfs_period_us")));
+    Limits {
+        nano_cpus: quota.zip(period).map(|(q, p)| q * 1_000_000_000 / p),
+        memory: path_of("memory")
+            .and_then(|p| read_number(p.join("memory.limit_in_bytes")))
+            .filter(|m| *m < i64::MAX / 2),
+        pids: path_of("pids").and_then(|p| read_number(p.join("pids.max"))),
+    }
+}
+
+impl Backend {
+    /// Its name in configs and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Docker => "docker",
+            Backend::Containerd => "containerd",
+        }
+    }
+
+    /// A config serving the control-rpc fixture at `/rpc`, REST at `/v1`,
+    /// ARM at `/subscriptions` and `/providers`, on this backend.
+    pub fn config(self, resync_seconds: u64) -> String {
+        use crate::plugins;
+        let b = crate::config::ConfigBuilder::new("backend-tests")
+            .resync_seconds(resync_seconds)
+            .limit("call_timeout_ms", 15_000)
+            .http_frontend("rpc", &plugins::control_rpc(), "/rpc")
+            .http_frontend("rest", &plugins::rest(), "/v1")
+            .http_frontend_with(
+                "arm",
+                &plugins::arm(),
+                "prefix = \"/subscriptions\", extra_prefixes = [\"/providers\"]",
+                "",
+            );
+        match self {
+            Backend::Docker => b.docker_backend(),
+            Backend::Containerd => b.containerd_backend(),
+        }
+        .build()
+    }
+
+    /// Every container the runtime holds for a workload (any revision, holders included).
+    pub fn containers_of(self, workload_id: &str) -> Vec<Observed> {
+        match self {
+            Backend::Docker => runtimes()
+                .containers_of(workload_id)
+                .iter()
+                .map(docker_observe)
+                .collect(),
+            Backend::Containerd => {
+                let tasks = ctr_tasks();
+                output(ctr().args([
+                    "containers",
+                    "ls",
+                    "-q",
+                    &format!("labels.\"io.gantry.workload\"=={workload_id}"),
+                ]))
+                .lines()
+                .filter_map(|id| ctr_observe(id.trim(), &tasks))
+                .collect()
+            }
+        }
+    }
+
+    /// The spec's containers of a workload (holders left out).
+    pub fn members_of(self, workload_id: &str) -> Vec<Observed> {
+        self.containers_of(workload_id)
+            .into_iter()
+            .filter(Observed::is_member)
+            .collect()
+    }
+
+    /// One container by id.
+    pub fn observe(self, id: &str) -> Observed {
+        match self {
+            Backend::Docker => docker_observe(&bollard::models::ContainerSummary {
+                id: Some(id.to_string()),
+                ..Default::default()
+            }),
+            Backend::Containerd => {
+                ctr_observe(id, &ctr_tasks()).unwrap_or_else(|| panic!("no container {id}"))
+            }
+        }
+    }
+
+    /// Every container gantry labelled on the runtime, any workload.
+    pub fn all_gantry_containers(self) -> Vec<Observed> {
+        match self {
+            Backend::Docker => {
+                let filters =
+                    HashMap::from([("label".to_string(), vec!["io.gantry.workload".to_string()])]);
+                let list = block(async {
+                    runtimes()
+                        .docker()
+                        .await
+                        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+                            all: true,
+                            filters: Some(filters),
+                            ..Default::default()
+                        }))
+                        .await
+                        .expect("list")
+                });
+                list.iter().map(docker_observe).collect()
+            }
+            Backend::Containerd => {
+                let tasks = ctr_tasks();
+                output(ctr().args(["containers", "ls", "-q", "labels.\"io.gantry.workload\""]))
+                    .lines()
+                    .filter_map(|id| ctr_observe(id.trim(), &tasks))
+                    .collect()
+            }
+        }
+    }
+
+    /// The limits the kernel applies to a running container.
+    pub fn limits(self, id: &str) -> Limits {
+        let pid = self.observe(id).pid.expect("a running container");
+        cgroup_limits(pid)
+    }
+
+    /// The environment of a running container's main process.
+    pub fn environment(self, id: &str) -> Vec<String> {
+        let pid = self.observe(id).pid.expect("a running container");
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .unwrap_or_default()
+            .split(|b| *b == 0)
+            .filter(|v| !v.is_empty())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+
+    /// The network namespace of a running container (`net:[inode]`).
+    pub fn network_namespace(self, id: &str) -> String {
+        let pid = self.observe(id).pid.expect("a running container");
+        std::fs::read_link(format!("/proc/{pid}/ns/net"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Whether snapshots (containerd) remain for a container id.
+    pub fn leftover_storage(self, id: &str) -> bool {
+        match self {
+            Backend::Docker => false,
+            Backend::Containerd => output(ctr().args(["snapshots", "ls"]))
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(id)),
+        }
+    }
+
+    /// Kill the runtime (SIGKILL) and start it again on the same data.
+    pub fn restart_runtime(self) {
+        match self {
+            Backend::Docker => {
+                runtimes().restart_dockerd().expect("dockerd restarts");
+            }
+            Backend::Containerd => {
+                runtimes()
+                    .restart_containerd()
+                    .expect("containerd restarts");
+            }
+        }
+    }
+}
