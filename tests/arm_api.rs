@@ -4,6 +4,7 @@
 //! long-running operation headers and the namespace shared with REST.
 
 use gantry_tests::api::Api;
+use gantry_tests::backends::Backend;
 use gantry_tests::runtimes::{TEST_IMAGE, runtimes};
 
 use serde_json::{Value, json};
@@ -51,8 +52,17 @@ fn code(v: &Value) -> &str {
 
 #[test]
 fn azure_sdk_drives_the_container_group_lifecycle() {
+    azure_sdk_flow(Backend::Docker);
+}
+
+#[test]
+fn azure_sdk_drives_the_container_group_lifecycle_on_containerd() {
+    azure_sdk_flow(Backend::Containerd);
+}
+
+fn azure_sdk_flow(backend: Backend) {
     let venv = gantry_tests::python::venv("azure-sdk-venv", AZURE_SDK);
-    let arm = Api::start(30);
+    let arm = Api::start_on(backend, 30);
     let token = arm.token("azure-sdk-user", "USER");
     let out = Command::new(venv.join("bin/python"))
         .arg(gantry_tests::workspace_root().join("tests/arm/sdk_flow.py"))

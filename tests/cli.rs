@@ -182,7 +182,7 @@ fn check_on_a_profile_says_which_plugins_to_build() {
 
 #[test]
 fn every_profile_parses() {
-    for p in ["dev", "cloud", "edge"] {
+    for p in ["dev", "cloud", "edge", "edge-dev"] {
         let path = workspace_root().join(format!("examples/profiles/{p}.toml"));
         let (_, out) = gantry(&["check", "--config", &path.display().to_string()]);
         assert!(!out.contains("line "), "{p}.toml does not parse: {out}");

@@ -3,6 +3,7 @@
 //! verbatim, Kanto's own expectations, twin updates, malformed payloads,
 //! and a broker restart that must lose no acknowledged command.
 
+use gantry_tests::backends::Backend;
 use gantry_tests::gantry::Gantry;
 use gantry_tests::mqtt::{Mosquitto, TestClient, kanto_config, kanto_config_with};
 use gantry_tests::runtimes::TEST_IMAGE;
@@ -29,6 +30,34 @@ impl Device {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = gantry_tests::free_port();
         let g = Gantry::start_in(dir.path(), &kanto_config("embedded", Some(port)));
+        let client = TestClient::connect(
+            port,
+            &format!("cloud-{port}"),
+            &["command//+/res/#", "e/#", "unknown/#"],
+        );
+        Device {
+            g,
+            _dir: dir,
+            client,
+            mosquitto: None,
+        }
+    }
+
+    fn embedded_on(backend: Backend) -> Device {
+        let port = gantry_tests::free_port();
+        let config = gantry_tests::mqtt::kanto_config_on(
+            backend,
+            "embedded",
+            Some(port),
+            "config = { device-id = \"edge:device\", tenant-id = \"t1\" }\n",
+        );
+        Device::with_config(port, &config)
+    }
+
+    /// A device on `config`, whose embedded broker listens on `port`.
+    fn with_config(port: u16, config: &str) -> Device {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = Gantry::start_in(dir.path(), config);
         let client = TestClient::connect(
             port,
             &format!("cloud-{port}"),
@@ -455,4 +484,88 @@ fn the_device_is_learnt_through_bootstrap() {
         json!(["com.bosch.iot.suite.edge.containers:ContainerFactory:1.3.0"])
     );
     drop(g);
+}
+
+#[test]
+fn the_main_flow_runs_on_containerd() {
+    let d = Device::embedded_on(Backend::Containerd);
+    let id = d.create("k1", "on-containerd", true);
+    d.wait_state(&id, "RUNNING");
+    let members = Backend::Containerd.members_of(&id);
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0].state, "running");
+    // The container's output, read through the REST frontend of the same host.
+    let token = d.g.token("kanto-device", &["ADMIN"]);
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let resp = http
+        .get(d.g.url(&format!("/v1/containers/{id}/logs")))
+        .bearer_auth(&token)
+        .send()
+        .expect("logs request");
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(resp));
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.trim() == "data: up")),
+        "the container's `up` arrived through the logs"
+    );
+    let c = format!("Container:{id}");
+    let env = d.command("k2", &c, "stop", json!({}));
+    assert_eq!(env["status"], 204, "{env}");
+    d.wait_state(&id, "STOPPED");
+    assert_eq!(Backend::Containerd.members_of(&id)[0].state, "exited");
+    let env = d.command("k3", &c, "remove", json!(true));
+    assert_eq!(env["status"], 204, "{env}");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !Backend::Containerd.containers_of(&id).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "still on containerd");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `examples/profiles/edge-dev.toml` as written, but for the ports, paths
+/// and socket a test run needs: Kanto on the embedded broker drives the
+/// harness's containerd.
+#[test]
+fn the_edge_dev_profile_runs_kanto_on_containerd() {
+    let root = gantry_tests::workspace_root();
+    let profile = std::fs::read_to_string(root.join("examples/profiles/edge-dev.toml"))
+        .expect("edge-dev profile");
+    let rt = gantry_tests::runtimes::runtimes();
+    let port = gantry_tests::free_port();
+    let logs = rt.containerd_logs().display().to_string();
+    let config = profile
+        .replace("127.0.0.1:8080", "127.0.0.1:{port}")
+        .replace(
+            "127.0.0.1:1883",
+            &format!("127.0.0.1:{port_mqtt}", port_mqtt = port),
+        )
+        .replace("gantry-edge-dev.db", "{dir}/state.db")
+        .replace("../../target", &root.join("target").display().to_string())
+        .replace(
+            "${CONTAINERD_ADDRESS:-unix:///run/containerd/containerd.sock}",
+            &format!("unix://{}", rt.containerd_sock.display()),
+        )
+        .replace("/tmp/gantry-edge-dev/logs", &logs)
+        .replace(
+            "/usr/local/lib/gantry/gantry-containerd-logger",
+            &gantry_tests::plugins::containerd_logger()
+                .display()
+                .to_string(),
+        );
+    // The profile names the release plugins `cargo xtask build` writes.
+    let _ = (
+        gantry_tests::plugins::kanto(),
+        gantry_tests::plugins::containerd(),
+    );
+    let d = Device::with_config(port, &config);
+    let id = d.create("e1", "edge-dev", true);
+    d.wait_state(&id, "RUNNING");
+    let members = Backend::Containerd.members_of(&id);
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0].state, "running");
+    let env = d.command("e2", &format!("Container:{id}"), "remove", json!(true));
+    assert_eq!(env["status"], 204, "{env}");
 }

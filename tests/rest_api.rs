@@ -500,3 +500,50 @@ fn invalid_requests_get_400_with_fields_and_create_nothing() {
     assert_eq!(s, 200);
     assert_eq!(doc["openapi"], "3.1.0");
 }
+
+#[test]
+fn the_main_flow_runs_on_containerd() {
+    use gantry_tests::backends::Backend;
+    let api = Api::start_on(Backend::Containerd, 30);
+    let t = api.token(USER, "USER");
+    let (s, c) = api.send(
+        "POST",
+        "/v1/containers",
+        Some(&t),
+        Some(json!({"name": "on-containerd", "image": "nginxdemos/hello:latest", "cpu": 0.5, "ram": "128Mi", "command": ["sh", "-c"], "arguments": ["echo hello-from-containerd; sleep 2; echo later-line; exec sleep 3600"]})),
+    );
+    assert_eq!(s, 201, "{c}");
+    assert_container_shape(&c);
+    let id = c["id"].as_str().expect("id").to_string();
+    let c = wait_deployed(&api, &t, &id);
+    assert_eq!(c["image"], "nginxdemos/hello:latest");
+    let members = Backend::Containerd.members_of(&id);
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0].state, "running");
+    let resp = api.raw("GET", &format!("/v1/containers/{id}/logs"), Some(&t), None);
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut reader = std::io::BufReader::new(resp);
+    let mut data = Vec::new();
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        line.clear();
+        if reader.read_line(&mut line).expect("event") == 0 {
+            break;
+        }
+        if let Some(d) = line.strip_prefix("data: ") {
+            data.push(d.trim().to_string());
+            if d.trim() == "later-line" {
+                break;
+            }
+        }
+    }
+    assert!(
+        data.contains(&"hello-from-containerd".to_string())
+            && data.contains(&"later-line".to_string()),
+        "{data:?}"
+    );
+    let (s, _) = api.send("DELETE", &format!("/v1/containers/{id}"), Some(&t), None);
+    assert!(s == 200 || s == 204, "delete answered {s}");
+    assert!(Backend::Containerd.containers_of(&id).is_empty());
+}

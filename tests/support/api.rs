@@ -19,8 +19,17 @@ pub struct Api {
 impl Api {
     /// Start gantry with `docker_config(resync_seconds)` in a fresh temp dir.
     pub fn start(resync_seconds: u64) -> Api {
+        Self::start_with(&crate::rpc::docker_config(resync_seconds))
+    }
+
+    /// Start gantry serving the same frontends on another backend.
+    pub fn start_on(backend: crate::backends::Backend, resync_seconds: u64) -> Api {
+        Self::start_with(&backend.config(resync_seconds))
+    }
+
+    fn start_with(config: &str) -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
-        let g = Gantry::start_in(dir.path(), &crate::rpc::docker_config(resync_seconds));
+        let g = Gantry::start_in(dir.path(), config);
         Api {
             g,
             _dir: dir,

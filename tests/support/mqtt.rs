@@ -202,11 +202,26 @@ pub fn kanto_config(broker: &str, listen: Option<u16>) -> String {
 /// [`kanto_config`] with the plugin's `config` line given (empty: the
 /// device is learnt through Kanto's bootstrap).
 pub fn kanto_config_with(broker: &str, listen: Option<u16>, plugin_config: &str) -> String {
+    kanto_config_on(
+        crate::backends::Backend::Docker,
+        broker,
+        listen,
+        plugin_config,
+    )
+}
+
+/// [`kanto_config_with`] on the given backend.
+pub fn kanto_config_on(
+    backend: crate::backends::Backend,
+    broker: &str,
+    listen: Option<u16>,
+    plugin_config: &str,
+) -> String {
     use crate::plugins;
     let listen = listen
         .map(|p| format!(", listen = \"127.0.0.1:{p}\""))
         .unwrap_or_default();
-    crate::config::ConfigBuilder::new("kanto-tests")
+    let b = crate::config::ConfigBuilder::new("kanto-tests")
         .resync_seconds(2)
         .limit("call_timeout_ms", 10_000)
         .http_frontend("rest", &plugins::rest(), "/v1")
@@ -217,7 +232,10 @@ pub fn kanto_config_with(broker: &str, listen: Option<u16>, plugin_config: &str)
                 "broker = \"{broker}\"{listen}, client_id = \"gantry-kanto-{{port}}\", subject = \"kanto-device\", roles = [\"ADMIN\"]"
             ),
             plugin_config,
-        )
-        .docker_backend()
-        .build()
+        );
+    match backend {
+        crate::backends::Backend::Docker => b.docker_backend(),
+        crate::backends::Backend::Containerd => b.containerd_backend(),
+    }
+    .build()
 }
