@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod backends;
+pub mod bench;
 pub mod config;
 pub mod gantry;
 pub mod mqtt;

@@ -115,8 +115,12 @@ pub fn wrong_world() -> PathBuf {
     )
 }
 
-/// The gantry binary (debug), built if missing.
+/// The gantry binary: `GANTRY_BIN` when set (benchmarks run the release
+/// build), else the debug build, built if missing.
 pub fn gantry_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("GANTRY_BIN") {
+        return PathBuf::from(bin);
+    }
     native_bin("gantry", "gantry")
 }
 

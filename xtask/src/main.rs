@@ -166,6 +166,42 @@ fn test_with_runtimes(extra: &[String]) -> Result<()> {
     result
 }
 
+/// The benchmark binaries of the tests crate, run by `cargo xtask bench`.
+const BENCHES: &[&str] = &["bench-containerd-create"];
+
+/// `cargo xtask bench`: the release host, the plugins and the harness's
+/// runtimes, then every benchmark binary; each prints its table and writes
+/// JSON under `target/bench/`.
+fn bench() -> Result<()> {
+    run(cargo().args(["build", "--release", "-p", "gantry"]))?;
+    run(cargo().args([
+        "build",
+        "-p",
+        "gantry-tests",
+        "-p",
+        "gantry-containerd-logger",
+        "--bins",
+    ]))?;
+    let dir = std::env::temp_dir().join(format!("gantry-bench-run-{}", std::process::id()));
+    let runtimes = root().join("target/debug/gantry-test-runtimes");
+    run(Command::new(&runtimes).arg("start").arg(&dir))?;
+    let mut result = Ok(());
+    for b in BENCHES {
+        // A backtrace on every error slows wasmtime measurably.
+        let r = run(Command::new(root().join("target/debug").join(b))
+            .env("GANTRY_TEST_RUNTIMES", &dir)
+            .env("GANTRY_BIN", root().join("target/release/gantry"))
+            .env_remove("RUST_BACKTRACE"));
+        if r.is_err() {
+            result = r;
+        }
+    }
+    if let Err(e) = run(Command::new(&runtimes).arg("stop").arg(&dir)) {
+        eprintln!("xtask: stopping the bench runtimes: {e:#}");
+    }
+    result
+}
+
 /// Where the Docker engine gantry's embedded defaults drive is expected.
 fn docker_socket() -> Option<PathBuf> {
     match std::env::var("DOCKER_HOST") {
@@ -313,6 +349,11 @@ fn main() -> Result<()> {
             build_wasm()?;
             test_with_runtimes(&args[1..])
         }
+        Some("bench") => {
+            ensure_packages()?;
+            build_wasm()?;
+            bench()
+        }
         Some("lint") => {
             build_wasm()?;
             run(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -335,7 +376,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <build|serve|test|lint> [args...]");
+            eprintln!("usage: cargo xtask <build|serve|test|bench|lint> [args...]");
             std::process::exit(2)
         }
     }

@@ -97,6 +97,16 @@ impl From<Status> for Error {
 /// The result of a call.
 pub type GrpcResult<T> = Result<T, Status>;
 
+thread_local! {
+    /// The lease calls are made under, if any (see [`crate::lease`]).
+    static LEASE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Make the calls that follow under `lease` (none: without one).
+pub fn set_lease(lease: Option<String>) {
+    LEASE.with(|l| *l.borrow_mut() = lease);
+}
+
 /// The endpoint name (plugin config `endpoint`, default `containerd`).
 fn endpoint() -> String {
     config::get("endpoint").unwrap_or_else(|| "containerd".to_string())
@@ -213,6 +223,9 @@ fn start(path: &str, request: &[u8]) -> GrpcResult<FutureIncomingResponse> {
     set("content-type", "application/grpc")?;
     set("te", "trailers")?;
     set("containerd-namespace", &namespace())?;
+    if let Some(lease) = LEASE.with(|l| l.borrow().clone()) {
+        set("containerd-lease", &lease)?;
+    }
     let req = OutgoingRequest::new(headers);
     let bad = |what: &str| Status::new(Code::Other(13), format!("cannot build request: {what}"));
     req.set_method(&Method::Post).map_err(|()| bad("method"))?;

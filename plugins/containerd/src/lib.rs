@@ -17,6 +17,7 @@ mod containers;
 mod events;
 mod grpc;
 mod image;
+mod lease;
 mod logs;
 mod spec;
 mod stats;
@@ -381,6 +382,17 @@ fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
     for c in &d.spec.containers {
         spec::check_supported(c)?;
     }
+    lease::with_lease(|| create_under_lease(d, start))?;
+    let r = InstanceRef {
+        workload_id: d.workload_id.clone(),
+        revision: d.revision,
+    };
+    inspect_members(&members(&r)?)
+}
+
+/// Images, snapshots and containers of a deployment (and their tasks when
+/// `start`); on failure, nothing created here remains.
+fn create_under_lease(d: &Deployment, start: bool) -> Result<(), Error> {
     let mut images: HashMap<String, ImageConfig> = HashMap::new();
     for c in &d.spec.containers {
         if !images.contains_key(&c.image) {
@@ -478,11 +490,7 @@ fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
         remove_ids(&created);
         return Err(e);
     }
-    let r = InstanceRef {
-        workload_id: d.workload_id.clone(),
-        revision: d.revision,
-    };
-    inspect_members(&members(&r)?)
+    Ok(())
 }
 
 fn signal_of(signal: Option<&str>, default: u32) -> Result<u32, Error> {

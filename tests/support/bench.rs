@@ -1,0 +1,143 @@
+//! What the benchmark binaries share: timing samples, their summary, and the
+//! report (a table on stdout, JSON under `target/bench/`). Every figure is
+//! read against a baseline measured in the same run.
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// Latency samples of one measured operation.
+#[derive(Debug, Default, Clone)]
+pub struct Samples(Vec<Duration>);
+
+impl Samples {
+    /// Add one sample.
+    pub fn push(&mut self, d: Duration) {
+        self.0.push(d);
+    }
+
+    /// Add every sample of `other`.
+    pub fn extend(&mut self, other: Samples) {
+        self.0.extend(other.0);
+    }
+
+    /// The `q` quantile (0..=1), nearest rank; zero when empty.
+    pub fn quantile(&self, q: f64) -> Duration {
+        if self.0.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut v = self.0.clone();
+        v.sort();
+        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v[rank - 1]
+    }
+
+    /// How many samples.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One row of a report: a measured case against its baseline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// What was measured.
+    pub case: String,
+    /// Samples of each side.
+    pub samples: usize,
+    /// Median of the measured side, ms.
+    pub p50_ms: f64,
+    /// 95th percentile of the measured side, ms.
+    pub p95_ms: f64,
+    /// Median of the baseline, ms.
+    pub baseline_p50_ms: f64,
+    /// 95th percentile of the baseline, ms.
+    pub baseline_p95_ms: f64,
+    /// Measured median / baseline median.
+    pub ratio_p50: f64,
+    /// Measured p95 / baseline p95.
+    pub ratio_p95: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Row {
+    /// Summarise `measured` against `baseline`.
+    pub fn new(case: &str, measured: &Samples, baseline: &Samples) -> Row {
+        let ratio = |a: Duration, b: Duration| {
+            if b.is_zero() {
+                f64::NAN
+            } else {
+                a.as_secs_f64() / b.as_secs_f64()
+            }
+        };
+        Row {
+            case: case.to_string(),
+            samples: measured.len().min(baseline.len()),
+            p50_ms: ms(measured.quantile(0.5)),
+            p95_ms: ms(measured.quantile(0.95)),
+            baseline_p50_ms: ms(baseline.quantile(0.5)),
+            baseline_p95_ms: ms(baseline.quantile(0.95)),
+            ratio_p50: ratio(measured.quantile(0.5), baseline.quantile(0.5)),
+            ratio_p95: ratio(measured.quantile(0.95), baseline.quantile(0.95)),
+        }
+    }
+}
+
+/// Print `rows` as a table and write them to `target/bench/<name>.json`.
+pub fn report(name: &str, baseline: &str, rows: &[Row]) -> anyhow::Result<()> {
+    println!("\n{name} (baseline: {baseline})");
+    println!(
+        "{:<34} {:>4} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
+        "case", "n", "p50 ms", "p95 ms", "base p50", "base p95", "x p50", "x p95"
+    );
+    for r in rows {
+        println!(
+            "{:<34} {:>4} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2}",
+            r.case,
+            r.samples,
+            r.p50_ms,
+            r.p95_ms,
+            r.baseline_p50_ms,
+            r.baseline_p95_ms,
+            r.ratio_p50,
+            r.ratio_p95
+        );
+    }
+    let dir = crate::workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&serde_json::json!({
+            "bench": name,
+            "baseline": baseline,
+            "rows": rows,
+        }))?,
+    )?;
+    println!("written to {}", path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let mut s = Samples::default();
+        for ms in [5, 1, 3, 2, 4] {
+            s.push(Duration::from_millis(ms));
+        }
+        assert_eq!(s.quantile(0.5), Duration::from_millis(3));
+        assert_eq!(s.quantile(0.95), Duration::from_millis(5));
+        let r = Row::new("x", &s, &s);
+        assert!((r.ratio_p50 - 1.0).abs() < 1e-9);
+    }
+}
