@@ -5,7 +5,7 @@ mod conformance;
 
 #[test]
 fn runtime_killed_and_restarted_is_reconnected_and_reconciled() {
-    conformance::runtime_killed_and_restarted_is_reconnected_and_reconciled(
+    conformance::restarts::runtime_killed_and_restarted_is_reconnected_and_reconciled(
         gantry_tests::backends::Backend::Containerd,
     );
 }

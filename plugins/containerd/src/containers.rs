@@ -23,8 +23,6 @@ pub mod labels {
     pub const STARTED: &str = "io.gantry.started-at";
     /// Set when the runtime reported an OOM kill of the current task.
     pub const OOM: &str = "io.gantry.oom-killed";
-    /// How many times the container was started again after it exited.
-    pub const RESTARTS: &str = "io.gantry.restarts";
     /// The `role` value of a namespace holder.
     pub const HOLDER: &str = "holder";
 }

@@ -24,7 +24,7 @@ const BATCH_NS: u64 = 50_000_000;
 fn decode(e: &Envelope) -> Option<(String, RuntimeAction, Option<i32>, Option<Timestamp>)> {
     let any = e.event.as_ref()?;
     let v = any.value.as_slice();
-    let at = crate::timestamp(e.timestamp.as_ref());
+    let at = crate::clock::timestamp(e.timestamp.as_ref());
     match e.topic.as_str() {
         "/tasks/exit" => {
             let x = TaskExit::decode(v).ok()?;
@@ -33,7 +33,7 @@ fn decode(e: &Envelope) -> Option<(String, RuntimeAction, Option<i32>, Option<Ti
                 return None;
             }
             let code = i32::try_from(x.exit_status).unwrap_or(i32::MAX);
-            let at = crate::timestamp(x.exited_at.as_ref()).or(at);
+            let at = crate::clock::timestamp(x.exited_at.as_ref()).or(at);
             Some((x.container_id, RuntimeAction::Exited, Some(code), at))
         }
         "/tasks/oom" => Some((
@@ -98,7 +98,7 @@ fn missed_exits(since: Timestamp) -> Result<Vec<RuntimeEvent>, Error> {
         if p.status != crate::task::status::STOPPED {
             continue;
         }
-        let Some(at) = crate::timestamp(p.exited_at.as_ref()) else {
+        let Some(at) = crate::clock::timestamp(p.exited_at.as_ref()) else {
             continue;
         };
         if !after(at, since) {
@@ -140,7 +140,7 @@ pub fn watch(since: Option<Timestamp>, wait_ms: u32) -> Result<Vec<RuntimeEvent>
         let Some((id, action, code, at)) = decode(&env) else {
             continue;
         };
-        let at = at.unwrap_or_else(crate::now);
+        let at = at.unwrap_or_else(crate::clock::now);
         if since.is_some_and(|s| !after(at, s)) {
             continue;
         }

@@ -13,8 +13,8 @@ const EXPIRY_SECONDS: i64 = 3600;
 
 /// Run `f` under a fresh lease, deleted afterwards whatever `f` returns.
 pub fn with_lease<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    let now = crate::now();
-    let expire = crate::rfc3339(gantry_sdk::backend::gantry::plugin::types::Timestamp {
+    let now = crate::clock::now();
+    let expire = crate::clock::rfc3339(gantry_sdk::backend::gantry::plugin::types::Timestamp {
         seconds: now.seconds + EXPIRY_SECONDS,
         nanoseconds: 0,
     });

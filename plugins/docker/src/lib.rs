@@ -89,16 +89,23 @@ fn holder_process(d: &Deployment) -> (String, Vec<String>) {
     (image, command)
 }
 
-/// A start the engine refused because the command cannot run is the caller's input.
+/// A start the engine refused because the command cannot run is the
+/// caller's input: an executable the image does not have is not found (as an
+/// image it does not have is), one it cannot execute is invalid.
 fn start_refused(resp: &engine::Response, container: &str) -> Option<Error> {
     let msg = resp.message();
     let m = msg.to_ascii_lowercase();
-    let bad_command = m.contains("executable file not found")
-        || m.contains("no such file or directory")
-        || m.contains("permission denied");
-    (resp.status == 400 || bad_command).then(|| {
+    let message = format!("container `{container}`: its command cannot run: {msg}");
+    // runc's words for an exec that failed: `exec: "x": executable file not
+    // found in $PATH`, or `exec: "/x": stat /x: no such file or directory`
+    // (a missing mount source says "no such file" too, without `exec:`).
+    let exec = m.contains("exec:") || m.contains("executable file not found");
+    if exec && (m.contains("not found") || m.contains("no such file or directory")) {
+        return Some(Error::NotFound(message));
+    }
+    (exec && m.contains("permission denied")).then(|| {
         Error::Invalid(gantry_sdk::backend::gantry::plugin::types::InvalidInput {
-            message: format!("container `{container}`: its command cannot run: {msg}"),
+            message,
             fields: vec![gantry_sdk::backend::gantry::plugin::types::FieldError {
                 field: "command".into(),
                 message: msg.clone(),

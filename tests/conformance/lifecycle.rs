@@ -1,0 +1,175 @@
+//! A workload's life on the runtime: one container through every operation, and a pod.
+
+use super::{call, runtime_id, start};
+use gantry::bindings::types::{
+    ContainerStatus, EnvVar, Error, Resources, RestartKind, Workload, WorkloadPhase,
+};
+use gantry_tests::backends::Backend;
+use gantry_tests::rpc::{Rpc, busybox, running, workload};
+use serde_json::json;
+
+/// Create, inspect, stats, start conflict, pause/resume, stop, start,
+/// restart, rename, reconfigure, delete — each checked on the runtime.
+pub fn one_container_workload_full_lifecycle(backend: Backend) {
+    let (_dir, g) = start(backend, 30);
+    let rpc = Rpc::new(&g, "alice", &["USER"]);
+    let mut c = busybox("main", "trap 'exit 0' TERM; while true; do sleep 1; done");
+    c.resources = Resources {
+        cpu: Some(0.5),
+        memory_bytes: Some(64 << 20),
+        pids_limit: Some(64),
+        ..Resources::default()
+    };
+    c.env = vec![EnvVar {
+        name: "FOO".into(),
+        value: "bar".into(),
+        secret: false,
+    }];
+    let w = rpc
+        .create("lifecycle", workload(vec![c], RestartKind::No))
+        .expect("create");
+    assert!(running(&w), "{w:?}");
+    let id = w.id.clone();
+    let members = backend.members_of(&id);
+    assert_eq!(members.len(), 1, "{members:?}");
+    let cid = runtime_id(&w, 0);
+    assert_eq!(members[0].id, cid);
+    let limits = backend.limits(&cid);
+    assert_eq!(
+        (limits.nano_cpus, limits.memory, limits.pids),
+        (Some(500_000_000), Some(64 << 20), Some(64))
+    );
+    assert!(
+        backend.environment(&cid).contains(&"FOO=bar".to_string()),
+        "{:?}",
+        backend.environment(&cid)
+    );
+    let host_ns = std::fs::read_link("/proc/self/ns/net")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    assert_ne!(
+        backend.network_namespace(&cid),
+        host_ns,
+        "a private network namespace by default"
+    );
+
+    let stats: serde_json::Value = rpc.call("stats", json!([id, null])).expect("stats");
+    assert!(
+        stats["memory_used_bytes"].as_u64().unwrap_or(0) > 0,
+        "{stats}"
+    );
+    assert_eq!(stats["memory_limit_bytes"].as_u64(), Some(64 << 20));
+
+    assert!(
+        matches!(
+            rpc.call::<serde_json::Value>("start", json!([id])),
+            Err(Error::Conflict(_))
+        ),
+        "start on a running workload is a conflict"
+    );
+    let w = call(&rpc, "pause", &id);
+    assert_eq!(w.phase, WorkloadPhase::Paused);
+    assert_eq!(backend.observe(&cid).state, "paused");
+    let w = call(&rpc, "resume", &id);
+    assert!(running(&w), "{w:?}");
+    assert_eq!(backend.observe(&cid).state, "running");
+
+    let w = rpc.stop(&id).expect("stop");
+    assert_eq!(w.phase, WorkloadPhase::Stopped);
+    assert_eq!(w.containers[0].status, ContainerStatus::Exited);
+    assert_eq!(backend.observe(&cid).state, "exited");
+    assert!(
+        matches!(rpc.stop(&id), Err(Error::Conflict(_))),
+        "stop on a stopped workload is a conflict"
+    );
+    let w = call(&rpc, "start", &id);
+    assert!(running(&w), "{w:?}");
+    let before = backend.observe(&cid).pid;
+    let w = call(&rpc, "restart", &id);
+    assert!(running(&w), "{w:?}");
+    let after = backend.observe(&cid).pid;
+    assert!(
+        after.is_some() && after != before,
+        "restart runs the container anew"
+    );
+    assert_eq!(
+        backend.limits(&cid).memory,
+        Some(64 << 20),
+        "limits survive a restart"
+    );
+
+    let w = rpc
+        .call::<Workload>("rename", json!([id, "renamed"]))
+        .expect("rename");
+    assert_eq!(w.name, "renamed");
+    let name = backend.observe(&cid).name;
+    assert!(name.contains("renamed"), "{name}");
+
+    let req = json!([id, {"container": null, "resources": {"cpu": 1.0, "memory_bytes": 128u64 << 20, "memory_reservation_bytes": null, "memory_swap_bytes": null, "ephemeral_storage_bytes": null, "pids_limit": null}, "restart": null}]);
+    rpc.call::<Workload>("reconfigure", req)
+        .expect("reconfigure");
+    let limits = backend.limits(&cid);
+    assert_eq!(
+        (limits.nano_cpus, limits.memory),
+        (Some(1_000_000_000), Some(128 << 20))
+    );
+
+    rpc.delete(&id).expect("delete");
+    assert!(
+        backend.containers_of(&id).is_empty(),
+        "delete removes the container"
+    );
+    assert!(!backend.leftover_storage(&cid), "and its storage");
+    assert!(matches!(rpc.get(&id), Err(Error::NotFound(_))));
+}
+
+/// The second container reaches the first over localhost; both are in one
+/// network namespace, which a sibling's restart does not take away.
+pub fn two_containers_share_one_network_namespace(backend: Backend) {
+    let (_dir, g) = start(backend, 30);
+    let rpc = Rpc::new(&g, "bob", &["USER"]);
+    let server = busybox(
+        "server",
+        "mkdir -p /www && echo pong-from-server > /www/index.html && exec httpd -f -p 8080 -h /www",
+    );
+    let client = busybox(
+        "client",
+        "while true; do wget -q -O - http://127.0.0.1:8080/ || true; sleep 1; done",
+    );
+    let w = rpc
+        .create("pod", workload(vec![server, client], RestartKind::Always))
+        .expect("create");
+    assert!(running(&w), "{w:?}");
+    assert_eq!(backend.members_of(&w.id).len(), 2);
+    let (s, c) = (runtime_id(&w, 0), runtime_id(&w, 1));
+    assert_eq!(
+        backend.network_namespace(&s),
+        backend.network_namespace(&c),
+        "one network namespace"
+    );
+    let resp = rpc.logs(&w.id, "container=client&follow=1&wait=1000&reads=15");
+    let lines: Vec<String> = resp
+        .text()
+        .expect("logs")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("pong-from-server")),
+        "client reached the server over localhost: {lines:?}"
+    );
+    // The first container dies and is restarted by policy: the second keeps
+    // a working namespace, shared with the first's new process.
+    let old_pid = backend.observe(&s).pid.expect("server pid");
+    gantry_tests::runtimes::kill_process(old_pid, 9);
+    rpc.wait_for(&w.id, 60, "the server restarted by policy", |x| {
+        running(x) && backend.observe(&s).pid.is_some_and(|p| p != old_pid)
+    });
+    assert_eq!(
+        backend.network_namespace(&s),
+        backend.network_namespace(&c),
+        "still one network namespace after the first container's restart"
+    );
+    rpc.delete(&w.id).expect("delete");
+    assert!(backend.containers_of(&w.id).is_empty());
+}
