@@ -92,15 +92,28 @@ impl ConfigBuilder {
     /// The containerd backend on the test run's containerd, in the namespace
     /// the test image is loaded into, logging through gantry's logger into a
     /// directory granted read-only.
-    pub fn containerd_backend(mut self) -> Self {
+    pub fn containerd_backend(self) -> Self {
+        self.containerd_backend_pulling_from(None)
+    }
+
+    /// [`Self::containerd_backend`], granted the registry at `registry`
+    /// (`host:port`) to pull images it does not have.
+    pub fn containerd_backend_pulling_from(mut self, registry: Option<&str>) -> Self {
         let rt = crate::runtimes::runtimes();
         let logs = rt.containerd_logs();
+        let (grant, registries) = match registry {
+            Some(r) => (
+                format!(", registry = \"http://{r}\""),
+                format!(", registries = \"{r}=registry\""),
+            ),
+            None => (String::new(), String::new()),
+        };
         let _ = write!(
             self.tables,
             "[[backend]]\nname = \"containerd\"\nplugin = \"{}\"\n\
-             endpoints = {{ containerd = {{ url = \"unix://{}\", http2 = true }} }}\n\
+             endpoints = {{ containerd = {{ url = \"unix://{}\", http2 = true }}{grant} }}\n\
              read_dirs = [\"{}\"]\n\
-             config = {{ namespace = \"{}\", logger = \"{}\", log_dir = \"{}\" }}\n\n",
+             config = {{ namespace = \"{}\", logger = \"{}\", log_dir = \"{}\"{registries} }}\n\n",
             crate::plugins::containerd().display(),
             rt.containerd_sock.display(),
             logs.display(),

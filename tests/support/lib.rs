@@ -13,6 +13,7 @@ pub mod gantry;
 pub mod mqtt;
 pub mod plugins;
 pub mod python;
+pub mod registry;
 pub mod rpc;
 pub mod runtimes;
 pub mod wasm_plugins;

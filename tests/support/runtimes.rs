@@ -169,6 +169,7 @@ fn ensure_installed() -> Result<()> {
         ("runc", "runc"),
         ("busybox", "busybox-static"),
         ("ctr", "containerd"),
+        ("docker-registry", "docker-registry"),
     ];
     let missing: Vec<&str> = need
         .iter()

@@ -24,6 +24,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("mosquitto", "mosquitto"),
     ("ctr", "containerd"),
     ("python3", "python3-venv"),
+    ("docker-registry", "docker-registry"),
 ];
 
 fn root() -> PathBuf {

@@ -281,7 +281,7 @@ fn create_under_lease(d: &Deployment, start: bool) -> Result<(), Error> {
     let mut images: HashMap<String, ImageConfig> = HashMap::new();
     for c in &d.spec.containers {
         if !images.contains_key(&c.image) {
-            let i = image::resolve(&c.image)?;
+            let i = image::resolve(&c.image, &d.workload_id)?;
             image::ensure_unpacked(&i, &d.workload_id)?;
             images.insert(c.image.clone(), i);
         }
@@ -302,7 +302,7 @@ fn create_under_lease(d: &Deployment, start: bool) -> Result<(), Error> {
             let first = &d.spec.containers[0];
             let holder_image = match config::get("holder_image") {
                 Some(name) => {
-                    let i = image::resolve(&name)?;
+                    let i = image::resolve(&name, &d.workload_id)?;
                     image::ensure_unpacked(&i, &d.workload_id)?;
                     i
                 }

@@ -12,7 +12,7 @@ use gantry_sdk::wasip2::http::types::{
     Scheme,
 };
 use gantry_sdk::wasip2::io::poll;
-use gantry_sdk::wasip2::io::streams::{InputStream, StreamError};
+use gantry_sdk::wasip2::io::streams::{InputStream, OutputStream, StreamError};
 use prost::Message;
 
 /// containerd's largest message, each way.
@@ -213,7 +213,7 @@ pub struct Call {
     done: Option<GrpcResult<()>>,
 }
 
-fn start(path: &str, request: &[u8]) -> GrpcResult<FutureIncomingResponse> {
+fn new_request(path: &str) -> GrpcResult<(OutgoingRequest, OutgoingBody)> {
     let headers = Fields::new();
     let set = |k: &str, v: &str| {
         headers
@@ -236,17 +236,76 @@ fn start(path: &str, request: &[u8]) -> GrpcResult<FutureIncomingResponse> {
     req.set_path_with_query(Some(path))
         .map_err(|()| bad("path"))?;
     let out = req.body().map_err(|()| bad("body"))?;
+    Ok((req, out))
+}
+
+fn write_all(stream: &OutputStream, bytes: &[u8]) -> GrpcResult<()> {
+    for chunk in bytes.chunks(4096) {
+        stream
+            .blocking_write_and_flush(chunk)
+            .map_err(|e| Status::new(Code::Unavailable, format!("writing to containerd: {e:?}")))?;
+    }
+    Ok(())
+}
+
+fn start(path: &str, request: &[u8]) -> GrpcResult<FutureIncomingResponse> {
+    let (req, out) = new_request(path)?;
     {
-        let w = out.write().map_err(|()| bad("body stream"))?;
-        for chunk in request.chunks(4096) {
-            w.blocking_write_and_flush(chunk).map_err(|e| {
-                Status::new(Code::Unavailable, format!("writing to containerd: {e:?}"))
-            })?;
-        }
+        let w = out
+            .write()
+            .map_err(|()| Status::new(Code::Other(13), "body stream"))?;
+        write_all(&w, request)?;
     }
     let fut = outgoing_handler::handle(req, None).map_err(|c| transport(path, &c))?;
     OutgoingBody::finish(out, None).map_err(|c| transport(path, &c))?;
     Ok(fut)
+}
+
+/// A client-streaming call being sent: messages go out as they are given
+/// (the request is already on its way), then [`Upload::finish`] ends it.
+pub struct Upload {
+    // Field order matters: the stream before its body.
+    stream: Option<OutputStream>,
+    body: Option<OutgoingBody>,
+    fut: FutureIncomingResponse,
+    path: String,
+}
+
+impl Upload {
+    /// Start a client-streaming call to `path`.
+    pub fn open(path: &str) -> GrpcResult<Upload> {
+        let (req, out) = new_request(path)?;
+        let stream = out
+            .write()
+            .map_err(|()| Status::new(Code::Other(13), "body stream"))?;
+        let fut = outgoing_handler::handle(req, None).map_err(|c| transport(path, &c))?;
+        Ok(Upload {
+            stream: Some(stream),
+            body: Some(out),
+            fut,
+            path: path.to_string(),
+        })
+    }
+
+    /// Send one message.
+    pub fn send<M: Message>(&mut self, msg: &M) -> GrpcResult<()> {
+        match &self.stream {
+            Some(s) => write_all(s, &frame(msg)),
+            None => Err(Status::new(Code::Other(13), "upload already finished")),
+        }
+    }
+
+    /// End the request; the answer is read from the returned [`Pending`].
+    pub fn finish(mut self) -> GrpcResult<Pending> {
+        self.stream = None;
+        if let Some(body) = self.body.take() {
+            OutgoingBody::finish(body, None).map_err(|c| transport(&self.path, &c))?;
+        }
+        Ok(Pending {
+            fut: self.fut,
+            path: self.path,
+        })
+    }
 }
 
 /// A request sent whose answer has not been looked at yet.
@@ -417,17 +476,24 @@ impl Call {
 
 /// A unary call: one request, one answer.
 pub fn unary<Q: Message, R: Message + Default>(path: &str, request: &Q) -> GrpcResult<R> {
-    let mut call = Call::open(path, request, None)?
+    let call = Call::open(path, request, None)?
         .ok_or_else(|| Status::new(Code::Unavailable, "no answer"))?;
-    let first: Option<R> = call.next(u64::MAX)?;
-    // Drain to the trailers: a message followed by an error status is an error.
+    last_answer(call, path)
+}
+
+/// The last answer of a call, once its status is known (a message followed
+/// by an error status is the error).
+pub fn last_answer<R: Message + Default>(mut call: Call, path: &str) -> GrpcResult<R> {
+    let mut last: Option<R> = call.next(u64::MAX)?;
     while !call.ended() {
-        let _: Option<R> = call.next(u64::MAX)?;
+        if let Some(m) = call.next(u64::MAX)? {
+            last = Some(m);
+        }
     }
     if let Some(Err(e)) = &call.done {
         return Err(e.clone());
     }
-    first.ok_or_else(|| Status::new(Code::Other(13), format!("{path} answered no message")))
+    last.ok_or_else(|| Status::new(Code::Other(13), format!("{path} answered no message")))
 }
 
 #[cfg(test)]

@@ -191,24 +191,45 @@ fn platform() -> (String, String) {
     (os.to_string(), arch.to_string())
 }
 
-/// Resolve `reference` in the namespace. An image that is absent is a typed
-/// not-found error: this backend does not pull (containerd 1.6 has no pull
-/// call; a client must speak to the registry itself).
-pub fn resolve(reference: &str) -> Result<ImageConfig, Error> {
+/// Resolve `reference` in the namespace. An image that is absent is pulled
+/// from its registry when the config grants one for it (see
+/// [`crate::registry`]); otherwise it is a typed not-found error.
+pub fn resolve(reference: &str, workload: &str) -> Result<ImageConfig, Error> {
     let name = normalize(reference);
-    let got: GetImageResponse = match unary(
-        "/containerd.services.images.v1.Images/Get",
-        &GetImageRequest { name: name.clone() },
-    ) {
-        Ok(r) => r,
-        Err(s) if s.is_not_found() => {
-            return Err(Error::NotFound(format!(
-                "image {reference} ({name}) is not in containerd namespace `{}`; this backend does not pull from registries (import it with `ctr -n {} images import`)",
-                crate::grpc::namespace(),
-                crate::grpc::namespace()
-            )));
+    let get = || -> Result<Option<GetImageResponse>, Error> {
+        match unary(
+            "/containerd.services.images.v1.Images/Get",
+            &GetImageRequest { name: name.clone() },
+        ) {
+            Ok(r) => Ok(Some(r)),
+            Err(s) if s.is_not_found() => Ok(None),
+            Err(s) => Err(s.into()),
         }
-        Err(s) => return Err(s.into()),
+    };
+    let got = match get()? {
+        Some(r) => r,
+        None => {
+            let parsed = crate::registry::parse(&name);
+            let endpoint = parsed
+                .as_ref()
+                .and_then(|r| crate::registry::endpoint_for(&r.registry));
+            let (Some(r), Some(endpoint)) = (parsed, endpoint) else {
+                return Err(Error::NotFound(format!(
+                    "image {reference} ({name}) is not in containerd namespace `{ns}`, and no registry is granted for it (config `registries`); import it with `ctr -n {ns} images import`",
+                    ns = crate::grpc::namespace()
+                )));
+            };
+            let (os, arch) = platform();
+            crate::registry::pull(&name, &r, &endpoint, workload, (&os, &arch)).map_err(
+                |e| match e {
+                    Error::NotFound(m) => Error::NotFound(format!("image {reference}: {m}")),
+                    other => other,
+                },
+            )?;
+            get()?.ok_or_else(|| {
+                Error::NotFound(format!("image {name}: not present after its pull"))
+            })?
+        }
     };
     let mut desc = got
         .image

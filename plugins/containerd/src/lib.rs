@@ -21,6 +21,7 @@ mod grpc;
 mod image;
 mod lease;
 mod logs;
+mod registry;
 mod spec;
 mod state;
 mod stats;
