@@ -3,11 +3,44 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
+
+/// Tests of one binary building the same venv wait for each other.
+static BUILDING: Mutex<()> = Mutex::new(());
+
+/// An exclusive `flock` on `target/<name>.lock`, held while alive: test
+/// binaries running side by side build a venv once, not over each other.
+struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    fn take(name: &str) -> FileLock {
+        use std::os::fd::AsRawFd;
+        let path = crate::workspace_root()
+            .join("target")
+            .join(format!("{name}.lock"));
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(&path));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .expect("venv lock file");
+        // SAFETY: flock(2) on a descriptor this struct owns; no memory is involved.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "locking {}", path.display());
+        FileLock { _file: f }
+    }
+}
 
 /// A venv at `target/<name>` with `packages` installed (pinned specs such as
 /// `pkg==1.2.3`). It is reused while it holds exactly these packages. Returns
 /// the venv's directory.
 pub fn venv(name: &str, packages: &[&str]) -> PathBuf {
+    let _guard = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let _lock = FileLock::take(name);
     let venv = crate::workspace_root().join("target").join(name);
     let marker = venv.join(".gantry-packages");
     let wanted = packages.join("\n");

@@ -89,7 +89,8 @@ pub struct LogReader {
     since: Option<Timestamp>,
     offset: Cell<u64>,
     pending: RefCell<Vec<u8>>,
-    first: RefCell<Option<Vec<LogLine>>>,
+    /// The file's length when opened: what is delivered before following.
+    backlog_end: Cell<u64>,
     ended: Cell<bool>,
 }
 
@@ -146,7 +147,7 @@ impl LogReader {
             since: options.since,
             offset: Cell::new(0),
             pending: RefCell::new(Vec::new()),
-            first: RefCell::new(None),
+            backlog_end: Cell::new(0),
             ended: Cell::new(false),
         };
         match std::fs::File::open(&reader.path) {
@@ -159,20 +160,10 @@ impl LogReader {
                     None => 0,
                 };
                 reader.offset.set(start);
-                let mut lines = Vec::new();
-                while reader.offset.get() < len {
-                    let before = reader.offset.get();
-                    lines.extend(reader.read_new()?);
-                    if reader.offset.get() == before {
-                        break;
-                    }
-                }
-                *reader.first.borrow_mut() = Some(lines);
+                reader.backlog_end.set(len);
             }
             // No output yet.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                *reader.first.borrow_mut() = Some(Vec::new());
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(unreadable(&reader.path, e)),
         }
         Ok(reader)
@@ -252,16 +243,27 @@ impl LogReader {
         }))
     }
 
-    /// Lines available within `wait_ms`; `None` once the log ended and everything was delivered.
+    /// Lines available within `wait_ms`; `None` once the log ended and
+    /// everything was delivered. What the file held when opened comes first,
+    /// at most [`MAX_READ`] bytes a call, so a long log never sits whole in memory.
     pub fn next(&self, wait_ms: u32) -> Result<Option<Vec<LogLine>>, Error> {
-        if let Some(first) = self.first.borrow_mut().take() {
-            if !first.is_empty() || self.follow {
-                return Ok(Some(first));
-            }
-            self.ended.set(true);
+        if self.ended.get() {
             return Ok(None);
         }
-        if self.ended.get() || !self.follow {
+        while self.offset.get() < self.backlog_end.get() {
+            let before = self.offset.get();
+            let lines = self.read_new()?;
+            if !lines.is_empty() {
+                return Ok(Some(lines));
+            }
+            if self.offset.get() == before {
+                // Truncated or rotated since: nothing more of the backlog.
+                break;
+            }
+        }
+        self.backlog_end.set(0);
+        if !self.follow {
+            self.ended.set(true);
             return Ok(None);
         }
         let deadline = monotonic_clock::now().saturating_add(u64::from(wait_ms) * 1_000_000);

@@ -4,7 +4,6 @@
 //! (or from the headers, for a Trailers-Only answer).
 
 use gantry_sdk::backend::gantry::plugin::config;
-use gantry_sdk::backend::gantry::plugin::types::{Error, InvalidInput};
 use gantry_sdk::wasip2::clocks::monotonic_clock;
 use gantry_sdk::wasip2::http::outgoing_handler::{self, FutureIncomingResponse};
 use gantry_sdk::wasip2::http::types::{
@@ -15,87 +14,12 @@ use gantry_sdk::wasip2::io::poll;
 use gantry_sdk::wasip2::io::streams::{InputStream, OutputStream, StreamError};
 use prost::Message;
 
-/// containerd's largest message, each way.
-const MAX_MESSAGE: usize = 16 << 20;
+mod frame;
+mod status;
 
-/// The gRPC status codes this plugin tells apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    /// 3
-    InvalidArgument,
-    /// 5
-    NotFound,
-    /// 6
-    AlreadyExists,
-    /// 9
-    FailedPrecondition,
-    /// 12
-    Unimplemented,
-    /// 14, and every transport failure.
-    Unavailable,
-    /// 4
-    DeadlineExceeded,
-    /// Anything else (the number is kept).
-    Other(u32),
-}
-
-impl Code {
-    fn from_number(n: u32) -> Code {
-        match n {
-            3 => Code::InvalidArgument,
-            4 => Code::DeadlineExceeded,
-            5 => Code::NotFound,
-            6 => Code::AlreadyExists,
-            9 => Code::FailedPrecondition,
-            12 => Code::Unimplemented,
-            14 => Code::Unavailable,
-            n => Code::Other(n),
-        }
-    }
-}
-
-/// A failed call: the status containerd answered, or a transport failure.
-#[derive(Debug, Clone)]
-pub struct Status {
-    /// What kind of failure.
-    pub code: Code,
-    /// containerd's message (percent-decoded).
-    pub message: String,
-}
-
-impl Status {
-    fn new(code: Code, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// Whether this is a not-found answer.
-    pub fn is_not_found(&self) -> bool {
-        self.code == Code::NotFound
-    }
-}
-
-impl From<Status> for Error {
-    fn from(s: Status) -> Error {
-        let m = s.message;
-        match s.code {
-            Code::NotFound => Error::NotFound(m),
-            Code::AlreadyExists | Code::FailedPrecondition => Error::Conflict(m),
-            Code::InvalidArgument => Error::Invalid(InvalidInput {
-                message: m,
-                fields: Vec::new(),
-            }),
-            Code::Unimplemented => Error::Unsupported(m),
-            Code::Unavailable | Code::DeadlineExceeded => Error::Unavailable(m),
-            Code::Other(n) => Error::Backend(format!("containerd answered status {n}: {m}")),
-        }
-    }
-}
-
-/// The result of a call.
-pub type GrpcResult<T> = Result<T, Status>;
+pub use frame::{frame, unframe};
+use status::percent_decode;
+pub use status::{Code, GrpcResult, Status};
 
 thread_local! {
     /// The lease calls are made under, if any (see [`crate::lease`]).
@@ -124,70 +48,11 @@ fn transport(what: &str, code: &ErrorCode) -> Status {
     )
 }
 
-/// Frame one message: flag 0 (uncompressed), big-endian length, bytes.
-pub fn frame<M: Message>(msg: &M) -> Vec<u8> {
-    let body = msg.encode_to_vec();
-    let mut out = Vec::with_capacity(body.len() + 5);
-    out.push(0);
-    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(&body);
-    out
-}
-
-/// Split complete messages off the front of `buf`.
-pub fn unframe(buf: &mut Vec<u8>) -> GrpcResult<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    loop {
-        if buf.len() < 5 {
-            return Ok(out);
-        }
-        if buf[0] != 0 {
-            return Err(Status::new(
-                Code::Other(13),
-                "containerd sent a compressed message, which was not asked for",
-            ));
-        }
-        let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-        if len > MAX_MESSAGE {
-            return Err(Status::new(
-                Code::Other(8),
-                format!("containerd sent a {len}-byte message"),
-            ));
-        }
-        if buf.len() < 5 + len {
-            return Ok(out);
-        }
-        out.push(buf[5..5 + len].to_vec());
-        buf.drain(..5 + len);
-    }
-}
-
 fn header(fields: &Fields, name: &str) -> Option<String> {
     fields
         .get(name)
         .first()
         .map(|v| String::from_utf8_lossy(v).to_string())
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).to_string()
 }
 
 /// `Ok` for status 0, the status otherwise; `None` when the fields carry none.
@@ -494,38 +359,4 @@ pub fn last_answer<R: Message + Default>(mut call: Call, path: &str) -> GrpcResu
         return Err(e.clone());
     }
     last.ok_or_else(|| Status::new(Code::Other(13), format!("{path} answered no message")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_round_trip_and_wait_for_whole_messages() {
-        let msg = prost_types::Timestamp {
-            seconds: 1_700_000_000,
-            nanos: 5,
-        };
-        let mut buf = frame(&msg);
-        buf.extend(frame(&msg));
-        let tail = buf.split_off(buf.len() - 3);
-        let got = unframe(&mut buf).expect("unframe");
-        assert_eq!(got.len(), 1);
-        assert_eq!(
-            prost_types::Timestamp::decode(got[0].as_slice()).expect("decode"),
-            msg
-        );
-        buf.extend(tail);
-        assert_eq!(unframe(&mut buf).expect("unframe").len(), 1);
-        assert!(buf.is_empty());
-    }
-
-    #[test]
-    fn messages_are_percent_decoded() {
-        assert_eq!(
-            percent_decode("container%20%22x%22: not found"),
-            "container \"x\": not found"
-        );
-        assert_eq!(percent_decode("100%"), "100%");
-    }
 }

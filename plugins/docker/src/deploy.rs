@@ -1,0 +1,305 @@
+//! Creating a deployment: its images (pulled if missing), the namespace
+//! holder, its containers; and what a create needs to know of the engine.
+
+use crate::engine::{self, call, enc, error, open};
+use crate::mapping;
+use crate::members::{each, inspect_one, is_holder, members};
+use bollard_stubs::models::ContainerSummary;
+use gantry_sdk::backend::exports::gantry::plugin::driver::{Deployment, InstanceRef};
+use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
+use gantry_sdk::backend::gantry::plugin::progress;
+use gantry_sdk::backend::gantry::plugin::types::{ContainerState, Error};
+use gantry_sdk::wasip2::http::types::Method;
+
+/// Start the revision's namespace holder, if it has one (running already is fine).
+pub(crate) fn start_holder(r: &InstanceRef) -> Result<(), Error> {
+    let holders: Vec<ContainerSummary> = members(r)?.into_iter().filter(is_holder).collect();
+    each(&holders, "start", "", &[304])
+}
+
+/// The holder's image (config `holder_image`, default: the workload's first
+/// image) and command (config `holder_command`, default `sleep 2147483647`).
+pub(crate) fn holder_process(d: &Deployment) -> (String, Vec<String>) {
+    use gantry_sdk::backend::gantry::plugin::config;
+    let image = config::get("holder_image").unwrap_or_else(|| d.spec.containers[0].image.clone());
+    let command = config::get("holder_command")
+        .map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| vec!["sleep".into(), "2147483647".into()]);
+    (image, command)
+}
+
+/// A start the engine refused because the command cannot run is the
+/// caller's input: an executable the image does not have is not found (as an
+/// image it does not have is), one it cannot execute is invalid.
+pub(crate) fn start_refused(resp: &engine::Response, container: &str) -> Option<Error> {
+    let msg = resp.message();
+    let m = msg.to_ascii_lowercase();
+    let message = format!("container `{container}`: its command cannot run: {msg}");
+    // runc's words for an exec that failed: `exec: "x": executable file not
+    // found in $PATH`, or `exec: "/x": stat /x: no such file or directory`
+    // (a missing mount source says "no such file" too, without `exec:`).
+    let exec = m.contains("exec:") || m.contains("executable file not found");
+    if exec && (m.contains("not found") || m.contains("no such file or directory")) {
+        return Some(Error::NotFound(message));
+    }
+    (exec && m.contains("permission denied")).then(|| {
+        Error::Invalid(gantry_sdk::backend::gantry::plugin::types::InvalidInput {
+            message,
+            fields: vec![gantry_sdk::backend::gantry::plugin::types::FieldError {
+                field: "command".into(),
+                message: msg.clone(),
+            }],
+        })
+    })
+}
+
+pub(crate) fn remove_ids(ids: &[String]) {
+    for id in ids.iter().rev() {
+        if let Err(e) = call(
+            Method::Delete,
+            &format!("/containers/{id}?force=1&v=1"),
+            None,
+        ) {
+            log(Level::Warn, &format!("removing container {id}: {e:?}"));
+        }
+    }
+}
+
+/// Make sure `image` is present, pulling it (with progress reported to the host) if not.
+pub(crate) fn ensure_image(workload: &str, image: &str) -> Result<(), Error> {
+    let resp = call(Method::Get, &format!("/images/{}/json", enc(image)), None)?;
+    if resp.status == 200 {
+        return Ok(());
+    }
+    let mut stream = open(
+        Method::Post,
+        &format!("/images/create?fromImage={}", enc(image)),
+    )?;
+    if stream.status != 200 {
+        let r = stream.read_all()?;
+        return Err(Error::NotFound(format!(
+            "image {image}: not present and cannot be pulled: {}",
+            r.message()
+        )));
+    }
+    let mut pending = Vec::new();
+    while let Some(chunk) = stream.read(60_000_000_000)? {
+        pending.extend(chunk);
+        while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=pos).collect();
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+                return Err(Error::NotFound(format!("image {image}: pull failed: {e}")));
+            }
+            let status = v.get("status").and_then(|s| s.as_str()).unwrap_or("");
+            let detail = v.get("progressDetail");
+            let pct = detail
+                .and_then(|d| Some((d.get("current")?.as_u64()?, d.get("total")?.as_u64()?)))
+                .and_then(|(c, t)| {
+                    (t > 0).then(|| u8::try_from(c.saturating_mul(100) / t).unwrap_or(100))
+                });
+            progress::report(workload, &format!("pulling {image}: {status}"), pct);
+        }
+    }
+    let resp = call(Method::Get, &format!("/images/{}/json", enc(image)), None)?;
+    if resp.status == 200 {
+        Ok(())
+    } else {
+        Err(Error::NotFound(format!(
+            "image {image}: not present after pull"
+        )))
+    }
+}
+
+/// The engine host's CPU count, if it says.
+pub(crate) fn host_cpus() -> Option<f64> {
+    let info: serde_json::Value = call(Method::Get, "/info", None).ok()?.json().ok()?;
+    info.get("NCPU")
+        .and_then(|n| n.as_f64())
+        .filter(|n| *n >= 1.0)
+}
+
+/// A CPU limit the engine accepts: Docker refuses limits above the host's
+/// CPU count, which are no limit at all; cap them and say so.
+pub(crate) fn cap_cpu(workload: &str, cpu: f64, host: Option<f64>) -> f64 {
+    match host {
+        Some(n) if cpu > n => {
+            log(
+                Level::Warn,
+                &format!(
+                    "workload {workload}: CPU limit {cpu} exceeds the host's {n} CPUs; capped at {n}"
+                ),
+            );
+            n
+        }
+        _ => cpu,
+    }
+}
+
+/// Whether the storage driver can enforce a writable-layer size (overlay2 on xfs with pquota).
+pub(crate) fn storage_enforced() -> bool {
+    let Ok(resp) = call(Method::Get, "/info", None) else {
+        return false;
+    };
+    let Ok(info) = resp.json::<serde_json::Value>() else {
+        return false;
+    };
+    let driver = info.get("Driver").and_then(|d| d.as_str()).unwrap_or("");
+    let backing = info
+        .get("DriverStatus")
+        .and_then(|s| s.as_array())
+        .and_then(|rows| {
+            rows.iter()
+                .find(|r| r.get(0).and_then(|k| k.as_str()) == Some("Backing Filesystem"))
+        })
+        .and_then(|r| r.get(1))
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    (driver == "overlay2" && backing == "xfs") || driver == "btrfs" || driver == "zfs"
+}
+
+pub(crate) fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
+    if d.spec.containers.is_empty() {
+        return Err(Error::Invalid(
+            gantry_sdk::backend::gantry::plugin::types::InvalidInput {
+                message: "a deployment needs at least one container".into(),
+                fields: Vec::new(),
+            },
+        ));
+    }
+    for c in &d.spec.containers {
+        ensure_image(&d.workload_id, &c.image)?;
+    }
+    let holder_process = mapping::needs_holder(d).then(|| holder_process(d));
+    if let Some((image, _)) = &holder_process {
+        ensure_image(&d.workload_id, image)?;
+    }
+    let wants_storage = d
+        .spec
+        .containers
+        .iter()
+        .any(|c| c.resources.ephemeral_storage_bytes.is_some());
+    let enforce = wants_storage && storage_enforced();
+    if wants_storage && !enforce {
+        log(
+            Level::Warn,
+            &format!(
+                "workload {}: ephemeral storage limits are not enforced by this engine's storage driver",
+                d.workload_id
+            ),
+        );
+    }
+    let mut d = d.clone();
+    if d.spec.containers.iter().any(|c| c.resources.cpu.is_some()) {
+        let host = host_cpus();
+        for c in &mut d.spec.containers {
+            c.resources.cpu = c
+                .resources
+                .cpu
+                .map(|cpu| cap_cpu(&d.workload_id, cpu, host));
+        }
+    }
+    let d = &d;
+    let mut created: Vec<String> = Vec::new();
+    let mut holder: Option<String> = None;
+    let result = (|| -> Result<(), Error> {
+        if let Some((image, command)) = holder_process {
+            let body = mapping::holder_body(d, &image, command);
+            let name = mapping::holder_name(&d.name, d.revision);
+            let value = serde_json::to_value(&body).map_err(|e| Error::Internal(e.to_string()))?;
+            let resp = call(
+                Method::Post,
+                &format!("/containers/create?name={}", enc(&name)),
+                Some(&value),
+            )?;
+            if resp.status != 201 {
+                return Err(error(&resp, &format!("creating {name}")));
+            }
+            let v: serde_json::Value = resp.json()?;
+            let id = v
+                .get("Id")
+                .and_then(|i| i.as_str())
+                .ok_or_else(|| Error::Backend("create answered without an Id".into()))?;
+            created.push(id.to_string());
+            holder = Some(id.to_string());
+        }
+        for i in 0..d.spec.containers.len() {
+            let body = mapping::create_body(d, i, holder.as_deref(), enforce);
+            let name = mapping::container_name(&d.name, d.revision, &d.spec.containers[i].name);
+            let value = serde_json::to_value(&body).map_err(|e| Error::Internal(e.to_string()))?;
+            let resp = call(
+                Method::Post,
+                &format!("/containers/create?name={}", enc(&name)),
+                Some(&value),
+            )?;
+            if resp.status != 201 {
+                return Err(error(&resp, &format!("creating {name}")));
+            }
+            let v: serde_json::Value = resp.json()?;
+            let id = v
+                .get("Id")
+                .and_then(|i| i.as_str())
+                .ok_or_else(|| Error::Backend("create answered without an Id".into()))?;
+            created.push(id.to_string());
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        remove_ids(&created);
+        return Err(e);
+    }
+    if start {
+        // A command that cannot run is refused, and nothing stays. Another
+        // failure to start (a bad mount...) is the workload's failure, not a
+        // refused request: the containers stay, and their state carries the
+        // engine's error.
+        for (n, id) in created.iter().enumerate() {
+            let resp = match call(Method::Post, &format!("/containers/{id}/start"), None) {
+                Ok(r) => r,
+                Err(e) => {
+                    remove_ids(&created);
+                    return Err(e);
+                }
+            };
+            if resp.status != 204 && resp.status != 304 {
+                let member = n - usize::from(holder.is_some());
+                let name = if holder.is_some() && n == 0 {
+                    "holder"
+                } else {
+                    d.spec
+                        .containers
+                        .get(member)
+                        .map_or("?", |c| c.name.as_str())
+                };
+                if let Some(refused) = start_refused(&resp, name) {
+                    remove_ids(&created);
+                    return Err(refused);
+                }
+                log(
+                    Level::Warn,
+                    &format!(
+                        "workload {}: container {id} failed to start: {}",
+                        d.workload_id,
+                        resp.message()
+                    ),
+                );
+                break;
+            }
+        }
+    }
+    let members: Vec<&String> = created.iter().skip(usize::from(holder.is_some())).collect();
+    let mut states = Vec::new();
+    for id in members {
+        match inspect_one(id) {
+            Ok(i) => states.push(mapping::state(&i)),
+            Err(e) => {
+                remove_ids(&created);
+                return Err(e);
+            }
+        }
+    }
+    Ok(states)
+}
