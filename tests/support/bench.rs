@@ -53,10 +53,14 @@ pub struct Row {
     pub p50_ms: f64,
     /// 95th percentile of the measured side, ms.
     pub p95_ms: f64,
+    /// 99th percentile of the measured side, ms.
+    pub p99_ms: f64,
     /// Median of the baseline, ms.
     pub baseline_p50_ms: f64,
     /// 95th percentile of the baseline, ms.
     pub baseline_p95_ms: f64,
+    /// 99th percentile of the baseline, ms.
+    pub baseline_p99_ms: f64,
     /// Measured median / baseline median.
     pub ratio_p50: f64,
     /// Measured p95 / baseline p95.
@@ -82,8 +86,10 @@ impl Row {
             samples: measured.len().min(baseline.len()),
             p50_ms: ms(measured.quantile(0.5)),
             p95_ms: ms(measured.quantile(0.95)),
+            p99_ms: ms(measured.quantile(0.99)),
             baseline_p50_ms: ms(baseline.quantile(0.5)),
             baseline_p95_ms: ms(baseline.quantile(0.95)),
+            baseline_p99_ms: ms(baseline.quantile(0.99)),
             ratio_p50: ratio(measured.quantile(0.5), baseline.quantile(0.5)),
             ratio_p95: ratio(measured.quantile(0.95), baseline.quantile(0.95)),
         }
@@ -92,23 +98,47 @@ impl Row {
 
 /// Print `rows` as a table and write them to `target/bench/<name>.json`.
 pub fn report(name: &str, baseline: &str, rows: &[Row]) -> anyhow::Result<()> {
+    report_with(name, baseline, rows, &[])
+}
+
+/// [`report`], with further figures that are not latencies (CPU, memory...).
+pub fn report_with(
+    name: &str,
+    baseline: &str,
+    rows: &[Row],
+    figures: &[(String, f64)],
+) -> anyhow::Result<()> {
     println!("\n{name} (baseline: {baseline})");
     println!(
-        "{:<34} {:>4} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
-        "case", "n", "p50 ms", "p95 ms", "base p50", "base p95", "x p50", "x p95"
+        "{:<34} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
+        "case",
+        "n",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "base p50",
+        "base p95",
+        "base p99",
+        "x p50",
+        "x p95"
     );
     for r in rows {
         println!(
-            "{:<34} {:>4} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2}",
+            "{:<34} {:>4} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>7.2} {:>7.2}",
             r.case,
             r.samples,
             r.p50_ms,
             r.p95_ms,
+            r.p99_ms,
             r.baseline_p50_ms,
             r.baseline_p95_ms,
+            r.baseline_p99_ms,
             r.ratio_p50,
             r.ratio_p95
         );
+    }
+    for (k, v) in figures {
+        println!("{k:<40} {v:>10.2}");
     }
     let dir = crate::workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
@@ -119,6 +149,7 @@ pub fn report(name: &str, baseline: &str, rows: &[Row]) -> anyhow::Result<()> {
             "bench": name,
             "baseline": baseline,
             "rows": rows,
+            "figures": figures.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
         }))?,
     )?;
     println!("written to {}", path.display());

@@ -85,6 +85,11 @@ impl Gantry {
         std::fs::read_to_string(self.dir.join("gantry.log")).unwrap_or_default()
     }
 
+    /// The gantry process's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL the process and wait for it.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

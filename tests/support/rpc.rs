@@ -54,12 +54,22 @@ impl Rpc {
 
     /// Create a workload (started).
     pub fn create(&self, name: &str, spec: WorkloadSpec) -> Result<Workload, Error> {
+        self.create_with(name, spec, true)
+    }
+
+    /// Create a workload, started or not.
+    pub fn create_with(
+        &self,
+        name: &str,
+        spec: WorkloadSpec,
+        start: bool,
+    ) -> Result<Workload, Error> {
         let req = CreateRequest {
             name: name.into(),
             namespace: String::new(),
             spec,
             annotations: vec![],
-            start: true,
+            start,
         };
         self.call("create", json!([req]))
     }

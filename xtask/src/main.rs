@@ -168,7 +168,7 @@ fn test_with_runtimes(extra: &[String]) -> Result<()> {
 }
 
 /// The benchmark binaries of the tests crate, run by `cargo xtask bench`.
-const BENCHES: &[&str] = &["bench-containerd-create"];
+const BENCHES: &[&str] = &["bench-containerd-create", "bench-list-scale"];
 
 /// `cargo xtask bench`: the release host, the plugins and the harness's
 /// runtimes, then every benchmark binary; each prints its table and writes

@@ -8,8 +8,8 @@
 use super::health::Reachability;
 use super::{BackendHealth, Deployer, Records};
 use crate::bindings::types::{
-    ContainerStatus, DesiredState, Error, EventKind, RestartKind, Timestamp, Workload,
-    WorkloadPhase,
+    ContainerState, ContainerStatus, DesiredState, Error, EventKind, RestartKind, Timestamp,
+    Workload, WorkloadPhase,
 };
 use crate::driver::{Driver, DriverError, InstanceRef};
 use std::collections::{HashMap, HashSet};
@@ -128,6 +128,7 @@ impl Reconciler {
             .map(|w| (w.id.clone(), w))
             .partition(|(_, w)| w.backend == backend);
         let mut present = HashSet::new();
+        let mut listed: HashMap<String, Vec<ContainerState>> = HashMap::new();
         for s in found {
             match records
                 .get(&s.workload_id)
@@ -135,6 +136,7 @@ impl Reconciler {
             {
                 Some(w) if w.revision == s.revision && w.desired != DesiredState::Deleted => {
                     present.insert(w.id.clone());
+                    listed.insert(w.id.clone(), s.containers);
                 }
                 _ => {
                     tracing::info!(backend, workload = %s.workload_id, revision = s.revision, "removing an orphaned deployment");
@@ -157,7 +159,12 @@ impl Reconciler {
                 continue;
             }
             let result = if present.contains(&w.id) {
-                self.reconcile(&w.id).await
+                // The listing already says what inspecting would: nothing to do.
+                if settled(&w, listed.get(&w.id).map(Vec::as_slice)) {
+                    Ok(())
+                } else {
+                    self.reconcile(&w.id).await
+                }
             } else {
                 self.recreate_if_missing(backend, driver, &w.id).await
             };
@@ -313,6 +320,31 @@ fn elapsed_since(t: Timestamp) -> Duration {
     d.saturating_sub(Duration::from_nanos(u64::from(t.nanoseconds)))
 }
 
+/// Whether a workload needs no reconciling: the backend's listing shows
+/// every container in the status its record holds, and that status is where
+/// the desired state wants it (running, stopped or paused). Anything else —
+/// a container that exited under `running`, one missing, a deploy in
+/// progress — is reconciled (inspected) as before.
+fn settled(w: &Workload, listed: Option<&[ContainerState]>) -> bool {
+    use crate::bindings::types::ContainerStatus as S;
+    let Some(listed) = listed else { return false };
+    if w.phase == WorkloadPhase::Deploying || listed.len() != w.containers.len() {
+        return false;
+    }
+    let steady = |s: S| match w.desired {
+        DesiredState::Running => s == S::Running,
+        DesiredState::Stopped => matches!(s, S::Exited | S::Created | S::Stopped),
+        DesiredState::Paused => s == S::Paused,
+        DesiredState::Deleted => false,
+    };
+    w.containers.iter().all(|c| {
+        listed
+            .iter()
+            .find(|l| l.name == c.name)
+            .is_some_and(|l| l.status == c.status && steady(l.status))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +354,58 @@ mod tests {
         assert_eq!(backoff(0), Duration::from_millis(500));
         assert_eq!(backoff(1), Duration::from_secs(1));
         assert_eq!(backoff(9), MAX_BACKOFF);
+    }
+
+    fn state(name: &str, status: ContainerStatus) -> ContainerState {
+        ContainerState {
+            name: name.into(),
+            runtime_id: None,
+            status,
+            pid: None,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+            oom_killed: false,
+            restart_count: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn only_workloads_listed_where_they_should_be_skip_reconciling() {
+        use ContainerStatus as S;
+        let mut w = Workload {
+            id: "w".into(),
+            name: "w".into(),
+            owner: "o".into(),
+            namespace: String::new(),
+            revision: 1,
+            spec: crate::bindings::types::WorkloadSpec::new(Vec::new()),
+            desired: DesiredState::Running,
+            phase: WorkloadPhase::Deployed,
+            containers: vec![state("a", S::Running), state("b", S::Running)],
+            backend: "b".into(),
+            annotations: Vec::new(),
+            created_at: Timestamp {
+                seconds: 0,
+                nanoseconds: 0,
+            },
+            updated_at: None,
+            message: None,
+        };
+        let running = [state("b", S::Running), state("a", S::Running)];
+        assert!(settled(&w, Some(&running)));
+        assert!(!settled(&w, None), "not listed");
+        let exited = [state("a", S::Running), state("b", S::Exited)];
+        assert!(!settled(&w, Some(&exited)), "exited under `running`");
+        assert!(!settled(&w, Some(&running[..1])), "one missing");
+        w.phase = WorkloadPhase::Deploying;
+        assert!(!settled(&w, Some(&running)), "a deploy in progress");
+        w.phase = WorkloadPhase::Stopped;
+        w.desired = DesiredState::Stopped;
+        w.containers = vec![state("a", S::Exited), state("b", S::Exited)];
+        let stopped = [state("a", S::Exited), state("b", S::Exited)];
+        assert!(settled(&w, Some(&stopped)));
+        assert!(!settled(&w, Some(&running)), "running under `stopped`");
     }
 }

@@ -5,7 +5,7 @@ use super::authz::authorize;
 use super::events::EventBus;
 use crate::bindings::gantry::plugin::control::{PageRequest, WorkloadFilter, WorkloadPage};
 use crate::bindings::types::{Caller, Error, EventKind, Workload};
-use crate::store::{StateStore, StoreError};
+use crate::store::{Selection, StateStore, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -108,23 +108,18 @@ impl Records {
         } else {
             Some(caller.subject.as_str())
         };
-        let matching: Vec<Workload> = self
-            .store
-            .all(owner)?
-            .into_iter()
-            .filter(|w| filter.namespace.as_ref().is_none_or(|n| &w.namespace == n))
-            .filter(|w| {
-                filter
-                    .namespace_prefix
-                    .as_ref()
-                    .is_none_or(|p| w.namespace.starts_with(p.as_str()))
-            })
-            .filter(|w| filter.name.as_ref().is_none_or(|n| &w.name == n))
-            .filter(|w| filter.annotations.iter().all(|a| w.annotations.contains(a)))
-            .collect();
-        let total = matching.len() as u64;
         let (offset, rows) = page_window(&page);
-        let items = matching.into_iter().skip(offset).take(rows).collect();
+        let (items, total) = self.store.page(
+            &Selection {
+                owner,
+                namespace: filter.namespace.as_deref(),
+                namespace_prefix: filter.namespace_prefix.as_deref(),
+                name: filter.name.as_deref(),
+                annotations: &filter.annotations,
+            },
+            offset as u64,
+            rows as u64,
+        )?;
         Ok(WorkloadPage { items, total })
     }
 }

@@ -3,9 +3,9 @@
 
 use crate::api::containerd::services::containers::v1::{
     Container, DeleteContainerRequest, GetContainerRequest, GetContainerResponse,
-    ListContainersRequest, ListContainersResponse, UpdateContainerRequest,
+    ListContainerMessage, ListContainersRequest, UpdateContainerRequest,
 };
-use crate::grpc::{GrpcResult, unary};
+use crate::grpc::{Call, GrpcResult, unary};
 use gantry_sdk::backend::exports::gantry::plugin::driver::InstanceRef;
 use gantry_sdk::backend::gantry::plugin::types::Error;
 use std::collections::HashMap;
@@ -105,13 +105,24 @@ pub fn labelled(wanted: &[(&str, Option<&str>)]) -> GrpcResult<Vec<Member>> {
         })
         .collect::<Vec<_>>()
         .join(",");
-    let resp: ListContainersResponse = unary(
-        "/containerd.services.containers.v1.Containers/List",
+    // One container a message: a namespace of thousands of containers
+    // (their specs included) would not fit one 16 MiB answer.
+    let mut call = Call::open(
+        "/containerd.services.containers.v1.Containers/ListStream",
         &ListContainersRequest {
             filters: vec![filter],
         },
-    )?;
-    Ok(resp.containers.into_iter().map(Member::from).collect())
+        None,
+    )?
+    .ok_or_else(|| crate::grpc::Status {
+        code: crate::grpc::Code::Unavailable,
+        message: "no answer to a container listing".into(),
+    })?;
+    let mut out = Vec::new();
+    while let Some(m) = call.next::<ListContainerMessage>(u64::MAX)? {
+        out.extend(m.container.map(Member::from));
+    }
+    Ok(out)
 }
 
 /// Every container of a revision, holder first, then in spec order.

@@ -5,7 +5,8 @@
 //! that was acknowledged.
 
 use crate::bindings::types::{Revision, Workload};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use std::sync::Mutex;
 
 /// A state-store failure.
@@ -18,6 +19,36 @@ pub enum StoreError {
     /// A stored record could not be decoded.
     #[error("state store: corrupt record: {0}")]
     Decode(#[from] serde_json::Error),
+}
+
+/// What [`StateStore::page`] selects; `None` and empty select everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Selection<'a> {
+    /// Only this owner's.
+    pub owner: Option<&'a str>,
+    /// Only in this namespace.
+    pub namespace: Option<&'a str>,
+    /// Only in namespaces starting with this.
+    pub namespace_prefix: Option<&'a str>,
+    /// Only with this name.
+    pub name: Option<&'a str>,
+    /// Only carrying every one of these annotations.
+    pub annotations: &'a [(String, String)],
+}
+
+/// Replace a workload's rows in the annotations table (inside the caller's transaction).
+fn write_annotations(tx: &rusqlite::Transaction<'_>, w: &Workload) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM annotations WHERE workload_id = ?1",
+        params![w.id],
+    )?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO annotations (workload_id, key, value) VALUES (?1, ?2, ?3)",
+    )?;
+    for (k, v) in &w.annotations {
+        stmt.execute(params![w.id, k, v])?;
+    }
+    Ok(())
 }
 
 /// The SQLite state store.
@@ -38,6 +69,15 @@ CREATE TABLE IF NOT EXISTS workloads (
 );
 CREATE INDEX IF NOT EXISTS workloads_owner ON workloads(owner);
 CREATE INDEX IF NOT EXISTS workloads_ns_name ON workloads(namespace, name);
+CREATE INDEX IF NOT EXISTS workloads_owner_created ON workloads(owner, created_s DESC, created_ns DESC, id);
+CREATE INDEX IF NOT EXISTS workloads_created ON workloads(created_s DESC, created_ns DESC, id);
+CREATE TABLE IF NOT EXISTS annotations (
+    workload_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (workload_id, key, value)
+);
+CREATE INDEX IF NOT EXISTS annotations_key_value ON annotations(key, value);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -58,9 +98,42 @@ impl StateStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self {
+        let store = Self {
             conn: Mutex::new(conn),
-        })
+        };
+        store.index_annotations()?;
+        Ok(store)
+    }
+
+    /// Stores written before annotations had their own table: fill it once.
+    fn index_annotations(&self) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let done: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'annotations_indexed'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if done.is_some() {
+            return Ok(());
+        }
+        let tx = conn.transaction()?;
+        let records: Vec<String> = {
+            let mut stmt = tx.prepare("SELECT record FROM workloads")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for r in records {
+            let w: Workload = serde_json::from_str(&r)?;
+            write_annotations(&tx, &w)?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('annotations_indexed', '1')",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// This store's host id, created on first use: it labels everything the
@@ -95,6 +168,7 @@ impl StateStore {
             "INSERT INTO workloads (id, owner, namespace, name, backend, created_s, created_ns, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![w.id, w.owner, w.namespace, w.name, w.backend, w.created_at.seconds, w.created_at.nanoseconds, serde_json::to_string(w)?],
         )?;
+        write_annotations(&tx, w)?;
         tx.execute(
             "INSERT INTO revisions (workload_id, number, record) VALUES (?1, ?2, ?3)",
             params![rev.workload_id, rev.number, serde_json::to_string(rev)?],
@@ -105,10 +179,14 @@ impl StateStore {
 
     /// Replace a workload's record.
     pub fn save(&self, w: &Workload) -> Result<(), StoreError> {
-        self.lock().execute(
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
             "UPDATE workloads SET name = ?2, namespace = ?3, record = ?4 WHERE id = ?1",
             params![w.id, w.name, w.namespace, serde_json::to_string(w)?],
         )?;
+        write_annotations(&tx, w)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -120,6 +198,7 @@ impl StateStore {
             "UPDATE workloads SET name = ?2, namespace = ?3, record = ?4 WHERE id = ?1",
             params![w.id, w.name, w.namespace, serde_json::to_string(w)?],
         )?;
+        write_annotations(&tx, w)?;
         tx.execute(
             "INSERT OR REPLACE INTO revisions (workload_id, number, record) VALUES (?1, ?2, ?3)",
             params![rev.workload_id, rev.number, serde_json::to_string(rev)?],
@@ -176,12 +255,74 @@ impl StateStore {
         Ok(out)
     }
 
+    /// A page of the workloads `sel` selects, newest first, and how many it selects.
+    /// Filters, count and page run in SQL on indexed columns: only the page's
+    /// records are read and decoded.
+    pub fn page(
+        &self,
+        sel: &Selection<'_>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<Workload>, u64), StoreError> {
+        let mut cond = vec!["1 = 1".to_string()];
+        let mut args: Vec<Value> = Vec::new();
+        let arg = |v: &str, args: &mut Vec<Value>| {
+            args.push(Value::Text(v.to_string()));
+            format!("?{}", args.len())
+        };
+        if let Some(o) = sel.owner {
+            let a = arg(o, &mut args);
+            cond.push(format!("owner = {a}"));
+        }
+        if let Some(n) = sel.namespace {
+            let a = arg(n, &mut args);
+            cond.push(format!("namespace = {a}"));
+        }
+        if let Some(p) = sel.namespace_prefix {
+            let a = arg(p, &mut args);
+            cond.push(format!("substr(namespace, 1, length({a})) = {a}"));
+        }
+        if let Some(n) = sel.name {
+            let a = arg(n, &mut args);
+            cond.push(format!("name = {a}"));
+        }
+        for (k, v) in sel.annotations {
+            let (ka, va) = (arg(k, &mut args), arg(v, &mut args));
+            cond.push(format!(
+                "EXISTS (SELECT 1 FROM annotations a WHERE a.workload_id = w.id AND a.key = {ka} AND a.value = {va})"
+            ));
+        }
+        let filter = cond.join(" AND ");
+        let conn = self.lock();
+        let total: u64 = conn.query_row(
+            &format!("SELECT COUNT(*) FROM workloads w WHERE {filter}"),
+            params_from_iter(args.iter()),
+            |r| r.get(0),
+        )?;
+        args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        args.push(Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
+        let (l, o) = (args.len() - 1, args.len());
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT record FROM workloads w WHERE {filter} ORDER BY created_s DESC, created_ns DESC, id LIMIT ?{l} OFFSET ?{o}"
+        ))?;
+        let rows = stmt.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row?)?);
+        }
+        Ok((out, total))
+    }
+
     /// Remove a workload and its revisions.
     pub fn delete(&self, id: &str) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM workloads WHERE id = ?1", params![id])?;
         tx.execute("DELETE FROM revisions WHERE workload_id = ?1", params![id])?;
+        tx.execute(
+            "DELETE FROM annotations WHERE workload_id = ?1",
+            params![id],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -209,3 +350,6 @@ impl StateStore {
         Ok((out, total))
     }
 }
+
+#[cfg(test)]
+mod tests;

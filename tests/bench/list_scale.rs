@@ -1,0 +1,125 @@
+//! `bench-list-scale`: the REST list page (`GET /v1/containers?rows=10`)
+//! at 1,000 and 10,000 workloads of one owner against the same page with
+//! none, measured in the same run; and the host's idle CPU and RSS at each
+//! size. Workloads are created stopped on the harness's dockerd (so 10,000
+//! fit on this machine). `GANTRY_BENCH_SIZES` overrides the sizes
+//! (comma-separated). Run by `cargo xtask bench`.
+
+use anyhow::{Context, Result, bail};
+use gantry::bindings::types::RestartKind;
+use gantry_tests::api::Api;
+use gantry_tests::backends::Backend;
+use gantry_tests::bench::{Row, Samples, report_with};
+use gantry_tests::rpc::{Rpc, busybox, workload};
+use std::time::{Duration, Instant};
+
+/// List requests per measurement.
+const REQUESTS: usize = 300;
+/// Creating workers.
+const WORKERS: usize = 8;
+/// How long idle CPU is sampled (it spans a resync at the bench's 30 s).
+const IDLE: Duration = Duration::from_secs(45);
+
+/// `REQUESTS` list pages, each checked to count `expect` workloads.
+fn list_page(api: &Api, token: &str, expect: usize) -> Result<Samples> {
+    let mut s = Samples::default();
+    for _ in 0..REQUESTS {
+        let t = Instant::now();
+        let (status, body) = api.send("GET", "/v1/containers?rows=10", Some(token), None);
+        s.push(t.elapsed());
+        if status != 200 || body["total"] != expect {
+            bail!("list answered {status}, expected {expect} in all: {body}");
+        }
+    }
+    Ok(s)
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').context("stat format")?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 =
+        f.get(11).context("utime")?.parse::<f64>()? + f.get(12).context("stime")?.parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+fn rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .context("VmRSS")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
+fn create_stopped(rpc: &Rpc, from: usize, to: usize) -> Result<()> {
+    let next = std::sync::atomic::AtomicUsize::new(from);
+    let failures = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..WORKERS {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= to {
+                        return;
+                    }
+                    let spec = workload(vec![busybox("main", "sleep 3600")], RestartKind::No);
+                    if rpc.create_with(&format!("scale-{i}"), spec, false).is_err() {
+                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let failed = failures.into_inner();
+    if failed > 0 {
+        bail!("{failed} creates failed");
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let sizes: Vec<usize> = std::env::var("GANTRY_BENCH_SIZES")
+        .unwrap_or_else(|_| "1000,10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let api = Api::start_on(Backend::Docker, 30);
+    let pid = api.g.pid().context("gantry's pid")?;
+    let owner = "bench-owner";
+    let token = api.token(owner, "USER");
+    let rpc = Rpc::new(&api.g, owner, &["USER"]);
+    let empty = list_page(&api, &token, 0)?;
+    let mut rows = Vec::new();
+    let mut figures = Vec::new();
+    let mut have = 0;
+    for n in sizes {
+        let t = Instant::now();
+        create_stopped(&rpc, have, n)?;
+        let rate = (n - have) as f64 / t.elapsed().as_secs_f64();
+        have = n;
+        figures.push((format!("creates/s up to {n}"), rate));
+        let page = list_page(&api, &token, n)?;
+        rows.push(Row::new(
+            &format!("list page at {n} vs at 0"),
+            &page,
+            &empty,
+        ));
+        let cpu0 = cpu_seconds(pid)?;
+        std::thread::sleep(IDLE);
+        let idle = (cpu_seconds(pid)? - cpu0) / IDLE.as_secs_f64() * 100.0;
+        figures.push((format!("idle CPU % of a core at {n}"), idle));
+        figures.push((format!("RSS MiB at {n}"), rss_mib(pid)?));
+    }
+    report_with(
+        "list_scale",
+        "the same list page with no workloads",
+        &rows,
+        &figures,
+    )
+}
