@@ -51,9 +51,11 @@ fn write_annotations(tx: &rusqlite::Transaction<'_>, w: &Workload) -> Result<(),
     Ok(())
 }
 
-/// The SQLite state store.
+/// The SQLite state store: one connection writes; reads go through their
+/// own (WAL lets them proceed while a write commits), except in memory.
 pub struct StateStore {
     conn: Mutex<Connection>,
+    reader: Option<Mutex<Connection>>,
 }
 
 const SCHEMA: &str = "
@@ -98,8 +100,17 @@ impl StateStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        let reader = if path == ":memory:" {
+            None
+        } else {
+            let r = Connection::open(path)?;
+            r.busy_timeout(std::time::Duration::from_secs(5))?;
+            r.pragma_update(None, "query_only", true)?;
+            Some(Mutex::new(r))
+        };
         let store = Self {
             conn: Mutex::new(conn),
+            reader,
         };
         store.index_annotations()?;
         Ok(store)
@@ -158,6 +169,14 @@ impl StateStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection reads use.
+    fn read(&self) -> std::sync::MutexGuard<'_, Connection> {
+        match &self.reader {
+            Some(r) => r.lock().unwrap_or_else(|e| e.into_inner()),
+            None => self.lock(),
+        }
     }
 
     /// Insert a new workload and its first revision, atomically.
@@ -219,7 +238,7 @@ impl StateStore {
     /// One workload.
     pub fn get(&self, id: &str) -> Result<Option<Workload>, StoreError> {
         let rec: Option<String> = self
-            .lock()
+            .read()
             .query_row(
                 "SELECT record FROM workloads WHERE id = ?1",
                 params![id],
@@ -232,7 +251,7 @@ impl StateStore {
     /// The id of the workload with this name in this namespace.
     pub fn find_by_name(&self, namespace: &str, name: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .lock()
+            .read()
             .query_row(
                 "SELECT id FROM workloads WHERE namespace = ?1 AND name = ?2",
                 params![namespace, name],
@@ -243,7 +262,7 @@ impl StateStore {
 
     /// Workloads, newest first, optionally of one owner.
     pub fn all(&self, owner: Option<&str>) -> Result<Vec<Workload>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut stmt = conn.prepare(
             "SELECT record FROM workloads WHERE (?1 IS NULL OR owner = ?1) ORDER BY created_s DESC, created_ns DESC, id",
         )?;
@@ -293,7 +312,7 @@ impl StateStore {
             ));
         }
         let filter = cond.join(" AND ");
-        let conn = self.lock();
+        let conn = self.read();
         let total: u64 = conn.query_row(
             &format!("SELECT COUNT(*) FROM workloads w WHERE {filter}"),
             params_from_iter(args.iter()),
@@ -334,7 +353,7 @@ impl StateStore {
         offset: u64,
         limit: u64,
     ) -> Result<(Vec<Revision>, u64), StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let total: u64 = conn.query_row(
             "SELECT COUNT(*) FROM revisions WHERE workload_id = ?1",
             params![id],
