@@ -11,7 +11,7 @@
 use anyhow::{Context, Result, bail};
 use gantry_tests::api::Api;
 use gantry_tests::backends::Backend;
-use gantry_tests::bench::{Row, Samples, report};
+use gantry_tests::bench::{Row, Samples, count, report};
 use gantry_tests::runtimes::{CONTAINERD_NAMESPACE, TEST_IMAGE, runtimes};
 use serde_json::json;
 use std::process::Command;
@@ -22,6 +22,8 @@ const SEQUENTIAL: usize = 20;
 /// Workers, and rounds per worker, at concurrency 10.
 const WORKERS: usize = 10;
 const ROUNDS: usize = 3;
+/// A smoke pass: the same cases, a couple of iterations.
+const SMOKE: usize = 2;
 /// Longest a single create may take before the bench gives up.
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -170,13 +172,20 @@ fn main() -> Result<()> {
     round(&api, &token, "warm", 2, &mut g, &mut r)?;
     let mut rows = Vec::new();
     let (mut g, mut r) = (Samples::default(), Samples::default());
-    for i in 0..SEQUENTIAL {
+    for i in 0..count(SEQUENTIAL, SMOKE) {
         round(&api, &token, &format!("c1-{i}"), 1, &mut g, &mut r)?;
     }
     rows.push(Row::new("POST→running, c1", &g, &r));
     let (mut g, mut r) = (Samples::default(), Samples::default());
-    for i in 0..ROUNDS {
-        round(&api, &token, &format!("c10-{i}"), WORKERS, &mut g, &mut r)?;
+    for i in 0..count(ROUNDS, 1) {
+        round(
+            &api,
+            &token,
+            &format!("c10-{i}"),
+            count(WORKERS, SMOKE),
+            &mut g,
+            &mut r,
+        )?;
     }
     rows.push(Row::new("POST→running, c10", &g, &r));
     report(

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use gantry::bindings::types::RestartKind;
 use gantry_tests::api::Api;
 use gantry_tests::backends::Backend;
-use gantry_tests::bench::{Row, Samples, report_with};
+use gantry_tests::bench::{Row, Samples, count, report_with, smoke};
 use gantry_tests::rpc::{Rpc, busybox, workload};
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ const IDLE: Duration = Duration::from_secs(45);
 /// `REQUESTS` list pages, each checked to count `expect` workloads.
 fn list_page(api: &Api, token: &str, expect: usize) -> Result<Samples> {
     let mut s = Samples::default();
-    for _ in 0..REQUESTS {
+    for _ in 0..count(REQUESTS, 20) {
         let t = Instant::now();
         let (status, body) = api.send("GET", "/v1/containers?rows=10", Some(token), None);
         s.push(t.elapsed());
@@ -85,7 +85,7 @@ fn create_stopped(rpc: &Rpc, from: usize, to: usize) -> Result<()> {
 
 fn main() -> Result<()> {
     let sizes: Vec<usize> = std::env::var("GANTRY_BENCH_SIZES")
-        .unwrap_or_else(|_| "1000,10000".into())
+        .unwrap_or_else(|_| if smoke() { "20" } else { "1000,10000" }.into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
@@ -111,8 +111,13 @@ fn main() -> Result<()> {
             &empty,
         ));
         let cpu0 = cpu_seconds(pid)?;
-        std::thread::sleep(IDLE);
-        let idle = (cpu_seconds(pid)? - cpu0) / IDLE.as_secs_f64() * 100.0;
+        let idle_for = if smoke() {
+            Duration::from_secs(2)
+        } else {
+            IDLE
+        };
+        std::thread::sleep(idle_for);
+        let idle = (cpu_seconds(pid)? - cpu0) / idle_for.as_secs_f64() * 100.0;
         figures.push((format!("idle CPU % of a core at {n}"), idle));
         figures.push((format!("RSS MiB at {n}"), rss_mib(pid)?));
     }

@@ -5,6 +5,17 @@
 use serde::Serialize;
 use std::time::Duration;
 
+/// Whether this is a smoke pass (`GANTRY_BENCH_SMOKE`): a few iterations,
+/// to prove the benchmark still runs; its figures mean nothing.
+pub fn smoke() -> bool {
+    std::env::var_os("GANTRY_BENCH_SMOKE").is_some()
+}
+
+/// `full` iterations, or `smoke` of them in a smoke pass.
+pub fn count(full: usize, smoke: usize) -> usize {
+    if self::smoke() { smoke } else { full }
+}
+
 /// Latency samples of one measured operation.
 #[derive(Debug, Default, Clone)]
 pub struct Samples(Vec<Duration>);
@@ -108,6 +119,9 @@ pub fn report_with(
     rows: &[Row],
     figures: &[(String, f64)],
 ) -> anyhow::Result<()> {
+    if smoke() {
+        println!("\n{name}: smoke pass (debug host, a few iterations; not figures)");
+    }
     println!("\n{name} (baseline: {baseline})");
     println!(
         "{:<34} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
@@ -142,7 +156,11 @@ pub fn report_with(
     }
     let dir = crate::workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{name}.json"));
+    let path = dir.join(if smoke() {
+        format!("{name}.smoke.json")
+    } else {
+        format!("{name}.json")
+    });
     std::fs::write(
         &path,
         serde_json::to_string_pretty(&serde_json::json!({
