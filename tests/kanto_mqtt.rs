@@ -27,20 +27,8 @@ struct Device {
 
 impl Device {
     fn embedded() -> Device {
-        let dir = tempfile::tempdir().expect("tempdir");
         let port = gantry_tests::free_port();
-        let g = Gantry::start_in(dir.path(), &kanto_config("embedded", Some(port)));
-        let client = TestClient::connect(
-            port,
-            &format!("cloud-{port}"),
-            &["command//+/res/#", "e/#", "unknown/#"],
-        );
-        Device {
-            g,
-            _dir: dir,
-            client,
-            mosquitto: None,
-        }
+        Device::with_config(port, &kanto_config("embedded", Some(port)))
     }
 
     fn embedded_on(backend: Backend) -> Device {

@@ -69,6 +69,27 @@ fn assert_container_shape(c: &Value) {
     }
 }
 
+/// The `data:` of an SSE stream's events, until one is `last` (included),
+/// the stream ends, or 30 s pass.
+fn sse_data_until(reader: &mut impl BufRead, last: &str) -> Vec<String> {
+    let mut data = Vec::new();
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        line.clear();
+        if reader.read_line(&mut line).expect("event") == 0 {
+            break;
+        }
+        if let Some(d) = line.strip_prefix("data: ") {
+            data.push(d.trim().to_string());
+            if d.trim() == last {
+                break;
+            }
+        }
+    }
+    data
+}
+
 fn wait_deployed(api: &Api, token: &str, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -404,20 +425,7 @@ fn sse_logs_deliver_a_line_printed_after_the_client_connected() {
         .status()
         .expect("docker exec");
     assert!(st.success());
-    let mut data = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        line.clear();
-        if reader.read_line(&mut line).expect("event") == 0 {
-            break;
-        }
-        if let Some(d) = line.strip_prefix("data: ") {
-            data.push(d.trim().to_string());
-            if d.trim() == "after-connect" {
-                break;
-            }
-        }
-    }
+    let data = sse_data_until(&mut reader, "after-connect");
     assert!(data.contains(&"before".to_string()), "{data:?}");
     assert!(
         data.contains(&"after-connect".to_string()),
@@ -523,21 +531,7 @@ fn the_main_flow_runs_on_containerd() {
     let resp = api.raw("GET", &format!("/v1/containers/{id}/logs"), Some(&t), None);
     assert_eq!(resp.status().as_u16(), 200);
     let mut reader = std::io::BufReader::new(resp);
-    let mut data = Vec::new();
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        line.clear();
-        if reader.read_line(&mut line).expect("event") == 0 {
-            break;
-        }
-        if let Some(d) = line.strip_prefix("data: ") {
-            data.push(d.trim().to_string());
-            if d.trim() == "later-line" {
-                break;
-            }
-        }
-    }
+    let data = sse_data_until(&mut reader, "later-line");
     assert!(
         data.contains(&"hello-from-containerd".to_string())
             && data.contains(&"later-line".to_string()),

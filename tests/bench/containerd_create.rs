@@ -106,6 +106,20 @@ fn gantry_remove(api: &Api, token: &str, id: &str) {
     api.send("DELETE", &format!("/v1/containers/{id}"), Some(token), None);
 }
 
+/// `f` on every item at once, one thread each; the results in order.
+fn in_parallel<T: Send>(items: &[String], f: impl Fn(&str) -> Result<T> + Sync) -> Vec<Result<T>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.iter().map(|i| s.spawn(|| f(i))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("worker panicked")))
+            })
+            .collect()
+    })
+}
+
 /// One round at concurrency `workers`: every worker creates one on each side.
 fn round(
     api: &Api,
@@ -115,21 +129,8 @@ fn round(
     gantry: &mut Samples,
     raw: &mut Samples,
 ) -> Result<()> {
-    let results: Vec<Result<(String, Duration)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let name = format!("bench-{tag}-{w}");
-                s.spawn(move || gantry_create(api, token, &name))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("worker panicked")))
-            })
-            .collect()
-    });
+    let names: Vec<String> = (0..workers).map(|w| format!("bench-{tag}-{w}")).collect();
+    let results = in_parallel(&names, |name| gantry_create(api, token, name));
     let mut ids = Vec::new();
     for r in results {
         let (id, d) = r?;
@@ -142,19 +143,7 @@ fn round(
     let raw_ids: Vec<String> = (0..workers)
         .map(|w| format!("bench-raw-{tag}-{w}"))
         .collect();
-    let results: Vec<Result<Duration>> = std::thread::scope(|s| {
-        let handles: Vec<_> = raw_ids
-            .iter()
-            .map(|id| s.spawn(move || raw_create(id)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("worker panicked")))
-            })
-            .collect()
-    });
+    let results = in_parallel(&raw_ids, raw_create);
     for id in &raw_ids {
         raw_remove(id);
     }

@@ -214,18 +214,7 @@ impl Backend {
     /// A config serving the control-rpc fixture at `/rpc`, REST at `/v1`,
     /// ARM at `/subscriptions` and `/providers`, on this backend.
     pub fn config(self, resync_seconds: u64) -> String {
-        use crate::plugins;
-        let b = crate::config::ConfigBuilder::new("backend-tests")
-            .resync_seconds(resync_seconds)
-            .limit("call_timeout_ms", 15_000)
-            .http_frontend("rpc", &plugins::control_rpc(), "/rpc")
-            .http_frontend("rest", &plugins::rest(), "/v1")
-            .http_frontend_with(
-                "arm",
-                &plugins::arm(),
-                "prefix = \"/subscriptions\", extra_prefixes = [\"/providers\"]",
-                "",
-            );
+        let b = crate::rpc::frontends("backend-tests", resync_seconds, 15_000);
         match self {
             Backend::Docker => b.docker_backend(),
             Backend::Containerd => b.containerd_backend(),

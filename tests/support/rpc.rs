@@ -169,10 +169,22 @@ pub fn workload(containers: Vec<ContainerSpec>, restart: RestartKind) -> Workloa
 /// plugin on the harness's dockerd; `{port}` and `{dir}`
 /// are filled in by [`Gantry`].
 pub fn docker_config(resync_seconds: u64) -> String {
+    frontends("docker-tests", resync_seconds, 10_000)
+        .docker_backend()
+        .build()
+}
+
+/// The control-rpc fixture at `/rpc`, REST at `/v1` and ARM at
+/// `/subscriptions` and `/providers`, with no backend yet.
+pub fn frontends(
+    name: &str,
+    resync_seconds: u64,
+    call_timeout_ms: u32,
+) -> crate::config::ConfigBuilder {
     use crate::plugins;
-    crate::config::ConfigBuilder::new("docker-tests")
+    crate::config::ConfigBuilder::new(name)
         .resync_seconds(resync_seconds)
-        .limit("call_timeout_ms", 10_000)
+        .limit("call_timeout_ms", call_timeout_ms)
         .http_frontend("rpc", &plugins::control_rpc(), "/rpc")
         .http_frontend("rest", &plugins::rest(), "/v1")
         .http_frontend_with(
@@ -181,8 +193,6 @@ pub fn docker_config(resync_seconds: u64) -> String {
             "prefix = \"/subscriptions\", extra_prefixes = [\"/providers\"]",
             "",
         )
-        .docker_backend()
-        .build()
 }
 
 /// Whether a workload is deployed with every container running.

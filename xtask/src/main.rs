@@ -154,15 +154,23 @@ fn test_with_runtimes(extra: &[String]) -> Result<()> {
         "gantry-containerd-logger",
         "--bins",
     ]))?;
-    let dir = std::env::temp_dir().join(format!("gantry-test-run-{}", std::process::id()));
+    with_runtimes("test", |dir| {
+        run(cargo()
+            .args(["test", "--no-fail-fast"])
+            .args(extra)
+            .env("GANTRY_TEST_RUNTIMES", dir))
+    })
+}
+
+/// Start the harness's runtimes under a fresh temp dir, run `f` with it, and
+/// stop them by PID whatever `f` returned.
+fn with_runtimes(what: &str, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("gantry-{what}-run-{}", std::process::id()));
     let runtimes = root().join("target/debug/gantry-test-runtimes");
     run(Command::new(&runtimes).arg("start").arg(&dir))?;
-    let result = run(cargo()
-        .args(["test", "--no-fail-fast"])
-        .args(extra)
-        .env("GANTRY_TEST_RUNTIMES", &dir));
+    let result = f(&dir);
     if let Err(e) = run(Command::new(&runtimes).arg("stop").arg(&dir)) {
-        eprintln!("xtask: stopping the test runtimes: {e:#}");
+        eprintln!("xtask: stopping the {what} runtimes: {e:#}");
     }
     result
 }
@@ -187,29 +195,25 @@ fn bench(args: &[String]) -> Result<()> {
         "gantry-containerd-logger",
         "--bins",
     ]))?;
-    let dir = std::env::temp_dir().join(format!("gantry-bench-run-{}", std::process::id()));
-    let runtimes = root().join("target/debug/gantry-test-runtimes");
-    run(Command::new(&runtimes).arg("start").arg(&dir))?;
-    let mut result = Ok(());
-    for b in BENCHES {
-        let mut c = Command::new(root().join("target/debug").join(b));
-        // A backtrace on every error slows wasmtime measurably.
-        c.env("GANTRY_TEST_RUNTIMES", &dir)
-            .env_remove("RUST_BACKTRACE");
-        if smoke {
-            c.env("GANTRY_BENCH_SMOKE", "1");
-        } else {
-            c.env("GANTRY_BIN", root().join("target/release/gantry"));
+    with_runtimes("bench", |dir| {
+        let mut result = Ok(());
+        for b in BENCHES {
+            let mut c = Command::new(root().join("target/debug").join(b));
+            // A backtrace on every error slows wasmtime measurably.
+            c.env("GANTRY_TEST_RUNTIMES", dir)
+                .env_remove("RUST_BACKTRACE");
+            if smoke {
+                c.env("GANTRY_BENCH_SMOKE", "1");
+            } else {
+                c.env("GANTRY_BIN", root().join("target/release/gantry"));
+            }
+            let r = run(&mut c);
+            if r.is_err() {
+                result = r;
+            }
         }
-        let r = run(&mut c);
-        if r.is_err() {
-            result = r;
-        }
-    }
-    if let Err(e) = run(Command::new(&runtimes).arg("stop").arg(&dir)) {
-        eprintln!("xtask: stopping the bench runtimes: {e:#}");
-    }
-    result
+        result
+    })
 }
 
 /// Where the Docker engine gantry's embedded defaults drive is expected.

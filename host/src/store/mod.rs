@@ -36,8 +36,32 @@ pub struct Selection<'a> {
     pub annotations: &'a [(String, String)],
 }
 
-/// Replace a workload's rows in the annotations table (inside the caller's transaction).
+/// Replace a workload's record and its annotation rows (inside the caller's transaction).
+fn update_record(tx: &rusqlite::Transaction<'_>, w: &Workload) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE workloads SET name = ?2, namespace = ?3, record = ?4 WHERE id = ?1",
+        params![w.id, w.name, w.namespace, serde_json::to_string(w)?],
+    )?;
+    write_annotations(tx, w)
+}
+
+/// Replace a workload's rows in the annotations table (inside the caller's
+/// transaction). Most saves are observed-state changes that leave the
+/// annotations as they were: those are only read, not rewritten.
 fn write_annotations(tx: &rusqlite::Transaction<'_>, w: &Workload) -> Result<(), StoreError> {
+    let mut stored: Vec<(String, String)> = {
+        let mut stmt =
+            tx.prepare_cached("SELECT key, value FROM annotations WHERE workload_id = ?1")?;
+        let rows = stmt.query_map(params![w.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut wanted = w.annotations.clone();
+    stored.sort();
+    wanted.sort();
+    wanted.dedup();
+    if stored == wanted {
+        return Ok(());
+    }
     tx.execute(
         "DELETE FROM annotations WHERE workload_id = ?1",
         params![w.id],
@@ -200,11 +224,7 @@ impl StateStore {
     pub fn save(&self, w: &Workload) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE workloads SET name = ?2, namespace = ?3, record = ?4 WHERE id = ?1",
-            params![w.id, w.name, w.namespace, serde_json::to_string(w)?],
-        )?;
-        write_annotations(&tx, w)?;
+        update_record(&tx, w)?;
         tx.commit()?;
         Ok(())
     }
@@ -213,11 +233,7 @@ impl StateStore {
     pub fn save_with_revision(&self, w: &Workload, rev: &Revision) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE workloads SET name = ?2, namespace = ?3, record = ?4 WHERE id = ?1",
-            params![w.id, w.name, w.namespace, serde_json::to_string(w)?],
-        )?;
-        write_annotations(&tx, w)?;
+        update_record(&tx, w)?;
         tx.execute(
             "INSERT OR REPLACE INTO revisions (workload_id, number, record) VALUES (?1, ?2, ?3)",
             params![rev.workload_id, rev.number, serde_json::to_string(rev)?],

@@ -13,28 +13,17 @@ use crate::clock::{now, rfc3339};
 use crate::containers::{self, Member, container_id, labels, members, targets};
 use crate::grpc::{self, unary};
 use crate::image::{self, ImageConfig, SNAPSHOTTER};
+use crate::spec::invalid;
 use crate::state::inspect_members;
 use crate::{lease, logs, spec, task};
 use gantry_sdk::backend::exports::gantry::plugin::driver::{Deployment, InstanceRef};
 use gantry_sdk::backend::gantry::plugin::config;
 use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
-use gantry_sdk::backend::gantry::plugin::types::{
-    ContainerState, Error, FieldError, InvalidInput, NetworkMode,
-};
+use gantry_sdk::backend::gantry::plugin::types::{ContainerState, Error, NetworkMode};
 use std::collections::HashMap;
 
 /// The runtime containers run under.
 const RUNTIME: &str = "io.containerd.runc.v2";
-
-pub fn invalid(field: &str, message: String) -> Error {
-    Error::Invalid(InvalidInput {
-        message: message.clone(),
-        fields: vec![FieldError {
-            field: field.into(),
-            message,
-        }],
-    })
-}
 
 /// Remove containers with their tasks and snapshots, last first. Errors are logged.
 pub fn remove_ids(ids: &[String]) {
@@ -59,12 +48,7 @@ pub fn remove_one(id: &str, force: bool) -> Result<(), Error> {
         }
         if live || p.status == task::status::CREATED {
             if p.status != task::status::RUNNING {
-                let _ = unary::<_, ()>(
-                    "/containerd.services.tasks.v1.Tasks/Resume",
-                    &api::containerd::services::tasks::v1::ResumeTaskRequest {
-                        container_id: id.into(),
-                    },
-                );
+                task::thaw(id);
             }
             task::kill(id, 9, true)?;
             task::wait(id, 10_000_000_000)?;

@@ -89,10 +89,6 @@ fn after(t: Timestamp, since: Timestamp) -> bool {
 
 /// Exits after `since` that the stream could not show (containerd keeps no history).
 fn missed_exits(since: Timestamp) -> Result<Vec<RuntimeEvent>, Error> {
-    let members: HashMap<String, Member> = containers::labelled(&[(labels::WORKLOAD, None)])?
-        .into_iter()
-        .map(|m| (m.id.clone(), m))
-        .collect();
     let mut out = Vec::new();
     for p in crate::task::list()? {
         if p.status != crate::task::status::STOPPED {
@@ -104,10 +100,15 @@ fn missed_exits(since: Timestamp) -> Result<Vec<RuntimeEvent>, Error> {
         if !after(at, since) {
             continue;
         }
-        if let Some(m) = members.get(&p.container_id) {
-            let code = i32::try_from(p.exit_status).unwrap_or(i32::MAX);
-            out.extend(event_of(m, RuntimeAction::Exited, Some(code), at));
-        }
+        // Looked up only for what exited in the window (usually nothing),
+        // not by listing every container on each `watch`.
+        let m = match containers::get(&p.container_id) {
+            Ok(c) => Member::from(c),
+            Err(s) if s.is_not_found() => continue,
+            Err(s) => return Err(s.into()),
+        };
+        let code = i32::try_from(p.exit_status).unwrap_or(i32::MAX);
+        out.extend(event_of(&m, RuntimeAction::Exited, Some(code), at));
     }
     Ok(out)
 }

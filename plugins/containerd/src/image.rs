@@ -11,6 +11,7 @@ use crate::api::containerd::services::snapshots::v1::{
 };
 use crate::api::containerd::types::Descriptor;
 use crate::grpc::{Call, Code, GrpcResult, Status, unary};
+use crate::oci::{Desc, Manifest, is_index_type};
 use gantry_sdk::backend::gantry::plugin::progress;
 use gantry_sdk::backend::gantry::plugin::types::Error;
 use serde::Deserialize;
@@ -113,48 +114,6 @@ fn read_blob(digest: &str) -> GrpcResult<Vec<u8>> {
     Ok(out)
 }
 
-#[derive(Deserialize, Clone)]
-struct Platform {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    /// An index's entries.
-    #[serde(default)]
-    manifests: Vec<DescriptorJson>,
-    /// A manifest's config.
-    config: Option<DescriptorJson>,
-    #[serde(default)]
-    layers: Vec<DescriptorJson>,
-}
-
-#[derive(Deserialize, Clone)]
-struct DescriptorJson {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
-    #[serde(default)]
-    size: i64,
-    platform: Option<Platform>,
-}
-
-impl From<&DescriptorJson> for Descriptor {
-    fn from(d: &DescriptorJson) -> Self {
-        Descriptor {
-            media_type: d.media_type.clone(),
-            digest: d.digest.clone(),
-            size: d.size,
-            annotations: Default::default(),
-        }
-    }
-}
-
 #[derive(Deserialize, Default)]
 struct ConfigFile {
     #[serde(default)]
@@ -241,25 +200,18 @@ pub fn resolve(reference: &str, workload: &str) -> Result<ImageConfig, Error> {
         let bytes = read_blob(&desc.digest)?;
         let m: Manifest =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(&name, "manifest", e))?;
-        let is_index = m.media_type.contains("index")
-            || m.media_type.contains("manifest.list")
-            || (!m.manifests.is_empty() && m.config.is_none());
+        let is_index =
+            is_index_type(&m.media_type) || (!m.manifests.is_empty() && m.config.is_none());
         if !is_index {
             break m;
         }
         let chosen = m
-            .manifests
-            .iter()
-            .find(|d| {
-                d.platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == os && p.architecture == arch)
-            })
+            .for_platform(&os, &arch)
             .or_else(|| m.manifests.iter().find(|d| d.platform.is_none()))
             .ok_or_else(|| {
                 Error::NotFound(format!("image {name} has no manifest for {os}/{arch}"))
             })?;
-        desc = chosen.into();
+        desc = chosen.descriptor();
     };
     let config = manifest
         .config
@@ -285,7 +237,7 @@ pub fn resolve(reference: &str, workload: &str) -> Result<ImageConfig, Error> {
         working_dir: run.working_dir.unwrap_or_default(),
         user: run.user.unwrap_or_default(),
         chain: chain_ids(&diff_ids),
-        layers: manifest.layers.iter().map(Descriptor::from).collect(),
+        layers: manifest.layers.iter().map(Desc::descriptor).collect(),
         diff_ids,
     })
 }

@@ -21,6 +21,7 @@ mod grpc;
 mod image;
 mod lease;
 mod logs;
+mod oci;
 mod registry;
 mod spec;
 mod state;
@@ -29,7 +30,7 @@ mod task;
 
 use api::containerd::v1::types::Process;
 use containers::{Member, labels, members, targets};
-use deploy::{invalid, remove_one, start_targets};
+use deploy::{remove_one, start_targets};
 use gantry_sdk::backend::exports::gantry::plugin::driver::{
     BackendCapabilities, Deployment, Guest, GuestLogReader, InstanceRef, InstanceSummary,
     LogReader, RuntimeEvent,
@@ -38,6 +39,7 @@ use gantry_sdk::backend::gantry::plugin::types::{
     ContainerState, ContainerStats, Error, LogLine, LogOptions, Resources, RestartPolicy, Timestamp,
 };
 use grpc::unary;
+use spec::invalid;
 use state::{inspect_members, state_of};
 use std::collections::HashMap;
 
@@ -131,36 +133,14 @@ impl Guest for Containerd {
 
     fn pause(r: InstanceRef, container: Option<String>) -> Result<(), Error> {
         for m in targets(&r, container.as_deref())? {
-            match unary::<_, ()>(
-                "/containerd.services.tasks.v1.Tasks/Pause",
-                &api::containerd::services::tasks::v1::PauseTaskRequest {
-                    container_id: m.id.clone(),
-                },
-            ) {
-                Ok(()) => {}
-                Err(s) if task::get(&m.id)?.is_some_and(|p| p.status == task::status::PAUSED) => {
-                    let _ = s;
-                }
-                Err(s) => return Err(s.into()),
-            }
+            task::pause(&m.id)?;
         }
         Ok(())
     }
 
     fn resume(r: InstanceRef, container: Option<String>) -> Result<(), Error> {
         for m in targets(&r, container.as_deref())? {
-            match unary::<_, ()>(
-                "/containerd.services.tasks.v1.Tasks/Resume",
-                &api::containerd::services::tasks::v1::ResumeTaskRequest {
-                    container_id: m.id.clone(),
-                },
-            ) {
-                Ok(()) => {}
-                Err(s) if task::get(&m.id)?.is_some_and(|p| p.status == task::status::RUNNING) => {
-                    let _ = s;
-                }
-                Err(s) => return Err(s.into()),
-            }
+            task::resume(&m.id)?;
         }
         Ok(())
     }

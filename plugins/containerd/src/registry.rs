@@ -16,6 +16,7 @@ use crate::api::containerd::services::images::v1::{
 };
 use crate::api::containerd::types::Descriptor;
 use crate::grpc::{Call, Upload, last_answer, unary};
+use crate::oci::{Manifest, is_index_type};
 use gantry_sdk::backend::gantry::plugin::config;
 use gantry_sdk::backend::gantry::plugin::progress;
 use gantry_sdk::backend::gantry::plugin::types::Error;
@@ -282,46 +283,6 @@ fn store_document(
     write_blob(digest, size, labels, bytes, || Ok(None))
 }
 
-#[derive(serde::Deserialize)]
-struct Manifest {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    #[serde(default)]
-    manifests: Vec<Desc>,
-    config: Option<Desc>,
-    #[serde(default)]
-    layers: Vec<Desc>,
-}
-
-#[derive(serde::Deserialize, Clone)]
-struct Desc {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
-    #[serde(default)]
-    size: i64,
-    platform: Option<Platform>,
-}
-
-#[derive(serde::Deserialize, Clone)]
-struct Platform {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-}
-
-impl Desc {
-    fn descriptor(&self) -> Descriptor {
-        Descriptor {
-            media_type: self.media_type.clone(),
-            digest: self.digest.clone(),
-            size: self.size,
-            annotations: HashMap::new(),
-        }
-    }
-}
-
 /// A manifest document: its bytes, digest and media type.
 fn manifest(
     endpoint: &str,
@@ -369,20 +330,11 @@ pub fn pull(
     };
     let parsed: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| Error::Backend(format!("{name}: unreadable manifest: {e}")))?;
-    let is_index = media_type.contains("index")
-        || media_type.contains("manifest.list")
-        || parsed.media_type.contains("index")
-        || parsed.media_type.contains("manifest.list");
+    let is_index = is_index_type(&media_type) || is_index_type(&parsed.media_type);
     let (index, manifest_doc) = if is_index {
         let (os, arch) = platform;
         let chosen = parsed
-            .manifests
-            .iter()
-            .find(|d| {
-                d.platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == os && p.architecture == arch)
-            })
+            .for_platform(os, arch)
             .ok_or_else(|| Error::NotFound(format!("{name} has no manifest for {os}/{arch}")))?
             .clone();
         let (mbytes, mdigest, _) = manifest(endpoint, r, &chosen.digest)?;

@@ -71,7 +71,8 @@ pub struct SpecInput<'a> {
     pub args_override: Option<Vec<String>>,
 }
 
-fn invalid(field: &str, message: String) -> Error {
+/// An `invalid` error naming one field.
+pub fn invalid(field: &str, message: String) -> Error {
     Error::Invalid(gantry_sdk::backend::gantry::plugin::types::InvalidInput {
         message: message.clone(),
         fields: vec![gantry_sdk::backend::gantry::plugin::types::FieldError {

@@ -4,8 +4,8 @@
 use crate::api::containerd::services::snapshots::v1::{MountsRequest, MountsResponse};
 use crate::api::containerd::services::tasks::v1::{
     CreateTaskRequest, CreateTaskResponse, DeleteResponse, DeleteTaskRequest, GetRequest,
-    GetResponse, KillRequest, ListTasksRequest, ListTasksResponse, StartRequest, StartResponse,
-    WaitRequest, WaitResponse,
+    GetResponse, KillRequest, ListTasksRequest, ListTasksResponse, PauseTaskRequest,
+    ResumeTaskRequest, StartRequest, StartResponse, WaitRequest, WaitResponse,
 };
 use crate::api::containerd::v1::types::Process;
 use crate::grpc::{Call, GrpcResult, Status, unary};
@@ -158,6 +158,42 @@ pub fn delete(id: &str) -> GrpcResult<()> {
     }
 }
 
+/// Freeze the task (`Tasks.Pause`); one already paused is fine.
+pub fn pause(id: &str) -> GrpcResult<()> {
+    let r = unary::<_, ()>(
+        "/containerd.services.tasks.v1.Tasks/Pause",
+        &PauseTaskRequest {
+            container_id: id.into(),
+        },
+    );
+    settled(id, r, status::PAUSED)
+}
+
+/// Thaw the task (`Tasks.Resume`); one already running is fine.
+pub fn resume(id: &str) -> GrpcResult<()> {
+    let r = unary::<_, ()>(
+        "/containerd.services.tasks.v1.Tasks/Resume",
+        &ResumeTaskRequest {
+            container_id: id.into(),
+        },
+    );
+    settled(id, r, status::RUNNING)
+}
+
+/// Thaw a task about to be signalled or killed, whatever state it is in:
+/// one that is not frozen refuses, which is fine here.
+pub fn thaw(id: &str) {
+    let _ = resume(id);
+}
+
+/// A refused pause or resume is fine when the task is already where it was sent.
+fn settled(id: &str, r: GrpcResult<()>, wanted: i32) -> GrpcResult<()> {
+    match r {
+        Err(_) if get(id)?.is_some_and(|p| p.status == wanted) => Ok(()),
+        r => r,
+    }
+}
+
 /// Stop the task: `signal`, wait up to `timeout_s`, then SIGKILL to every process.
 pub fn stop(id: &str, signal: u32, timeout_s: u32) -> GrpcResult<()> {
     match get(id)? {
@@ -168,12 +204,7 @@ pub fn stop(id: &str, signal: u32, timeout_s: u32) -> GrpcResult<()> {
         {
             if p.status != status::RUNNING {
                 // A frozen task cannot handle its signal; thaw it first.
-                let _ = unary::<_, ()>(
-                    "/containerd.services.tasks.v1.Tasks/Resume",
-                    &crate::api::containerd::services::tasks::v1::ResumeTaskRequest {
-                        container_id: id.into(),
-                    },
-                );
+                thaw(id);
             }
         }
         _ => return Ok(()),

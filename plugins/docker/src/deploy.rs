@@ -4,7 +4,7 @@
 use crate::engine::{self, call, enc, error, open};
 use crate::mapping;
 use crate::members::{each, inspect_one, is_holder, members};
-use bollard_stubs::models::ContainerSummary;
+use bollard_stubs::models::{ContainerCreateBody, ContainerSummary};
 use gantry_sdk::backend::exports::gantry::plugin::driver::{Deployment, InstanceRef};
 use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
 use gantry_sdk::backend::gantry::plugin::progress;
@@ -139,6 +139,24 @@ pub(crate) fn cap_cpu(workload: &str, cpu: f64, host: Option<f64>) -> f64 {
     }
 }
 
+/// Create one container named `name`; its id.
+fn create_one(name: &str, body: &ContainerCreateBody) -> Result<String, Error> {
+    let value = serde_json::to_value(body).map_err(|e| Error::Internal(e.to_string()))?;
+    let resp = call(
+        Method::Post,
+        &format!("/containers/create?name={}", enc(name)),
+        Some(&value),
+    )?;
+    if resp.status != 201 {
+        return Err(error(&resp, &format!("creating {name}")));
+    }
+    let v: serde_json::Value = resp.json()?;
+    v.get("Id")
+        .and_then(|i| i.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| Error::Backend("create answered without an Id".into()))
+}
+
 /// Whether the storage driver can enforce a writable-layer size (overlay2 on xfs with pquota).
 pub(crate) fn storage_enforced() -> bool {
     let Ok(resp) = call(Method::Get, "/info", None) else {
@@ -208,42 +226,14 @@ pub(crate) fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>,
     let result = (|| -> Result<(), Error> {
         if let Some((image, command)) = holder_process {
             let body = mapping::holder_body(d, &image, command);
-            let name = mapping::holder_name(&d.name, d.revision);
-            let value = serde_json::to_value(&body).map_err(|e| Error::Internal(e.to_string()))?;
-            let resp = call(
-                Method::Post,
-                &format!("/containers/create?name={}", enc(&name)),
-                Some(&value),
-            )?;
-            if resp.status != 201 {
-                return Err(error(&resp, &format!("creating {name}")));
-            }
-            let v: serde_json::Value = resp.json()?;
-            let id = v
-                .get("Id")
-                .and_then(|i| i.as_str())
-                .ok_or_else(|| Error::Backend("create answered without an Id".into()))?;
-            created.push(id.to_string());
-            holder = Some(id.to_string());
+            let id = create_one(&mapping::holder_name(&d.name, d.revision), &body)?;
+            created.push(id.clone());
+            holder = Some(id);
         }
         for i in 0..d.spec.containers.len() {
             let body = mapping::create_body(d, i, holder.as_deref(), enforce);
             let name = mapping::container_name(&d.name, d.revision, &d.spec.containers[i].name);
-            let value = serde_json::to_value(&body).map_err(|e| Error::Internal(e.to_string()))?;
-            let resp = call(
-                Method::Post,
-                &format!("/containers/create?name={}", enc(&name)),
-                Some(&value),
-            )?;
-            if resp.status != 201 {
-                return Err(error(&resp, &format!("creating {name}")));
-            }
-            let v: serde_json::Value = resp.json()?;
-            let id = v
-                .get("Id")
-                .and_then(|i| i.as_str())
-                .ok_or_else(|| Error::Backend("create answered without an Id".into()))?;
-            created.push(id.to_string());
+            created.push(create_one(&name, &body)?);
         }
         Ok(())
     })();
