@@ -81,30 +81,8 @@ impl Device {
 
     /// Send a command the way Kanto's cloud side does and return the response envelope.
     fn command(&self, req_id: &str, feature: &str, op: &str, value: Value) -> Value {
-        let payload = json!({
-            "topic": format!("{DITTO}/things/live/messages/{op}"),
-            "headers": {"response-required": true, "content-type": "application/json", "correlation-id": format!("corr-{req_id}")},
-            "path": format!("/features/{feature}/inbox/messages/{op}"),
-            "value": value,
-        });
-        self.client.publish_acked(
-            &format!("command//{THING}/req/{req_id}/{op}"),
-            &payload.to_string(),
-        );
-        let prefix = format!("command//{THING}/res/{req_id}/");
-        let (topic, env) =
-            self.client
-                .wait_for(&format!("a response to {req_id}"), WAIT, |t, _| {
-                    t.starts_with(&prefix)
-                });
-        let status = topic.rsplit('/').next().unwrap_or("").to_string();
-        assert_eq!(
-            status,
-            env["status"].to_string(),
-            "status in topic and envelope: {topic} {env}"
-        );
-        assert_eq!(env["headers"]["correlation-id"], format!("corr-{req_id}"));
-        env
+        self.client
+            .kanto_command(THING, (req_id, feature, op), value, WAIT)
     }
 
     fn create(&self, req_id: &str, name: &str, start: bool) -> String {

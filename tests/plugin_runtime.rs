@@ -271,6 +271,31 @@ fn warm_instances_are_reused_a_bounded_number_of_times() {
 }
 
 #[test]
+fn an_instance_whose_memory_grew_past_the_retain_limit_is_not_kept_warm() {
+    let extra = format!(
+        "[[frontend]]\nname = \"counted\"\nplugin = \"{}\"\nhttp = {{ prefix = \"/counted\" }}\nlimits = {{ max_idle = 1, retain_memory_mib = 4 }}\n",
+        misbehave().display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = Gantry::start_in(dir.path(), &fixture_config(&extra));
+    let served = |op: &str| {
+        get(&g.url(&format!("/counted/{op}"))).1["served"]
+            .as_u64()
+            .expect("count")
+    };
+    assert_eq!(served("count"), 1);
+    assert_eq!(served("hold?mib=1"), 2, "a small instance stays warm");
+    assert_eq!(served("count"), 3);
+    assert_eq!(served("hold?mib=8"), 4, "the call itself is served");
+    assert_eq!(
+        served("count"),
+        1,
+        "an instance that grew past 4 MiB is dropped after its call"
+    );
+    assert_eq!(served("count"), 2);
+}
+
+#[test]
 fn compiled_components_are_cached_by_hash_and_reused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut g = Gantry::start_in(dir.path(), &fixture_config(""));

@@ -379,8 +379,8 @@ impl Config {
             if f.mqtt.is_some() && f.limits.sets_pooling() {
                 return Err(self.invalid(format!(
                     "frontend `{}`: an MQTT frontend keeps one long-lived instance (the \
-                     mqtt-frontend world's instance policy), so `limits.max_reuse` and \
-                     `limits.max_idle` do not apply to it",
+                     mqtt-frontend world's instance policy), so `limits.max_reuse`, \
+                     `limits.max_idle` and `limits.retain_memory_mib` do not apply to it",
                     f.name
                 )));
             }

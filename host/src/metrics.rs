@@ -28,6 +28,7 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
     calls: Family<PluginLabel, Counter>,
+    instances: Family<PluginLabel, Counter>,
     failures: Family<FailureLabel, Counter>,
     latency: Family<PluginLabel, Histogram, fn() -> Histogram>,
 }
@@ -43,11 +44,17 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("gantry");
         let calls = Family::<PluginLabel, Counter>::default();
+        let instances = Family::<PluginLabel, Counter>::default();
         let failures = Family::<FailureLabel, Counter>::default();
         let latency = Family::<PluginLabel, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
         );
         registry.register("plugin_calls", "Calls into each plugin", calls.clone());
+        registry.register(
+            "plugin_instances",
+            "Instances started for each plugin (warm ones are reused)",
+            instances.clone(),
+        );
         registry.register(
             "plugin_failures",
             "Plugin calls that failed in the guest, by kind (trap, deadline, memory, instantiate)",
@@ -61,6 +68,7 @@ impl Metrics {
         Self {
             registry: Arc::new(Mutex::new(registry)),
             calls,
+            instances,
             failures,
             latency,
         }
@@ -68,8 +76,16 @@ impl Metrics {
 
     /// The handle of one plugin's metrics.
     pub fn plugin(&self, name: &str) -> PluginMetrics {
+        let label = PluginLabel {
+            plugin: name.to_string(),
+        };
+        // Handles share their series with the registry: a call counts
+        // without looking its series up again.
         PluginMetrics {
             name: name.to_string(),
+            calls: self.calls.get_or_create(&label).clone(),
+            instances: self.instances.get_or_create(&label).clone(),
+            latency: self.latency.get_or_create(&label).clone(),
             metrics: self.clone(),
         }
     }
@@ -89,20 +105,22 @@ impl Metrics {
 #[derive(Clone)]
 pub struct PluginMetrics {
     name: String,
+    calls: Counter,
+    instances: Counter,
+    latency: Histogram,
     metrics: Metrics,
 }
 
 impl PluginMetrics {
     /// A call finished after `elapsed`.
     pub fn observe(&self, elapsed: Duration) {
-        let label = PluginLabel {
-            plugin: self.name.clone(),
-        };
-        self.metrics.calls.get_or_create(&label).inc();
-        self.metrics
-            .latency
-            .get_or_create(&label)
-            .observe(elapsed.as_secs_f64());
+        self.calls.inc();
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// An instance was started.
+    pub fn instantiated(&self) {
+        self.instances.inc();
     }
 
     /// A call failed in the guest.
@@ -126,6 +144,7 @@ mod tests {
         let m = Metrics::new();
         let p = m.plugin("rest");
         p.observe(Duration::from_millis(3));
+        p.instantiated();
         p.failed("trap");
         let text = m.render();
         assert!(
@@ -134,6 +153,10 @@ mod tests {
         );
         assert!(
             text.contains("gantry_plugin_failures_total{plugin=\"rest\",kind=\"trap\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gantry_plugin_instances_total{plugin=\"rest\"} 1"),
             "{text}"
         );
         assert!(

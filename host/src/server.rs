@@ -315,6 +315,12 @@ fn pool<I: Send + 'static>(
 }
 
 impl Host {
+    /// The host's HTTP routes, to serve inside another server (the
+    /// benchmarks put native baselines beside them).
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
     /// Serve until the process is stopped.
     pub async fn serve(self) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&self.listen)

@@ -8,12 +8,11 @@
 //! time of one `ctr run -d`. Cleanup is not timed. Runs are interleaved so
 //! drift on the machine hits both sides alike.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use gantry_tests::api::Api;
 use gantry_tests::backends::Backend;
-use gantry_tests::bench::{Row, Samples, count, report};
+use gantry_tests::bench::{Row, Samples, count, in_parallel, report, rest_post_to_running};
 use gantry_tests::runtimes::{CONTAINERD_NAMESPACE, TEST_IMAGE, runtimes};
-use serde_json::json;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -24,8 +23,6 @@ const WORKERS: usize = 10;
 const ROUNDS: usize = 3;
 /// A smoke pass: the same cases, a couple of iterations.
 const SMOKE: usize = 2;
-/// Longest a single create may take before the bench gives up.
-const LIMIT: Duration = Duration::from_secs(60);
 
 fn ctr() -> Command {
     let mut c = Command::new("ctr");
@@ -72,54 +69,6 @@ fn raw_remove(id: &str) {
     let _ = ctr().args(["containers", "rm", id]).output();
 }
 
-fn gantry_create(api: &Api, token: &str, name: &str) -> Result<(String, Duration)> {
-    let t = Instant::now();
-    let (s, c) = api.send(
-        "POST",
-        "/v1/containers",
-        Some(token),
-        Some(json!({"name": name, "image": TEST_IMAGE, "command": ["sleep", "3600"]})),
-    );
-    if s != 201 {
-        bail!("POST answered {s}: {c}");
-    }
-    let id = c["id"]
-        .as_str()
-        .context("created without an id")?
-        .to_string();
-    loop {
-        let (s, c) = api.send("GET", &format!("/v1/containers/{id}"), Some(token), None);
-        if s == 200 && c["status"] == "deployed" {
-            return Ok((id, t.elapsed()));
-        }
-        if c["status"] == "failed" {
-            bail!("{name} failed: {c}");
-        }
-        if t.elapsed() > LIMIT {
-            bail!("{name} not deployed within {LIMIT:?}: {c}");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn gantry_remove(api: &Api, token: &str, id: &str) {
-    api.send("DELETE", &format!("/v1/containers/{id}"), Some(token), None);
-}
-
-/// `f` on every item at once, one thread each; the results in order.
-fn in_parallel<T: Send>(items: &[String], f: impl Fn(&str) -> Result<T> + Sync) -> Vec<Result<T>> {
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items.iter().map(|i| s.spawn(|| f(i))).collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("worker panicked")))
-            })
-            .collect()
-    })
-}
-
 /// One round at concurrency `workers`: every worker creates one on each side.
 fn round(
     api: &Api,
@@ -130,7 +79,7 @@ fn round(
     raw: &mut Samples,
 ) -> Result<()> {
     let names: Vec<String> = (0..workers).map(|w| format!("bench-{tag}-{w}")).collect();
-    let results = in_parallel(&names, |name| gantry_create(api, token, name));
+    let results = in_parallel(&names, |name| rest_post_to_running(api, token, name));
     let mut ids = Vec::new();
     for r in results {
         let (id, d) = r?;
@@ -138,7 +87,7 @@ fn round(
         ids.push(id);
     }
     for id in &ids {
-        gantry_remove(api, token, id);
+        api.send("DELETE", &format!("/v1/containers/{id}"), Some(token), None);
     }
     let raw_ids: Vec<String> = (0..workers)
         .map(|w| format!("bench-raw-{tag}-{w}"))

@@ -1,20 +1,25 @@
 //! `bench-list-scale`: the REST list page (`GET /v1/containers?rows=10`)
 //! at 1,000 and 10,000 workloads of one owner against the same page with
-//! none, measured in the same run; and the host's idle CPU and RSS at each
-//! size. Workloads are created stopped on the harness's dockerd (so 10,000
-//! fit on this machine). `GANTRY_BENCH_SIZES` overrides the sizes
+//! none, measured in the same run; the host's idle CPU and RSS at each
+//! size; and Kanto creates (over the embedded broker) at each size against
+//! the same at none. Workloads are created stopped on the harness's dockerd
+//! (so 10,000 fit on this machine). `GANTRY_BENCH_SIZES` overrides the sizes
 //! (comma-separated). Run by `cargo xtask bench`.
 
 use anyhow::{Context, Result, bail};
 use gantry::bindings::types::RestartKind;
 use gantry_tests::api::Api;
-use gantry_tests::backends::Backend;
 use gantry_tests::bench::{Row, Samples, count, report_with, smoke};
-use gantry_tests::rpc::{Rpc, busybox, workload};
+use gantry_tests::mqtt::TestClient;
+use gantry_tests::rpc::{Rpc, busybox, frontends, workload};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// List requests per measurement.
 const REQUESTS: usize = 300;
+/// Kanto creates per measurement.
+const KANTO_CREATES: usize = 100;
+const THING: &str = "edge:device:edge:containers";
 /// Creating workers.
 const WORKERS: usize = 8;
 /// How long idle CPU is sampled (it spans a resync at the bench's 30 s).
@@ -57,6 +62,35 @@ fn rss_mib(pid: u32) -> Result<f64> {
     Ok(kb / 1024.0)
 }
 
+/// `KANTO_CREATES` stopped containers created through Kanto, one after another.
+fn kanto_creates(client: &TestClient, tag: &str) -> Result<Samples> {
+    let mut s = Samples::default();
+    for i in 0..count(KANTO_CREATES, 3) {
+        let t = Instant::now();
+        let env = client.kanto_command(
+            THING,
+            (
+                &format!("{tag}-{i}"),
+                "ContainerFactory",
+                "createWithConfig",
+            ),
+            json!({"imageRef": gantry_tests::runtimes::TEST_IMAGE, "name": format!("k-{tag}-{i}"),
+                   "start": false, "config": {"cmd": ["sleep", "3600"]}}),
+            Duration::from_secs(60),
+        );
+        s.push(t.elapsed());
+        if env["status"] != 200 {
+            bail!("Kanto create answered {env}");
+        }
+    }
+    Ok(s)
+}
+
+/// Operations per second, one after another.
+fn per_second(s: &Samples) -> f64 {
+    s.len() as f64 / s.total().as_secs_f64().max(1e-9)
+}
+
 fn create_stopped(rpc: &Rpc, from: usize, to: usize) -> Result<()> {
     let next = std::sync::atomic::AtomicUsize::new(from);
     let failures = std::sync::atomic::AtomicUsize::new(0);
@@ -89,14 +123,28 @@ fn main() -> Result<()> {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let api = Api::start_on(Backend::Docker, 30);
+    let mqtt = gantry_tests::free_port();
+    let api = Api::start_with(
+        &frontends("bench-list-scale", 30, 10_000)
+            .mqtt_frontend(
+                "kanto",
+                &gantry_tests::plugins::kanto(),
+                &format!("broker = \"embedded\", listen = \"127.0.0.1:{mqtt}\", subject = \"kanto-device\", roles = [\"ADMIN\"]"),
+                "config = { device-id = \"edge:device\", tenant-id = \"t1\" }\n",
+            )
+            .docker_backend()
+            .build(),
+    );
+    let client = TestClient::connect(mqtt, "bench-list-scale", &["command//+/res/#"]);
     let pid = api.g.pid().context("gantry's pid")?;
+    let mut figures = Vec::new();
     let owner = "bench-owner";
     let token = api.token(owner, "USER");
     let rpc = Rpc::new(&api.g, owner, &["USER"]);
     let empty = list_page(&api, &token, 0)?;
+    let kanto_at_0 = kanto_creates(&client, "at-0")?;
+    figures.push(("Kanto creates/s at 0".to_string(), per_second(&kanto_at_0)));
     let mut rows = Vec::new();
-    let mut figures = Vec::new();
     let mut have = 0;
     for n in sizes {
         let t = Instant::now();
@@ -120,6 +168,13 @@ fn main() -> Result<()> {
         let idle = (cpu_seconds(pid)? - cpu0) / idle_for.as_secs_f64() * 100.0;
         figures.push((format!("idle CPU % of a core at {n}"), idle));
         figures.push((format!("RSS MiB at {n}"), rss_mib(pid)?));
+        let kanto = kanto_creates(&client, &format!("at-{n}"))?;
+        figures.push((format!("Kanto creates/s at {n}"), per_second(&kanto)));
+        rows.push(Row::new(
+            &format!("Kanto create at {n} vs at 0"),
+            &kanto,
+            &kanto_at_0,
+        ));
     }
     report_with(
         "list_scale",

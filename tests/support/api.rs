@@ -27,7 +27,8 @@ impl Api {
         Self::start_with(&backend.config(resync_seconds))
     }
 
-    fn start_with(config: &str) -> Api {
+    /// Start gantry on `config` (`{port}` and `{dir}` substituted) in a fresh temp dir.
+    pub fn start_with(config: &str) -> Api {
         let dir = tempfile::tempdir().expect("tempdir");
         let g = Gantry::start_in(dir.path(), config);
         Api {

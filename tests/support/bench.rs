@@ -42,6 +42,11 @@ impl Samples {
         v[rank - 1]
     }
 
+    /// The sum of every sample.
+    pub fn total(&self) -> Duration {
+        self.0.iter().sum()
+    }
+
     /// How many samples.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -172,6 +177,64 @@ pub fn report_with(
     )?;
     println!("written to {}", path.display());
     Ok(())
+}
+
+/// Longest a single create may take before a benchmark gives up.
+pub const CREATE_LIMIT: Duration = Duration::from_secs(60);
+
+/// `POST /v1/containers` (`name`, the test image, `sleep 3600`), then `GET`
+/// until the container is deployed: its id and the time that took.
+pub fn rest_post_to_running(
+    api: &crate::api::Api,
+    token: &str,
+    name: &str,
+) -> anyhow::Result<(String, Duration)> {
+    let t = std::time::Instant::now();
+    let (s, c) = api.send(
+        "POST",
+        "/v1/containers",
+        Some(token),
+        Some(serde_json::json!({
+            "name": name, "image": crate::runtimes::TEST_IMAGE, "command": ["sleep", "3600"]
+        })),
+    );
+    if s != 201 {
+        anyhow::bail!("POST answered {s}: {c}");
+    }
+    let id = c["id"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("created without an id: {c}"))?
+        .to_string();
+    loop {
+        let (s, c) = api.send("GET", &format!("/v1/containers/{id}"), Some(token), None);
+        if s == 200 && c["status"] == "deployed" {
+            return Ok((id, t.elapsed()));
+        }
+        if c["status"] == "failed" {
+            anyhow::bail!("{name} failed: {c}");
+        }
+        if t.elapsed() > CREATE_LIMIT {
+            anyhow::bail!("{name} not deployed within {CREATE_LIMIT:?}: {c}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// `f` on every item at once, one thread each; the results in order.
+pub fn in_parallel<T: Send>(
+    items: &[String],
+    f: impl Fn(&str) -> anyhow::Result<T> + Sync,
+) -> Vec<anyhow::Result<T>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.iter().map(|i| s.spawn(|| f(i))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("worker panicked")))
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod backends;
 pub mod bench;
 pub mod config;
 pub mod gantry;
+pub mod load;
 pub mod mqtt;
 pub mod plugins;
 pub mod python;

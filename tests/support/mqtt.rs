@@ -28,7 +28,7 @@ impl Mosquitto {
         std::fs::write(
             data.join("mosquitto.conf"),
             format!(
-                "user root\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nlog_dest file {}/mosquitto.log\n",
+                "user root\nlistener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence true\npersistence_location {}/\nautosave_interval 1\nlog_dest file {}/mosquitto.log\n",
                 data.display(),
                 data.display()
             ),
@@ -100,7 +100,8 @@ impl TestClient {
             .set_keep_alive(Duration::from_secs(5))
             .set_clean_session(false)
             .set_max_packet_size(1 << 20, 1 << 20);
-        let (client, connection) = Client::new(options, 64);
+        let (client, mut connection) = Client::new(options, 64);
+        connection.eventloop.network_options.set_tcp_nodelay(true);
         let (tx, received) = channel();
         let (ack_tx, acked) = channel();
         std::thread::spawn(move || pump(connection, tx, ack_tx));
@@ -151,6 +152,41 @@ impl TestClient {
                 }
             }
         }
+    }
+
+    /// Send a command to Kanto thing `thing` (`namespace:name`) the way
+    /// Kanto's cloud side does, and return the response envelope (the
+    /// client must be subscribed to `command//+/res/#`).
+    pub fn kanto_command(
+        &self,
+        thing: &str,
+        (req_id, feature, op): (&str, &str, &str),
+        value: Value,
+        timeout: Duration,
+    ) -> Value {
+        let ditto = thing.replacen(':', "/", 1);
+        let payload = serde_json::json!({
+            "topic": format!("{ditto}/things/live/messages/{op}"),
+            "headers": {"response-required": true, "content-type": "application/json", "correlation-id": format!("corr-{req_id}")},
+            "path": format!("/features/{feature}/inbox/messages/{op}"),
+            "value": value,
+        });
+        self.publish_acked(
+            &format!("command//{thing}/req/{req_id}/{op}"),
+            &payload.to_string(),
+        );
+        let prefix = format!("command//{thing}/res/{req_id}/");
+        let (topic, env) = self.wait_for(&format!("a response to {req_id}"), timeout, |t, _| {
+            t.starts_with(&prefix)
+        });
+        let status = topic.rsplit('/').next().unwrap_or("").to_string();
+        assert_eq!(
+            status,
+            env["status"].to_string(),
+            "status in topic and envelope: {topic} {env}"
+        );
+        assert_eq!(env["headers"]["correlation-id"], format!("corr-{req_id}"));
+        env
     }
 
     /// Everything received within `quiet`, until nothing more comes.

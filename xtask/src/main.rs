@@ -175,8 +175,20 @@ fn with_runtimes(what: &str, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> 
     result
 }
 
-/// The benchmark binaries of the tests crate, run by `cargo xtask bench`.
-const BENCHES: &[&str] = &["bench-containerd-create", "bench-list-scale"];
+/// The benchmark binaries of the tests crate, run by `cargo xtask bench`
+/// in this order (`bench-list-scale` last: it leaves 10,000 containers).
+const BENCHES: &[&str] = &[
+    "bench-serve-start",
+    "bench-rest-get",
+    "bench-docker-create",
+    "bench-containerd-create",
+    "bench-kanto",
+    "bench-list-scale",
+];
+
+/// Benchmarks that host gantry in their own process: built in release for
+/// a full run, so the host they measure is the release one.
+const IN_PROCESS: &[&str] = &["bench-rest-get"];
 
 /// `cargo xtask bench`: the release host, the plugins and the harness's
 /// runtimes, then every benchmark binary; each prints its table and writes
@@ -186,6 +198,9 @@ fn bench(args: &[String]) -> Result<()> {
     let smoke = args.iter().any(|a| a == "--smoke");
     if !smoke {
         run(cargo().args(["build", "--release", "-p", "gantry"]))?;
+        for b in IN_PROCESS {
+            run(cargo().args(["build", "--release", "-p", "gantry-tests", "--bin", b]))?;
+        }
     }
     run(cargo().args([
         "build",
@@ -198,7 +213,12 @@ fn bench(args: &[String]) -> Result<()> {
     with_runtimes("bench", |dir| {
         let mut result = Ok(());
         for b in BENCHES {
-            let mut c = Command::new(root().join("target/debug").join(b));
+            let profile = if !smoke && IN_PROCESS.contains(b) {
+                "release"
+            } else {
+                "debug"
+            };
+            let mut c = Command::new(root().join("target").join(profile).join(b));
             // A backtrace on every error slows wasmtime measurably.
             c.env("GANTRY_TEST_RUNTIMES", dir)
                 .env_remove("RUST_BACKTRACE");

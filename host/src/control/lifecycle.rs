@@ -21,12 +21,19 @@ impl ControlPlane {
     pub async fn create(&self, caller: &Caller, req: CreateRequest) -> Result<Workload, Error> {
         validate::name(&req.name)?;
         validate::spec(&req.spec)?;
-        let store = self.records.store();
-        if !req.namespace.is_empty() && store.find_by_name(&req.namespace, &req.name)?.is_some() {
-            return Err(Error::Conflict(format!(
-                "a workload named `{}` already exists in `{}`",
-                req.name, req.namespace
-            )));
+        if !req.namespace.is_empty() {
+            let (namespace, name) = (req.namespace.clone(), req.name.clone());
+            if self
+                .records
+                .with_store(move |s| s.find_by_name(&namespace, &name))
+                .await?
+                .is_some()
+            {
+                return Err(Error::Conflict(format!(
+                    "a workload named `{}` already exists in `{}`",
+                    req.name, req.namespace
+                )));
+            }
         }
         let backend = self.deployer.place(&req.spec)?;
         self.deployer.driver(&backend)?;
@@ -59,14 +66,17 @@ impl ControlPlane {
             spec: w.spec.clone(),
             created_at: created,
         };
-        store.insert(&w, &rev)?;
+        let record = w.clone();
+        self.records
+            .with_store(move |s| s.insert(&record, &rev))
+            .await?;
         self.records
             .events()
             .publish(EventKind::Created, &w.id, None, Some(w.clone()));
         match self.deployer.deploy_revision(&mut w, false).await {
-            Ok(()) => self.records.commit(w, EventKind::StateChanged, None),
+            Ok(()) => self.records.commit(w, EventKind::StateChanged, None).await,
             Err(e) => {
-                self.records.remove(&w.id)?;
+                self.records.remove(&w.id).await?;
                 Err(e)
             }
         }
@@ -74,7 +84,7 @@ impl ControlPlane {
 
     /// One workload.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Workload, Error> {
-        self.records.load(caller, id)
+        self.records.load(caller, id).await
     }
 
     /// A page of workloads.
@@ -84,7 +94,7 @@ impl ControlPlane {
         filter: WorkloadFilter,
         page: PageRequest,
     ) -> Result<WorkloadPage, Error> {
-        self.records.list(caller, filter, page)
+        self.records.list(caller, filter, page).await
     }
 
     /// Replace the spec (and, when given, the annotations, in the same step):
@@ -100,7 +110,7 @@ impl ControlPlane {
         validate::spec(&spec)?;
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
-        let old = self.records.load(caller, id)?;
+        let old = self.records.load(caller, id).await?;
         let driver = self.deployer.driver(&old.backend)?.clone();
         let mut w = old.clone();
         w.revision += 1;
@@ -121,8 +131,10 @@ impl ControlPlane {
             spec: w.spec.clone(),
             created_at: w.updated_at.unwrap_or_else(now),
         };
-        let store = self.records.store();
-        store.save_with_revision(&w, &rev)?;
+        let record = w.clone();
+        self.records
+            .with_store(move |s| s.save_with_revision(&record, &rev))
+            .await?;
         // The old revision goes only once the new one runs: a revision whose
         // containers cannot start is rolled back like one that cannot be created.
         match self.deployer.deploy_revision(&mut w, true).await {
@@ -130,14 +142,19 @@ impl ControlPlane {
                 if let Err(e) = driver.remove(Deployer::instance(&old), true).await {
                     tracing::warn!(workload = %id, revision = old.revision, error = %e, "removing the previous revision");
                 }
-                self.records.commit(w, EventKind::Updated, None)
+                self.records.commit(w, EventKind::Updated, None).await
             }
             Err(e) => {
-                store.save(&old)?;
-                store.delete_revision(id, w.revision)?;
+                let (number, key, kept) = (w.revision, id.to_string(), old.revision);
+                self.records
+                    .with_store(move |s| {
+                        s.save(&old)?;
+                        s.delete_revision(&key, number)
+                    })
+                    .await?;
                 Err(match e {
                     Error::Conflict(m) => {
-                        Error::Conflict(format!("{m}; revision {} keeps running", old.revision))
+                        Error::Conflict(format!("{m}; revision {kept} keeps running"))
                     }
                     other => other,
                 })
@@ -154,7 +171,7 @@ impl ControlPlane {
     ) -> Result<Workload, Error> {
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
-        let mut w = self.records.load(caller, id)?;
+        let mut w = self.records.load(caller, id).await?;
         if let Some(c) = &req.container
             && !w.spec.containers.iter().any(|s| &s.name == c)
         {
@@ -182,7 +199,7 @@ impl ControlPlane {
         if let Some(r) = req.restart {
             w.spec.restart = r;
         }
-        self.records.commit(w, EventKind::Updated, None)
+        self.records.commit(w, EventKind::Updated, None).await
     }
 
     /// Replace annotations.
@@ -194,16 +211,16 @@ impl ControlPlane {
     ) -> Result<Workload, Error> {
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
-        let mut w = self.records.load(caller, id)?;
+        let mut w = self.records.load(caller, id).await?;
         w.annotations = annotations;
-        self.records.commit(w, EventKind::Updated, None)
+        self.records.commit(w, EventKind::Updated, None).await
     }
 
     /// Remove a workload. Without `force`, a running workload is a conflict.
     pub async fn delete(&self, caller: &Caller, id: &str, force: bool) -> Result<(), Error> {
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
-        let mut w = self.records.load(caller, id)?;
+        let mut w = self.records.load(caller, id).await?;
         if !force && w.containers.iter().any(|c| is_running(c.status)) {
             return Err(Error::Conflict(format!(
                 "workload {id} is running; stop it first or remove with force"
@@ -211,12 +228,12 @@ impl ControlPlane {
         }
         w.desired = DesiredState::Deleted;
         w.phase = WorkloadPhase::Deleting;
-        self.records.store().save(&w)?;
+        let w = self.records.save(w).await?;
         self.deployer
             .driver(&w.backend)?
             .remove(Deployer::instance(&w), force)
             .await?;
-        self.records.remove(id)
+        self.records.remove(id).await
     }
 
     /// Start a stopped workload.
@@ -317,13 +334,13 @@ impl ControlPlane {
     ) -> Result<Workload, Error> {
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
-        let mut w = self.records.load(caller, id)?;
+        let mut w = self.records.load(caller, id).await?;
         let desired = check(&w)?;
         let driver = self.deployer.driver(&w.backend)?.clone();
         act(driver, Deployer::instance(&w)).await?;
         w.desired = desired;
         self.deployer.observe(&mut w).await?;
-        self.records.commit(w, EventKind::StateChanged, None)
+        self.records.commit(w, EventKind::StateChanged, None).await
     }
 
     /// Rename a workload.
@@ -331,14 +348,14 @@ impl ControlPlane {
         validate::name(&name)?;
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
-        let mut w = self.records.load(caller, id)?;
-        if !w.namespace.is_empty()
-            && self
-                .records
-                .store()
-                .find_by_name(&w.namespace, &name)?
+        let mut w = self.records.load(caller, id).await?;
+        if !w.namespace.is_empty() && {
+            let (namespace, wanted) = (w.namespace.clone(), name.clone());
+            self.records
+                .with_store(move |s| s.find_by_name(&namespace, &wanted))
+                .await?
                 .is_some_and(|other| other != w.id)
-        {
+        } {
             return Err(Error::Conflict(format!(
                 "a workload named `{name}` already exists in `{}`",
                 w.namespace
@@ -350,7 +367,7 @@ impl ControlPlane {
             .driver(&w.backend)?
             .rename(Deployer::instance(&w), d.name)
             .await?;
-        self.records.commit(w, EventKind::Renamed, None)
+        self.records.commit(w, EventKind::Renamed, None).await
     }
 
     /// Revisions, newest first.
@@ -360,12 +377,13 @@ impl ControlPlane {
         id: &str,
         page: PageRequest,
     ) -> Result<RevisionPage, Error> {
-        self.records.load(caller, id)?;
+        self.records.load(caller, id).await?;
         let (offset, rows) = super::records::page_window(&page);
+        let key = id.to_string();
         let (items, total) = self
             .records
-            .store()
-            .revisions(id, offset as u64, rows as u64)?;
+            .with_store(move |s| s.revisions(&key, offset as u64, rows as u64))
+            .await?;
         Ok(RevisionPage { items, total })
     }
 
@@ -376,7 +394,7 @@ impl ControlPlane {
         id: &str,
         container: Option<String>,
     ) -> Result<ContainerStats, Error> {
-        let w = self.records.load(caller, id)?;
+        let w = self.records.load(caller, id).await?;
         Ok(self
             .deployer
             .driver(&w.backend)?
@@ -391,7 +409,7 @@ impl ControlPlane {
         id: &str,
         options: LogOptions,
     ) -> Result<Box<dyn LogSource>, Error> {
-        let w = self.records.load(caller, id)?;
+        let w = self.records.load(caller, id).await?;
         if let Some(c) = &options.container
             && !w.spec.containers.iter().any(|s| &s.name == c)
         {

@@ -121,8 +121,8 @@ impl Reconciler {
         let runtime = self.deployer.bottom(backend);
         let (records, neighbours): (HashMap<String, Workload>, HashMap<String, Workload>) = self
             .records
-            .store()
-            .all(None)?
+            .with_store(|s| s.all(None))
+            .await?
             .into_iter()
             .filter(|w| self.deployer.bottom(&w.backend) == runtime)
             .map(|w| (w.id.clone(), w))
@@ -154,7 +154,7 @@ impl Reconciler {
             if w.desired == DesiredState::Deleted {
                 // The host died mid-delete: finish it.
                 if driver.remove(Deployer::instance(&w), true).await.is_ok() {
-                    self.records.remove(&w.id)?;
+                    self.records.remove(&w.id).await?;
                 }
                 continue;
             }
@@ -187,7 +187,7 @@ impl Reconciler {
     ) -> Result<(), Error> {
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
-        let Some(mut w) = self.records.store().get(id)? else {
+        let Some(mut w) = self.records.get(id).await? else {
             return Ok(());
         };
         if w.backend != backend || w.desired == DesiredState::Deleted {
@@ -198,7 +198,7 @@ impl Reconciler {
         }
         tracing::info!(backend, workload = %w.id, "deployment missing on the backend; recreating");
         self.deployer.deploy_revision(&mut w, false).await?;
-        self.records.store().save(&w)?;
+        self.records.save(w).await?;
         Ok(())
     }
 
@@ -227,7 +227,7 @@ impl Reconciler {
     async fn reconcile_once(&self, id: &str) -> Result<Option<Duration>, Error> {
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
-        let Some(mut w) = self.records.store().get(id)? else {
+        let Some(mut w) = self.records.get(id).await? else {
             return Ok(None);
         };
         if w.desired == DesiredState::Deleted {
@@ -293,7 +293,7 @@ impl Reconciler {
             w.phase = super::derive_phase(&w);
         }
         if w != before {
-            self.records.store().save(&w)?;
+            let w = self.records.save(w).await?;
             self.records
                 .events()
                 .publish(EventKind::StateChanged, &w.id, None, Some(w.clone()));

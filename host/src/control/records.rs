@@ -17,8 +17,12 @@ impl From<StoreError> for Error {
 }
 
 /// The records of every workload, and who may read them.
+///
+/// Every store call runs on tokio's blocking threads ([`Records::with_store`]):
+/// SQLite blocks, and a commit waits for its fsync, which must not stall the
+/// async workers serving other requests.
 pub struct Records {
-    store: StateStore,
+    store: Arc<StateStore>,
     events: Arc<EventBus>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -27,15 +31,28 @@ impl Records {
     /// Records in `store`, announcing changes on `events`.
     pub fn new(store: StateStore, events: Arc<EventBus>) -> Self {
         Self {
-            store,
+            store: Arc::new(store),
             events,
             locks: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The state store.
+    /// The state store, for calls made at start-up or already off the
+    /// async workers; requests go through [`Self::with_store`].
     pub fn store(&self) -> &StateStore {
         &self.store
+    }
+
+    /// Run `f` on the state store on a blocking thread.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&StateStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Error> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(result) => Ok(result?),
+            Err(e) => Err(Error::Internal(format!("state store call failed: {e}"))),
+        }
     }
 
     /// The event bus.
@@ -62,37 +79,50 @@ impl Records {
     }
 
     /// A workload the caller may act on.
-    pub fn load(&self, caller: &Caller, id: &str) -> Result<Workload, Error> {
+    pub async fn load(&self, caller: &Caller, id: &str) -> Result<Workload, Error> {
+        let key = id.to_string();
         let w = self
-            .store
-            .get(id)?
+            .with_store(move |s| s.get(&key))
+            .await?
             .ok_or_else(|| Error::NotFound(format!("workload {id}")))?;
         authorize(caller, &w)?;
         Ok(w)
     }
 
     /// Persist, publish an event, return the record.
-    pub fn commit(
+    pub async fn commit(
         &self,
         w: Workload,
         kind: EventKind,
         container: Option<String>,
     ) -> Result<Workload, Error> {
-        self.store.save(&w)?;
+        let w = self.save(w).await?;
         self.events.publish(kind, &w.id, container, Some(w.clone()));
         Ok(w)
     }
 
+    /// Persist without an event; the record back.
+    pub async fn save(&self, w: Workload) -> Result<Workload, Error> {
+        self.with_store(move |s| s.save(&w).map(|()| w)).await
+    }
+
+    /// The record of `id`, unauthorised (the reconciler's read).
+    pub async fn get(&self, id: &str) -> Result<Option<Workload>, Error> {
+        let key = id.to_string();
+        self.with_store(move |s| s.get(&key)).await
+    }
+
     /// Delete a record and announce it.
-    pub fn remove(&self, id: &str) -> Result<(), Error> {
-        self.store.delete(id)?;
+    pub async fn remove(&self, id: &str) -> Result<(), Error> {
+        let key = id.to_string();
+        self.with_store(move |s| s.delete(&key)).await?;
         self.events.publish(EventKind::Removed, id, None, None);
         self.forget(id);
         Ok(())
     }
 
     /// A page of the workloads `filter` selects among those the caller may list.
-    pub fn list(
+    pub async fn list(
         &self,
         caller: &Caller,
         filter: WorkloadFilter,
@@ -109,17 +139,22 @@ impl Records {
             Some(caller.subject.as_str())
         };
         let (offset, rows) = page_window(&page);
-        let (items, total) = self.store.page(
-            &Selection {
-                owner,
-                namespace: filter.namespace.as_deref(),
-                namespace_prefix: filter.namespace_prefix.as_deref(),
-                name: filter.name.as_deref(),
-                annotations: &filter.annotations,
-            },
-            offset as u64,
-            rows as u64,
-        )?;
+        let owner = owner.map(str::to_string);
+        let (items, total) = self
+            .with_store(move |s| {
+                s.page(
+                    &Selection {
+                        owner: owner.as_deref(),
+                        namespace: filter.namespace.as_deref(),
+                        namespace_prefix: filter.namespace_prefix.as_deref(),
+                        name: filter.name.as_deref(),
+                        annotations: &filter.annotations,
+                    },
+                    offset as u64,
+                    rows as u64,
+                )
+            })
+            .await?;
         Ok(WorkloadPage { items, total })
     }
 }

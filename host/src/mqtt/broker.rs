@@ -21,11 +21,19 @@ impl EmbeddedBroker {
         let addr: SocketAddr = listen
             .parse()
             .map_err(|e| fail(format!("not a socket address: {e}")))?;
-        // Bind-check first: rumqttd reports a busy port only in its own thread.
-        drop(std::net::TcpListener::bind(addr).map_err(|e| fail(e.to_string()))?);
+        // The host owns the public listener (see `relay`); rumqttd listens on
+        // a private loopback port behind it.
+        let public = std::net::TcpListener::bind(addr).map_err(|e| fail(e.to_string()))?;
+        public
+            .set_nonblocking(true)
+            .map_err(|e| fail(e.to_string()))?;
+        let addr = public.local_addr().map_err(|e| fail(e.to_string()))?;
+        let private = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| fail(format!("no private port for the broker: {e}")))?;
         let server = rumqttd::ServerSettings {
             name: "gantry-embedded".into(),
-            listen: addr,
+            listen: private,
             tls: None,
             next_connection_delay_ms: 1,
             connections: rumqttd::ConnectionSettings {
@@ -61,12 +69,29 @@ impl EmbeddedBroker {
             })
             .map_err(|e| fail(e.to_string()))?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !answers_mqtt(addr) {
+        while !answers_mqtt(private) {
             if Instant::now() > deadline {
                 return Err(fail("did not start answering MQTT within 10 s".into()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        std::thread::Builder::new()
+            .name("mqtt-relay".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(rt) => rt.block_on(async {
+                        match tokio::net::TcpListener::from_std(public) {
+                            Ok(l) => super::relay::serve(l, private).await,
+                            Err(e) => tracing::error!(error = %e, "embedded broker listener"),
+                        }
+                    }),
+                    Err(e) => tracing::error!(error = %e, "embedded broker relay runtime"),
+                }
+            })
+            .map_err(|e| fail(e.to_string()))?;
         tracing::info!(%addr, "embedded MQTT broker listening");
         Ok(EmbeddedBroker { listen: addr })
     }

@@ -94,7 +94,10 @@ impl MqttFrontend {
             .set_clean_session(false)
             .set_manual_acks(true)
             .set_max_packet_size(1 << 20, 1 << 20);
-        let (client, eventloop) = AsyncClient::new(options, 256);
+        let (client, mut eventloop) = AsyncClient::new(options, 256);
+        // Commands and their answers are small packets: without TCP_NODELAY,
+        // Nagle's algorithm holds each behind the peer's delayed ACK (40 ms).
+        eventloop.network_options.set_tcp_nodelay(true);
         let (timers_tx, timers) = mpsc::unbounded_channel();
         let link = MqttLink {
             client: client.clone(),

@@ -6,6 +6,7 @@
 
 mod broker;
 mod frontend;
+mod relay;
 
 pub use broker::EmbeddedBroker;
 pub use frontend::{MqttConnection, MqttFrontend, MqttPool};

@@ -29,6 +29,11 @@ pub struct LimitsConfig {
     /// How many warm instances a plugin keeps (pooled worlds).
     #[serde(default = "default_idle")]
     pub max_idle: usize,
+    /// A pooled instance whose linear memory grew past this many MiB (a
+    /// listing of 10,000 containers, say) is dropped after its call instead
+    /// of kept warm, so that memory goes back to the system.
+    #[serde(default = "default_retain")]
+    pub retain_memory_mib: u64,
 }
 
 fn default_call_ms() -> u64 {
@@ -41,7 +46,12 @@ fn default_reuse() -> u32 {
     1_000
 }
 fn default_idle() -> usize {
-    8
+    // As many as 32 concurrent requests find a warm instance: fewer, and
+    // instances are dropped and started again at every burst.
+    32
+}
+fn default_retain() -> u64 {
+    16
 }
 
 impl Default for LimitsConfig {
@@ -51,6 +61,7 @@ impl Default for LimitsConfig {
             memory_mib: default_memory_mib(),
             max_reuse: default_reuse(),
             max_idle: default_idle(),
+            retain_memory_mib: default_retain(),
         }
     }
 }
@@ -67,12 +78,15 @@ pub struct LimitsOverride {
     pub max_reuse: Option<u32>,
     /// See [`LimitsConfig::max_idle`].
     pub max_idle: Option<usize>,
+    /// See [`LimitsConfig::retain_memory_mib`].
+    pub retain_memory_mib: Option<u64>,
 }
 
 impl LimitsOverride {
-    /// Whether this override sets a pooling knob (`max_reuse`, `max_idle`).
+    /// Whether this override sets a pooling knob (`max_reuse`, `max_idle`,
+    /// `retain_memory_mib`).
     pub fn sets_pooling(&self) -> bool {
-        self.max_reuse.is_some() || self.max_idle.is_some()
+        self.max_reuse.is_some() || self.max_idle.is_some() || self.retain_memory_mib.is_some()
     }
 }
 
@@ -84,7 +98,13 @@ impl LimitsConfig {
             memory_mib: o.memory_mib.unwrap_or(self.memory_mib),
             max_reuse: o.max_reuse.unwrap_or(self.max_reuse),
             max_idle: o.max_idle.unwrap_or(self.max_idle),
+            retain_memory_mib: o.retain_memory_mib.unwrap_or(self.retain_memory_mib),
         }
+    }
+
+    /// How large a pooled instance's memory may be and still be kept warm, in bytes.
+    pub fn retain_bytes(&self) -> usize {
+        usize::try_from(self.retain_memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
     }
 
     /// The memory cap in bytes.
@@ -145,6 +165,8 @@ impl Guards {
 #[derive(Debug)]
 pub struct MemoryCap {
     limit: usize,
+    /// The size of the largest memory the instance has grown, in bytes.
+    grown: usize,
     /// Set when the guest asked for more than `limit`.
     pub exceeded: bool,
 }
@@ -154,6 +176,7 @@ impl MemoryCap {
     pub fn new(limit: usize) -> Self {
         Self {
             limit,
+            grown: 0,
             exceeded: false,
         }
     }
@@ -161,6 +184,11 @@ impl MemoryCap {
     /// The cap in bytes.
     pub fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// The size of the instance's largest linear memory, in bytes.
+    pub fn grown(&self) -> usize {
+        self.grown
     }
 }
 
@@ -178,6 +206,7 @@ impl ResourceLimiter for MemoryCap {
                 self.limit
             );
         }
+        self.grown = self.grown.max(desired);
         Ok(true)
     }
 
@@ -329,5 +358,17 @@ mod tests {
         assert!(cap.memory_growing(0, 1 << 19, None).expect("within cap"));
         assert!(cap.memory_growing(0, 2 << 20, None).is_err());
         assert!(cap.exceeded);
+    }
+
+    #[test]
+    fn memory_cap_remembers_the_largest_growth_it_allowed() {
+        let mut cap = MemoryCap::new(8 << 20);
+        assert!(cap.memory_growing(0, 3 << 20, None).expect("within cap"));
+        assert!(
+            cap.memory_growing(3 << 20, 5 << 20, None)
+                .expect("within cap")
+        );
+        assert!(cap.memory_growing(5 << 20, 9 << 20, None).is_err());
+        assert_eq!(cap.grown(), 5 << 20, "a refused growth is not counted");
     }
 }

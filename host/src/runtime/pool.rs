@@ -96,6 +96,7 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
         if let Some(p) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(p);
         }
+        self.metrics.instantiated();
         let mut store = Store::new(self.pre.engine(), (self.data)(self.limits.guards()));
         limits::install(&mut store);
         store.data_mut().guards().begin_call();
@@ -131,6 +132,11 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
             InstancePolicy::LongLived => (u32::MAX, 1),
         };
         if p.uses >= max_reuse {
+            return;
+        }
+        if self.policy == InstancePolicy::Pooled
+            && p.store.data_mut().guards().memory.grown() > self.limits.retain_bytes()
+        {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());

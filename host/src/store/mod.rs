@@ -253,13 +253,11 @@ impl StateStore {
 
     /// One workload.
     pub fn get(&self, id: &str) -> Result<Option<Workload>, StoreError> {
+        // Statements are cached per connection: a read parses no SQL.
         let rec: Option<String> = self
             .read()
-            .query_row(
-                "SELECT record FROM workloads WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT record FROM workloads WHERE id = ?1")?
+            .query_row(params![id], |r| r.get(0))
             .optional()?;
         Ok(rec.map(|r| serde_json::from_str(&r)).transpose()?)
     }
@@ -268,11 +266,8 @@ impl StateStore {
     pub fn find_by_name(&self, namespace: &str, name: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .read()
-            .query_row(
-                "SELECT id FROM workloads WHERE namespace = ?1 AND name = ?2",
-                params![namespace, name],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT id FROM workloads WHERE namespace = ?1 AND name = ?2")?
+            .query_row(params![namespace, name], |r| r.get(0))
             .optional()?)
     }
 
@@ -329,11 +324,9 @@ impl StateStore {
         }
         let filter = cond.join(" AND ");
         let conn = self.read();
-        let total: u64 = conn.query_row(
-            &format!("SELECT COUNT(*) FROM workloads w WHERE {filter}"),
-            params_from_iter(args.iter()),
-            |r| r.get(0),
-        )?;
+        let total: u64 = conn
+            .prepare_cached(&format!("SELECT COUNT(*) FROM workloads w WHERE {filter}"))?
+            .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
         args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         args.push(Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
         let (l, o) = (args.len() - 1, args.len());

@@ -38,6 +38,7 @@ use gantry_sdk::backend::exports::gantry::plugin::driver::{
 use gantry_sdk::backend::gantry::plugin::types::{
     ContainerState, ContainerStats, Error, LogLine, LogOptions, Resources, RestartPolicy, Timestamp,
 };
+use gantry_sdk::listing::Summaries;
 use grpc::unary;
 use spec::invalid;
 use state::{inspect_members, state_of};
@@ -176,7 +177,7 @@ impl Guest for Containerd {
             .into_iter()
             .map(|p| (p.container_id.clone(), p))
             .collect();
-        let mut out: Vec<InstanceSummary> = Vec::new();
+        let mut out = Summaries::default();
         let mut sorted: Vec<&Member> = found.iter().filter(|m| !m.is_holder()).collect();
         sorted.sort_by_key(|m| {
             m.label(labels::INDEX)
@@ -192,19 +193,9 @@ impl Guest for Containerd {
                 continue;
             };
             let state = state_of(m, tasks.get(&m.id));
-            match out
-                .iter_mut()
-                .find(|s| s.workload_id == w && s.revision == rev)
-            {
-                Some(s) => s.containers.push(state),
-                None => out.push(InstanceSummary {
-                    workload_id: w.to_string(),
-                    revision: rev,
-                    containers: vec![state],
-                }),
-            }
+            out.push(w, rev, state);
         }
-        Ok(out)
+        Ok(out.finish())
     }
 
     fn stats(r: InstanceRef, container: Option<String>) -> Result<ContainerStats, Error> {

@@ -25,6 +25,7 @@ use gantry_sdk::backend::exports::gantry::plugin::driver::{
 use gantry_sdk::backend::gantry::plugin::types::{
     ContainerState, ContainerStats, Error, LogOptions, Resources, RestartPolicy, Timestamp,
 };
+use gantry_sdk::listing::Summaries;
 use gantry_sdk::wasip2::http::types::Method;
 use mapping::labels;
 use members::{each, id, inspect_one, is_holder, label, labelled, members, targets};
@@ -176,7 +177,7 @@ impl Guest for Docker {
         let mut wanted = vec![labels::WORKLOAD.to_string()];
         wanted.extend(selector.iter().map(|(k, v)| format!("{k}={v}")));
         let list = labelled(&wanted)?;
-        let mut out: Vec<InstanceSummary> = Vec::new();
+        let mut out = Summaries::default();
         for c in list.iter().filter(|c| !is_holder(c)) {
             let (Some(w), Some(rev)) = (
                 label(c, labels::WORKLOAD),
@@ -202,19 +203,9 @@ impl Guest for Docker {
                 restart_count: 0,
                 error: None,
             };
-            match out
-                .iter_mut()
-                .find(|s| s.workload_id == w && s.revision == rev)
-            {
-                Some(s) => s.containers.push(state),
-                None => out.push(InstanceSummary {
-                    workload_id: w.to_string(),
-                    revision: rev,
-                    containers: vec![state],
-                }),
-            }
+            out.push(w, rev, state);
         }
-        Ok(out)
+        Ok(out.finish())
     }
 
     fn stats(r: InstanceRef, container: Option<String>) -> Result<ContainerStats, Error> {

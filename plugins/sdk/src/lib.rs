@@ -58,6 +58,9 @@ pub mod labels {
 #[cfg(feature = "http-frontend")]
 pub mod http;
 
+#[cfg(feature = "backend")]
+pub mod listing;
+
 #[cfg(all(feature = "backend", feature = "scheduler"))]
 compile_error!(
     "features `backend` and `scheduler` both export `driver`: enable one per plugin build"
