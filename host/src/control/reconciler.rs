@@ -9,9 +9,10 @@ use super::health::Reachability;
 use super::{BackendHealth, Deployer, Records};
 use crate::bindings::types::{
     ContainerState, ContainerStatus, DesiredState, Error, EventKind, RestartKind, Timestamp,
-    Workload, WorkloadPhase,
+    WorkloadPhase,
 };
 use crate::driver::{Driver, DriverError, InstanceRef};
+use crate::store::RecordHead;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,14 +120,14 @@ impl Reconciler {
         // each list every deployment on it: those of the others are not
         // orphans, and their own backend's resync tends them.
         let runtime = self.deployer.bottom(backend);
-        let (records, neighbours): (HashMap<String, Workload>, HashMap<String, Workload>) = self
-            .records
-            .with_store(|s| s.all(None))
-            .await?
-            .into_iter()
-            .filter(|w| self.deployer.bottom(&w.backend) == runtime)
-            .map(|w| (w.id.clone(), w))
-            .partition(|(_, w)| w.backend == backend);
+        let (records, neighbours): (HashMap<String, RecordHead>, HashMap<String, RecordHead>) =
+            self.records
+                .with_store(|s| s.heads())
+                .await?
+                .into_iter()
+                .filter(|w| self.deployer.bottom(&w.backend) == runtime)
+                .map(|w| (w.id.clone(), w))
+                .partition(|(_, w)| w.backend == backend);
         let mut present = HashSet::new();
         let mut listed: HashMap<String, Vec<ContainerState>> = HashMap::new();
         for s in found {
@@ -153,7 +154,11 @@ impl Reconciler {
         for w in records.into_values() {
             if w.desired == DesiredState::Deleted {
                 // The host died mid-delete: finish it.
-                if driver.remove(Deployer::instance(&w), true).await.is_ok() {
+                let r = InstanceRef {
+                    workload_id: w.id.clone(),
+                    revision: w.revision,
+                };
+                if driver.remove(r, true).await.is_ok() {
                     self.records.remove(&w.id).await?;
                 }
                 continue;
@@ -325,7 +330,7 @@ fn elapsed_since(t: Timestamp) -> Duration {
 /// the desired state wants it (running, stopped or paused). Anything else —
 /// a container that exited under `running`, one missing, a deploy in
 /// progress — is reconciled (inspected) as before.
-fn settled(w: &Workload, listed: Option<&[ContainerState]>) -> bool {
+fn settled(w: &RecordHead, listed: Option<&[ContainerState]>) -> bool {
     use crate::bindings::types::ContainerStatus as S;
     let Some(listed) = listed else { return false };
     if w.phase == WorkloadPhase::Deploying || listed.len() != w.containers.len() {
@@ -348,6 +353,7 @@ fn settled(w: &Workload, listed: Option<&[ContainerState]>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bindings::types::Workload;
 
     #[test]
     fn backoff_grows_and_caps() {
@@ -394,18 +400,22 @@ mod tests {
             message: None,
         };
         let running = [state("b", S::Running), state("a", S::Running)];
-        assert!(settled(&w, Some(&running)));
-        assert!(!settled(&w, None), "not listed");
+        let head = |w: &Workload| RecordHead::from(w);
+        assert!(settled(&head(&w), Some(&running)));
+        assert!(!settled(&head(&w), None), "not listed");
         let exited = [state("a", S::Running), state("b", S::Exited)];
-        assert!(!settled(&w, Some(&exited)), "exited under `running`");
-        assert!(!settled(&w, Some(&running[..1])), "one missing");
+        assert!(!settled(&head(&w), Some(&exited)), "exited under `running`");
+        assert!(!settled(&head(&w), Some(&running[..1])), "one missing");
         w.phase = WorkloadPhase::Deploying;
-        assert!(!settled(&w, Some(&running)), "a deploy in progress");
+        assert!(!settled(&head(&w), Some(&running)), "a deploy in progress");
         w.phase = WorkloadPhase::Stopped;
         w.desired = DesiredState::Stopped;
         w.containers = vec![state("a", S::Exited), state("b", S::Exited)];
         let stopped = [state("a", S::Exited), state("b", S::Exited)];
-        assert!(settled(&w, Some(&stopped)));
-        assert!(!settled(&w, Some(&running)), "running under `stopped`");
+        assert!(settled(&head(&w), Some(&stopped)));
+        assert!(
+            !settled(&head(&w), Some(&running)),
+            "running under `stopped`"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! plane acknowledges the call that caused it, so a `kill -9` loses nothing
 //! that was acknowledged.
 
-use crate::bindings::types::{Revision, Workload};
+use crate::bindings::types::{ContainerStatus, DesiredState, Revision, Workload, WorkloadPhase};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use std::sync::Mutex;
@@ -34,6 +34,54 @@ pub struct Selection<'a> {
     pub name: Option<&'a str>,
     /// Only carrying every one of these annotations.
     pub annotations: &'a [(String, String)],
+}
+
+/// What a resync reads of every record: enough to compare it with a
+/// backend's listing. Decoded from the stored record without its spec, so
+/// reading 10,000 of them allocates a fraction of what whole records would.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct RecordHead {
+    /// Workload id.
+    pub id: String,
+    /// The backend it is placed on.
+    pub backend: String,
+    /// Current revision.
+    pub revision: u32,
+    /// Desired state.
+    pub desired: DesiredState,
+    /// Phase.
+    pub phase: WorkloadPhase,
+    /// Its containers' names and statuses as last observed.
+    pub containers: Vec<ContainerHead>,
+}
+
+/// A container's name and status, in a [`RecordHead`].
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ContainerHead {
+    /// Name within the workload.
+    pub name: String,
+    /// Last observed status.
+    pub status: ContainerStatus,
+}
+
+impl From<&Workload> for RecordHead {
+    fn from(w: &Workload) -> Self {
+        RecordHead {
+            id: w.id.clone(),
+            backend: w.backend.clone(),
+            revision: w.revision,
+            desired: w.desired,
+            phase: w.phase,
+            containers: w
+                .containers
+                .iter()
+                .map(|c| ContainerHead {
+                    name: c.name.clone(),
+                    status: c.status,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Replace a workload's record and its annotation rows (inside the caller's transaction).
@@ -271,16 +319,22 @@ impl StateStore {
             .optional()?)
     }
 
-    /// Workloads, newest first, optionally of one owner.
-    pub fn all(&self, owner: Option<&str>) -> Result<Vec<Workload>, StoreError> {
+    /// The head of every record.
+    pub fn heads(&self) -> Result<Vec<RecordHead>, StoreError> {
         let conn = self.read();
-        let mut stmt = conn.prepare(
-            "SELECT record FROM workloads WHERE (?1 IS NULL OR owner = ?1) ORDER BY created_s DESC, created_ns DESC, id",
-        )?;
-        let rows = stmt.query_map(params![owner], |r| r.get::<_, String>(0))?;
+        let mut stmt = conn.prepare_cached("SELECT record FROM workloads")?;
+        let mut rows = stmt.query([])?;
         let mut out = Vec::new();
-        for row in rows {
-            out.push(serde_json::from_str(&row?)?);
+        while let Some(row) = rows.next()? {
+            // Borrowed text: the record is parsed where SQLite holds it.
+            let text = row.get_ref(0)?.as_str().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?;
+            out.push(serde_json::from_str(text)?);
         }
         Ok(out)
     }

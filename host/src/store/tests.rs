@@ -1,5 +1,7 @@
 use super::*;
-use crate::bindings::types::{DesiredState, Timestamp, WorkloadPhase, WorkloadSpec};
+use crate::bindings::types::{
+    ContainerState, ContainerStatus, DesiredState, Timestamp, WorkloadPhase, WorkloadSpec,
+};
 
 fn workload(
     n: i64,
@@ -154,4 +156,32 @@ fn a_store_written_before_the_annotations_table_is_indexed_once() {
         ..Selection::default()
     };
     assert_eq!(s.page(&sel, 0, 10).expect("page").1, 1);
+}
+
+#[test]
+fn heads_read_what_a_resync_compares() {
+    let store = StateStore::open(":memory:").expect("store");
+    let (mut w, r) = workload(1, "alice", "", &[]);
+    store.insert(&w, &r).expect("insert");
+    w.revision = 2;
+    w.phase = WorkloadPhase::Deployed;
+    w.containers = vec![ContainerState {
+        name: "main".into(),
+        runtime_id: Some("r1".into()),
+        status: ContainerStatus::Running,
+        pid: Some(7),
+        exit_code: None,
+        started_at: None,
+        finished_at: None,
+        oom_killed: false,
+        restart_count: 0,
+        error: None,
+    }];
+    store.save(&w).expect("save");
+    let (other, r2) = workload(2, "bob", "ns", &[]);
+    store.insert(&other, &r2).expect("insert");
+    let mut heads = store.heads().expect("heads");
+    heads.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(heads, vec![RecordHead::from(&w), RecordHead::from(&other)]);
+    assert_eq!(heads[0].containers[0].status, ContainerStatus::Running);
 }

@@ -139,14 +139,31 @@ pub(crate) fn cap_cpu(workload: &str, cpu: f64, host: Option<f64>) -> f64 {
     }
 }
 
-/// Create one container named `name`; its id.
-fn create_one(name: &str, body: &ContainerCreateBody) -> Result<String, Error> {
-    let value = serde_json::to_value(body).map_err(|e| Error::Internal(e.to_string()))?;
-    let resp = call(
-        Method::Post,
-        &format!("/containers/create?name={}", enc(name)),
-        Some(&value),
-    )?;
+/// Create one container named `name` for `workload`; its id. The engine is
+/// asked first and the rare cases handled when it refuses, as the Docker
+/// CLI does: an image it does not have is pulled, and a CPU limit above the
+/// host's CPUs is capped (Docker refuses those; they are no limit at all).
+/// The common create is then one engine call, not three.
+fn create_one(workload: &str, name: &str, body: &ContainerCreateBody) -> Result<String, Error> {
+    let resp = post_create(name, body)?;
+    let resp = match resp.status {
+        404 if resp.message().contains("No such image") => {
+            let image = body.image.as_deref().unwrap_or_default();
+            ensure_image(workload, image)?;
+            post_create(name, body)?
+        }
+        400 if resp.message().contains("Range of CPUs") => {
+            let mut capped = body.clone();
+            if let Some(h) = capped.host_config.as_mut()
+                && let Some(nano) = h.nano_cpus
+            {
+                let cpu = cap_cpu(workload, nano as f64 / 1e9, host_cpus());
+                h.nano_cpus = Some((cpu * 1e9).round() as i64);
+            }
+            post_create(name, &capped)?
+        }
+        _ => resp,
+    };
     if resp.status != 201 {
         return Err(error(&resp, &format!("creating {name}")));
     }
@@ -157,8 +174,25 @@ fn create_one(name: &str, body: &ContainerCreateBody) -> Result<String, Error> {
         .ok_or_else(|| Error::Backend("create answered without an Id".into()))
 }
 
+fn post_create(name: &str, body: &ContainerCreateBody) -> Result<crate::engine::Response, Error> {
+    let value = serde_json::to_value(body).map_err(|e| Error::Internal(e.to_string()))?;
+    call(
+        Method::Post,
+        &format!("/containers/create?name={}", enc(name)),
+        Some(&value),
+    )
+}
+
 /// Whether the storage driver can enforce a writable-layer size (overlay2 on xfs with pquota).
+/// Asked once per instance: `/info` is among the engine's slowest calls,
+/// and a storage driver changes only with a daemon restart (an instance
+/// lives for at most `limits.max_reuse` calls).
 pub(crate) fn storage_enforced() -> bool {
+    static ENFORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENFORCED.get_or_init(ask_storage_enforced)
+}
+
+fn ask_storage_enforced() -> bool {
     let Ok(resp) = call(Method::Get, "/info", None) else {
         return false;
     };
@@ -188,13 +222,7 @@ pub(crate) fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>,
             },
         ));
     }
-    for c in &d.spec.containers {
-        ensure_image(&d.workload_id, &c.image)?;
-    }
     let holder_process = mapping::needs_holder(d).then(|| holder_process(d));
-    if let Some((image, _)) = &holder_process {
-        ensure_image(&d.workload_id, image)?;
-    }
     let wants_storage = d
         .spec
         .containers
@@ -210,30 +238,23 @@ pub(crate) fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>,
             ),
         );
     }
-    let mut d = d.clone();
-    if d.spec.containers.iter().any(|c| c.resources.cpu.is_some()) {
-        let host = host_cpus();
-        for c in &mut d.spec.containers {
-            c.resources.cpu = c
-                .resources
-                .cpu
-                .map(|cpu| cap_cpu(&d.workload_id, cpu, host));
-        }
-    }
-    let d = &d;
     let mut created: Vec<String> = Vec::new();
     let mut holder: Option<String> = None;
     let result = (|| -> Result<(), Error> {
         if let Some((image, command)) = holder_process {
             let body = mapping::holder_body(d, &image, command);
-            let id = create_one(&mapping::holder_name(&d.name, d.revision), &body)?;
+            let id = create_one(
+                &d.workload_id,
+                &mapping::holder_name(&d.name, d.revision),
+                &body,
+            )?;
             created.push(id.clone());
             holder = Some(id);
         }
         for i in 0..d.spec.containers.len() {
             let body = mapping::create_body(d, i, holder.as_deref(), enforce);
             let name = mapping::container_name(&d.name, d.revision, &d.spec.containers[i].name);
-            created.push(create_one(&name, &body)?);
+            created.push(create_one(&d.workload_id, &name, &body)?);
         }
         Ok(())
     })();
