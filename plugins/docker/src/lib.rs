@@ -28,7 +28,7 @@ use gantry_sdk::backend::gantry::plugin::types::{
 use gantry_sdk::listing::Summaries;
 use gantry_sdk::wasip2::http::types::Method;
 use mapping::labels;
-use members::{each, id, inspect_one, is_holder, label, labelled, members, targets};
+use members::{Listed, each, id, inspect_one, is_holder, label, labelled_as, members, targets};
 use serde_json::json;
 
 struct Docker;
@@ -176,25 +176,23 @@ impl Guest for Docker {
     fn list(selector: Vec<(String, String)>) -> Result<Vec<InstanceSummary>, Error> {
         let mut wanted = vec![labels::WORKLOAD.to_string()];
         wanted.extend(selector.iter().map(|(k, v)| format!("{k}={v}")));
-        let list = labelled(&wanted)?;
+        let list: Vec<Listed> = labelled_as(&wanted)?;
         let mut out = Summaries::default();
-        for c in list.iter().filter(|c| !is_holder(c)) {
+        for c in list
+            .iter()
+            .filter(|c| c.label(labels::ROLE) != Some(labels::HOLDER))
+        {
             let (Some(w), Some(rev)) = (
-                label(c, labels::WORKLOAD),
-                label(c, labels::REVISION).and_then(|r| r.parse::<u32>().ok()),
+                c.label(labels::WORKLOAD),
+                c.label(labels::REVISION)
+                    .and_then(|r| r.parse::<u32>().ok()),
             ) else {
                 continue;
             };
             let state = ContainerState {
-                name: label(c, labels::CONTAINER).unwrap_or("").to_string(),
-                runtime_id: c.id.clone(),
-                status: mapping::status(
-                    c.state
-                        .as_ref()
-                        .map(|s| s.to_string())
-                        .as_deref()
-                        .unwrap_or(""),
-                ),
+                name: c.label(labels::CONTAINER).unwrap_or("").to_string(),
+                runtime_id: Some(c.id.clone()),
+                status: mapping::status(&c.state),
                 pid: None,
                 exit_code: None,
                 started_at: None,

@@ -8,8 +8,35 @@ use gantry_sdk::backend::gantry::plugin::types::Error;
 use gantry_sdk::wasip2::http::types::Method;
 use serde_json::json;
 
+/// A container as `driver.list` needs it: the engine's summary, less
+/// everything it does not read (ports, mounts, networks...), which a
+/// listing of 10,000 containers would otherwise decode for nothing.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct Listed {
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "State", default)]
+    pub state: String,
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<std::collections::HashMap<String, String>>,
+}
+
+impl Listed {
+    /// The value of label `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.as_ref()?.get(key).map(String::as_str)
+    }
+}
+
 /// Containers carrying every one of `labels` (`key` or `key=value`), stopped ones included.
 pub(crate) fn labelled(labels: &[String]) -> Result<Vec<ContainerSummary>, Error> {
+    labelled_as(labels)
+}
+
+/// [`labelled`], decoded as `T`.
+pub(crate) fn labelled_as<T: serde::de::DeserializeOwned>(
+    labels: &[String],
+) -> Result<Vec<T>, Error> {
     let filters = json!({ "label": labels });
     let resp = call(
         Method::Get,
