@@ -10,7 +10,7 @@
 use anyhow::{Context, Result, bail};
 use gantry::bindings::types::RestartKind;
 use gantry_tests::api::Api;
-use gantry_tests::bench::{Row, Samples, count, report_with, smoke};
+use gantry_tests::bench::{Row, Samples, count, report_with, rss_mib, smoke};
 use gantry_tests::mqtt::TestClient;
 use gantry_tests::rpc::{Rpc, busybox, frontends, workload};
 use serde_json::json;
@@ -48,19 +48,6 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
     let ticks: f64 =
         f.get(11).context("utime")?.parse::<f64>()? + f.get(12).context("stime")?.parse::<f64>()?;
     Ok(ticks / 100.0)
-}
-
-fn rss_mib(pid: u32) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .context("VmRSS")?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?;
-    Ok(kb / 1024.0)
 }
 
 /// `KANTO_CREATES` stopped containers created through Kanto, one after another.

@@ -4,8 +4,8 @@
 //! against the same host with no plugins, measured in the same run; and
 //! the idle RSS of the six-plugin host. Run by `cargo xtask bench`.
 
-use anyhow::{Context, Result, bail};
-use gantry_tests::bench::{Row, Samples, count, report_with};
+use anyhow::{Result, bail};
+use gantry_tests::bench::{Row, Samples, count, report_with, rss_mib};
 use gantry_tests::config::ConfigBuilder;
 use gantry_tests::plugins::{self, gantry_bin};
 use std::path::Path;
@@ -17,16 +17,7 @@ const LIMIT: Duration = Duration::from_secs(300);
 
 /// The six-plugin config; `{port}` and `{dir}` left to substitute.
 fn six_plugins(mqtt: u16) -> String {
-    ConfigBuilder::new("bench-serve-start")
-        .resync_seconds(3600)
-        .http_frontend("rpc", &plugins::control_rpc(), "/rpc")
-        .http_frontend("rest", &plugins::rest(), "/v1")
-        .http_frontend_with(
-            "arm",
-            &plugins::arm(),
-            "prefix = \"/subscriptions\", extra_prefixes = [\"/providers\"]",
-            "",
-        )
+    gantry_tests::rpc::frontends("bench-serve-start", 3600, 10_000)
         .mqtt_frontend(
             "kanto",
             &plugins::kanto(),
@@ -82,19 +73,6 @@ fn start(dir: &Path, config: &str) -> Result<(Duration, Child)> {
 fn stop(mut child: Child) {
     let _ = child.kill();
     let _ = child.wait();
-}
-
-fn rss_mib(pid: u32) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .context("VmRSS")?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()?;
-    Ok(kb / 1024.0)
 }
 
 fn main() -> Result<()> {

@@ -179,6 +179,20 @@ pub fn report_with(
     Ok(())
 }
 
+/// Resident memory of process `pid`, in MiB.
+pub fn rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS for pid {pid}"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kb / 1024.0)
+}
+
 /// Longest a single create may take before a benchmark gives up.
 pub const CREATE_LIMIT: Duration = Duration::from_secs(60);
 

@@ -11,7 +11,7 @@ use crate::bindings::types::{
     ContainerState, ContainerStatus, DesiredState, Error, EventKind, RestartKind, Timestamp,
     WorkloadPhase,
 };
-use crate::driver::{Driver, DriverError, InstanceRef};
+use crate::driver::{Driver, DriverError, InstanceRef, RuntimeAction};
 use crate::store::RecordHead;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -93,7 +93,9 @@ impl Reconciler {
                     let mut touched = HashSet::new();
                     for ev in events {
                         since = Some(ev.at);
-                        touched.insert(ev.workload_id);
+                        if changes_state(ev.action) {
+                            touched.insert(ev.workload_id);
+                        }
                     }
                     for id in touched {
                         if let Err(e) = self.reconcile(&id).await {
@@ -325,6 +327,15 @@ fn elapsed_since(t: Timestamp) -> Duration {
     d.saturating_sub(Duration::from_nanos(u64::from(t.nanoseconds)))
 }
 
+/// Whether an event can change what a workload's record says. A container
+/// created (the host's own create already recorded it) or renamed, an exec,
+/// an attach... does not: reconciling on those would inspect the workload
+/// for nothing, and an inspect lists by label, which costs the runtime more
+/// the more containers it holds.
+fn changes_state(action: RuntimeAction) -> bool {
+    !matches!(action, RuntimeAction::Created | RuntimeAction::Other)
+}
+
 /// Whether a workload needs no reconciling: the backend's listing shows
 /// every container in the status its record holds, and that status is where
 /// the desired state wants it (running, stopped or paused). Anything else —
@@ -354,6 +365,23 @@ fn settled(w: &RecordHead, listed: Option<&[ContainerState]>) -> bool {
 mod tests {
     use super::*;
     use crate::bindings::types::Workload;
+
+    #[test]
+    fn only_events_that_can_change_a_record_are_reconciled() {
+        use RuntimeAction as A;
+        for a in [
+            A::Started,
+            A::Exited,
+            A::OomKilled,
+            A::Paused,
+            A::Resumed,
+            A::Removed,
+        ] {
+            assert!(changes_state(a), "{a:?}");
+        }
+        assert!(!changes_state(A::Created));
+        assert!(!changes_state(A::Other));
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

@@ -125,6 +125,8 @@ pub fn watch(since: Option<Timestamp>, wait_ms: u32) -> Result<Vec<RuntimeEvent>
     // back: what happens in between is seen twice at worst, never lost.
     let pending =
         crate::grpc::start_call("/containerd.services.events.v1.Events/Subscribe", &request)?;
+    // Where the look-backs start: the last event the host saw, or now.
+    let look_back = since.unwrap_or_else(crate::clock::now);
     let mut events = match since {
         Some(s) => missed_exits(s)?,
         None => Vec::new(),
@@ -156,6 +158,21 @@ pub fn watch(since: Option<Timestamp>, wait_ms: u32) -> Result<Vec<RuntimeEvent>
             }
         }
         events.extend(event_of(m, action, code, at));
+    }
+    // The subscription takes effect when containerd gets to it, which may
+    // be after the look-back above ran: an exit in between reaches neither.
+    // Looking back once more at the end closes that gap (a task that exited
+    // stays listed, stopped, until it is deleted).
+    for e in missed_exits(look_back)? {
+        let seen = events.iter().any(|x| {
+            x.action == RuntimeAction::Exited
+                && x.workload_id == e.workload_id
+                && x.container == e.container
+                && (x.at.seconds, x.at.nanoseconds) == (e.at.seconds, e.at.nanoseconds)
+        });
+        if !seen {
+            events.push(e);
+        }
     }
     events.sort_by_key(|e| (e.at.seconds, e.at.nanoseconds));
     Ok(events)

@@ -48,7 +48,17 @@ pub fn list() -> GrpcResult<Vec<Process>> {
         "/containerd.services.tasks.v1.Tasks/List",
         &ListTasksRequest::default(),
     )?;
-    Ok(r.tasks)
+    // Tasks.List names each task by `id` (a task's id is its container's)
+    // and leaves `container_id` empty: fill it, so callers read one field.
+    Ok(r.tasks
+        .into_iter()
+        .map(|mut p| {
+            if p.container_id.is_empty() {
+                p.container_id = p.id.clone();
+            }
+            p
+        })
+        .collect())
 }
 
 /// Where the container's output goes: the gantry logger (`binary://`, config
