@@ -97,7 +97,7 @@ async fn native_list(State(n): State<Arc<Native>>, headers: HeaderMap) -> Respon
 }
 
 /// The host (REST frontend, Docker backend) and the native routes on one listener.
-async fn serve(dir: &std::path::Path) -> Result<(SocketAddr, Arc<ControlPlane>, Verifier)> {
+async fn serve(dir: &std::path::Path) -> Result<(SocketAddr, Arc<Native>)> {
     let text = frontends("bench-rest-get", 3600, 10_000)
         .docker_backend()
         .build()
@@ -113,17 +113,18 @@ async fn serve(dir: &std::path::Path) -> Result<(SocketAddr, Arc<ControlPlane>, 
         axum::Router::new()
             .route("/native/containers", get(native_list))
             .route("/native/containers/{id}", get(native_get))
-            .with_state(native),
+            .with_state(native.clone()),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((addr, host.control, Verifier::from_config(&config.auth)?))
+    Ok((addr, native))
 }
 
 async fn run() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let (addr, control, verifier) = serve(dir.path()).await?;
+    let (addr, native) = serve(dir.path()).await?;
+    let (control, verifier) = (&native.control, &native.verifier);
     let owner = "bench-owner";
     let token = verifier.mint(owner, &["USER".to_string()], 3600, "")?;
     let caller = verifier.verify(&token).map_err(anyhow::Error::msg)?;

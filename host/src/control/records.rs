@@ -37,12 +37,6 @@ impl Records {
         }
     }
 
-    /// The state store, for calls made at start-up or already off the
-    /// async workers; requests go through [`Self::with_store`].
-    pub fn store(&self) -> &StateStore {
-        &self.store
-    }
-
     /// Run `f` on the state store on a blocking thread.
     pub async fn with_store<T: Send + 'static>(
         &self,
