@@ -213,7 +213,7 @@ fn bad_requests_get_cloud_errors_and_create_nothing() {
             "g1",
             with(
                 "/properties/containers/0/properties/resources",
-                json!({"requests": {"cpu": 1, "memoryInGB": 1, "gpu": {"count": 1, "sku": "H100"}}}),
+                json!({"requests": {"cpu": 1, "memoryInGB": 1, "gpu": {"count": 1, "sku": "B200"}}}),
             ),
             "InvalidRequestContent",
             "properties.containers[0].properties.resources.requests.gpu.sku",

@@ -139,7 +139,7 @@ fn check_accepts_a_fitting_plugin() {
     let (code, out) = gantry(&["check", "--config", &cfg]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("ok      fx (gantry:plugin/http-frontend@0.1.1)"),
+        out.contains("ok      fx (gantry:plugin/http-frontend@0.1.2)"),
         "{out}"
     );
 }

@@ -4,9 +4,9 @@
 //! profile never silently changes what runs.
 
 use crate::capability::config::PluginTable;
-use crate::capability::devices::DevicesConfig;
 use crate::capability::filesystem::ReadDirs;
 use crate::capability::outgoing_http::{self, EndpointGrants};
+use crate::gpu::DevicesConfig;
 use crate::mqtt::MqttBinding;
 use crate::plugin::World;
 use crate::runtime::limits::{LimitsConfig, LimitsOverride};

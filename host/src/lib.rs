@@ -7,7 +7,8 @@
 //!
 //! - [`bindings`], [`model`], [`metrics`]: the WIT vocabulary, helpers, counters;
 //! - [`runtime`]: the generic Wasm runtime (engine, cache, checks, pools, guards);
-//! - [`store`], [`secrets`], [`driver`]: state, secret redaction, the backend contract;
+//! - [`store`], [`secrets`], [`driver`], [`gpu`]: state, secret redaction, the
+//!   backend contract, the GPU inventory;
 //! - [`control`]: the control plane (records, lifecycle, reconciler, health);
 //! - [`capability`]: one module per WIT import the host provides to plugins;
 //! - [`plugin`]: worlds as lists of capabilities, the store data, the adapters
@@ -22,6 +23,7 @@ pub mod capability;
 pub mod config;
 pub mod control;
 pub mod driver;
+pub mod gpu;
 pub mod ingress;
 pub mod metrics;
 pub mod model;

@@ -31,6 +31,13 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Print the GPU inventory as JSON: where it comes from (NVML or the
+    /// config's `[devices]`), versions, and each GPU with its health.
+    Devices {
+        /// Config file (TOML); the embedded dev profile when absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Mint a dev JWT with the configured HS256 secret.
     Token {
         /// Subject (user id).
@@ -128,6 +135,12 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
             } else {
                 std::process::ExitCode::FAILURE
             })
+        }
+        Command::Devices { config } => {
+            let config = load(config)?;
+            let inventory = gantry::gpu::Inventory::discover(&config.devices);
+            println!("{}", serde_json::to_string_pretty(&inventory.report())?);
+            Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Token {
             sub,

@@ -3,7 +3,7 @@
 //! comes back with a blanked secret keeps the value stored for it.
 
 use crate::bindings::gantry::plugin::control::{RevisionPage, WorkloadPage};
-use crate::bindings::types::{ContainerStats, Workload, WorkloadSpec};
+use crate::bindings::types::{ContainerStats, GpuAssignment, Workload, WorkloadSpec};
 
 /// A value that may carry secrets, made safe to return to a plugin.
 pub trait Redact {
@@ -43,6 +43,12 @@ impl Redact for RevisionPage {
 }
 
 impl Redact for ContainerStats {
+    fn redact(self) -> Self {
+        self
+    }
+}
+
+impl Redact for Vec<GpuAssignment> {
     fn redact(self) -> Self {
         self
     }

@@ -4,13 +4,13 @@
 //! that order (each needs the one before).
 
 use crate::auth::Verifier;
-use crate::bindings::types::GpuDevice;
 use crate::capability::config::{ConfigCtx, PluginTable};
-use crate::capability::devices;
 use crate::capability::outgoing_http::{EndpointGrants, EndpointRouter};
 use crate::config::{Config, PluginTableRef};
-use crate::control::{ControlPlane, Placement};
+use crate::control::gpus::GpuLedger;
+use crate::control::{ControlPlane, EventBus, Placement, Records};
 use crate::driver::Driver;
+use crate::gpu::Inventory;
 use crate::ingress::{self, Ingress};
 use crate::metrics::Metrics;
 use crate::mqtt::MqttFrontend;
@@ -128,6 +128,7 @@ pub struct Host {
     router: axum::Router,
     listen: String,
     resync: Duration,
+    gpu_health: Duration,
 }
 
 /// Build a host from config. Plugins that are missing or do not fit are
@@ -146,8 +147,22 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         }
     }
     let metrics = Metrics::new();
-    let inventory: Arc<[GpuDevice]> = devices::inventory(&config.devices).into();
-    let gpu_models = devices::models(&inventory);
+    let inventory = Arc::new(Inventory::discover(&config.devices));
+    match inventory.fallback_reason() {
+        None => tracing::info!(
+            gpus = inventory.snapshot().len(),
+            "GPU inventory read through NVML"
+        ),
+        Some(why) => tracing::info!(
+            gpus = inventory.snapshot().len(),
+            nvml = why,
+            "GPU inventory declared in config"
+        ),
+    }
+    let store = StateStore::open(&config.server.state)
+        .with_context(|| format!("opening state {}", config.server.state))?;
+    let records = Arc::new(Records::new(store, Arc::new(EventBus::new())));
+    let ledger = Arc::new(GpuLedger::new(records.clone(), inventory.clone()));
     let setup = |name: &str,
                  table: &PluginTable,
                  endpoints: &EndpointGrants|
@@ -155,7 +170,6 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         let mut s = PluginSetup::new(name, ConfigCtx::from_table(table));
         s.router = EndpointRouter::from_grants(endpoints)
             .map_err(|e| anyhow::anyhow!("plugin `{name}`: {e}"))?;
-        s.devices = inventory.clone();
         Ok(s)
     };
     // Backends in stacking order: a scheduler is built once its downstream is
@@ -186,6 +200,10 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
                 World::Backend
             };
             let mut s = setup(&b.name, &b.config, &b.endpoints)?;
+            s.devices = Some(inventory.clone());
+            if downstream.is_some() {
+                s.allocations = Some(ledger.clone());
+            }
             s.downstream = downstream;
             b.read_dirs.prepare().map_err(|e| {
                 anyhow::anyhow!("backend `{}`: cannot create its read_dirs: {e}", b.name)
@@ -219,8 +237,6 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         pending = waiting;
     }
 
-    let store = StateStore::open(&config.server.state)
-        .with_context(|| format!("opening state {}", config.server.state))?;
     let placement = Placement {
         default: config.placement_for(false).map(str::to_string),
         gpu: config.placement_for(true).map(str::to_string),
@@ -230,7 +246,7 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
             .filter_map(|b| Some((b.name.clone(), b.downstream.clone()?)))
             .collect(),
     };
-    let control = ControlPlane::new(store, drivers, placement, gpu_models)?;
+    let control = ControlPlane::new(records, drivers, placement, ledger)?;
 
     let mut frontends = Vec::new();
     for f in &config.frontends {
@@ -287,6 +303,7 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         router,
         listen: config.server.listen.clone(),
         resync: Duration::from_secs(config.server.resync_seconds.max(1)),
+        gpu_health: Duration::from_millis(config.devices.health_interval_ms.max(100)),
     })
 }
 
@@ -328,6 +345,7 @@ impl Host {
             .with_context(|| format!("binding {}", self.listen))?;
         tracing::info!(listen = %listener.local_addr()?, "gantry serving");
         self.control.reconciler().spawn(self.resync);
+        tokio::spawn(self.control.ledger().clone().watch_health(self.gpu_health));
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown())
             .await?;

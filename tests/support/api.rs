@@ -11,7 +11,7 @@ use std::time::Duration;
 pub struct Api {
     /// The gantry process.
     pub g: Gantry,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     /// The HTTP client.
     pub http: Client,
 }
@@ -29,16 +29,26 @@ impl Api {
 
     /// Start gantry on `config` (`{port}` and `{dir}` substituted) in a fresh temp dir.
     pub fn start_with(config: &str) -> Api {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(tempfile::tempdir().expect("tempdir"), config)
+    }
+
+    /// Start gantry on `config` in `dir`, which the caller has prepared
+    /// (and which lives as long as the returned [`Api`]).
+    pub fn start_in(dir: tempfile::TempDir, config: &str) -> Api {
         let g = Gantry::start_in(dir.path(), config);
         Api {
             g,
-            _dir: dir,
+            dir,
             http: Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
                 .expect("client"),
         }
+    }
+
+    /// The directory gantry runs in (`{dir}` in its config).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// A token for `sub` with one role.

@@ -78,6 +78,11 @@ pub fn docker() -> PathBuf {
     wasm("gantry-docker")
 }
 
+/// The GPU scheduler plugin.
+pub fn gpu_scheduler() -> PathBuf {
+    wasm("gantry-gpu-scheduler")
+}
+
 /// The control-rpc fixture frontend (`control` as JSON).
 pub fn control_rpc() -> PathBuf {
     wasm("fixture-control-rpc")

@@ -124,10 +124,18 @@ impl Runtimes {
     /// The containers dockerd holds for a workload (any revision, stopped ones
     /// included), read with bollard: an independent view of the engine.
     pub fn containers_of(&self, workload_id: &str) -> Vec<bollard::models::ContainerSummary> {
-        let filters = std::collections::HashMap::from([(
-            "label".to_string(),
-            vec![format!("io.gantry.workload={workload_id}")],
-        )]);
+        self.containers_where("label", &format!("io.gantry.workload={workload_id}"))
+    }
+
+    /// The containers dockerd holds that match one list filter (`name`
+    /// matches a part of the name), stopped ones included.
+    pub fn containers_where(
+        &self,
+        filter: &str,
+        value: &str,
+    ) -> Vec<bollard::models::ContainerSummary> {
+        let filters =
+            std::collections::HashMap::from([(filter.to_string(), vec![value.to_string()])]);
         let options = bollard::query_parameters::ListContainersOptions {
             all: true,
             filters: Some(filters),

@@ -9,6 +9,7 @@ pub const WASM_LIBS: &[(&str, &str)] = &[
     ("gantry-arm", "gantry_arm"),
     ("gantry-kanto", "gantry_kanto"),
     ("gantry-containerd", "gantry_containerd"),
+    ("gantry-gpu-scheduler", "gantry_gpu_scheduler"),
     ("fixture-misbehave", "fixture_misbehave"),
     ("fixture-control-rpc", "fixture_control_rpc"),
     ("fixture-compat-0-1-0", "fixture_compat_0_1_0"),

@@ -142,8 +142,16 @@ fn build_wasm() -> Result<()> {
     run(&mut c)
 }
 
+/// Plugins whose native unit tests and lints run one package at a time
+/// (outside the default members: their SDK world feature would be unified
+/// with the backends').
+const ALONE: &[&str] = &["gantry-gpu-scheduler"];
+
 /// Run the test suite with one set of runtimes shared by every test binary.
 fn test_with_runtimes(extra: &[String]) -> Result<()> {
+    for p in ALONE {
+        run(cargo().args(["test", "-p", p]))?;
+    }
     run(cargo().args([
         "build",
         "-p",
@@ -183,12 +191,14 @@ const BENCHES: &[&str] = &[
     "bench-docker-create",
     "bench-containerd-create",
     "bench-kanto",
+    "bench-gpu-placement",
     "bench-list-scale",
 ];
 
-/// Benchmarks that host gantry in their own process: built in release for
-/// a full run, so the host they measure is the release one.
-const IN_PROCESS: &[&str] = &["bench-rest-get"];
+/// Benchmarks that measure code in their own process (an in-process host,
+/// the placement policy): built in release for a full run, so what they
+/// measure is the release build.
+const IN_PROCESS: &[&str] = &["bench-rest-get", "bench-gpu-placement"];
 
 /// `cargo xtask bench`: the release host, the plugins and the harness's
 /// runtimes, then every benchmark binary; each prints its table and writes
@@ -392,6 +402,9 @@ fn main() -> Result<()> {
             build_wasm()?;
             run(cargo().args(["fmt", "--all", "--", "--check"]))?;
             run(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+            for p in ALONE {
+                run(cargo().args(["clippy", "-p", p, "--all-targets", "--", "-D", "warnings"]))?;
+            }
             // One package at a time: built together, cargo would unify the
             // SDK's world features (`backend` and `scheduler` both export `driver`).
             for (p, _) in WASM_LIBS.iter().chain(WASM_BINS) {

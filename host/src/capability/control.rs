@@ -6,7 +6,8 @@
 use crate::bindings::LogReader;
 use crate::bindings::gantry::plugin::control;
 use crate::bindings::types::{
-    Caller, ContainerStats, Error, GpuModel, LogLine, LogOptions, Timestamp, Workload, WorkloadSpec,
+    Caller, ContainerStats, Error, GpuAssignment, GpuModel, LogLine, LogOptions, Timestamp,
+    Workload, WorkloadSpec,
 };
 use crate::control::ControlPlane;
 use crate::secrets::Redact;
@@ -202,6 +203,9 @@ impl control::Host for ControlView<'_> {
             .as_deref()
             .map(|c| c.plane.gpu_models())
             .unwrap_or_default())
+    }
+    async fn gpus(&mut self, id: String) -> wasmtime::Result<Result<Vec<GpuAssignment>, Error>> {
+        as_caller!(self, |cp, c| cp.gpus(&c, &id))
     }
     async fn now(&mut self) -> wasmtime::Result<Timestamp> {
         Ok(crate::model::now())

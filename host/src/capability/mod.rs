@@ -15,12 +15,14 @@
 //! | [`config`] | `config` | the plugin's `config` table |
 //! | [`progress`] | `progress` | the plugin's name |
 //! | [`devices`] | `devices` | the GPU inventory |
+//! | [`allocations`] | `allocations` | the GPU ledger |
 //! | [`downstream`] | `driver` (imported by schedulers) | the downstream backend |
 //! | [`filesystem`] | `wasi:filesystem` (read-only preopens) | the directories the config grants |
 //!
 //! Capabilities depend on the runtime and the domain, never on each other nor
 //! on the wiring that composes them.
 
+pub mod allocations;
 pub mod config;
 pub mod control;
 pub mod devices;

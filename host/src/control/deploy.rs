@@ -4,7 +4,7 @@
 
 use super::events::EventBus;
 use super::labels;
-use super::phase::{derive_phase, failed_to_start};
+use super::phase::{derive_phase, failed_to_start, waiting_for};
 use crate::bindings::types::{
     ContainerState, DesiredState, Error, EventKind, Workload, WorkloadPhase, WorkloadSpec,
 };
@@ -188,8 +188,14 @@ impl Deployer {
             }
             merged.push(s);
         }
+        let was_waiting = waiting_for(&w.containers).is_some();
         w.containers = merged;
         w.phase = derive_phase(w);
+        match waiting_for(&w.containers) {
+            Some(m) if w.phase == WorkloadPhase::Deploying => w.message = Some(m),
+            _ if was_waiting && w.phase != WorkloadPhase::Failed => w.message = None,
+            _ => {}
+        }
         if w.phase == WorkloadPhase::Failed
             && w.message.is_none()
             && let Some(c) = w.containers.iter().find(|c| failed_to_start(c))

@@ -9,7 +9,7 @@ use crate::bindings::gantry::plugin::control::{
 };
 use crate::bindings::types::{
     Annotation, Caller, ContainerStats, ContainerStatus, DesiredState, Error, EventKind,
-    LogOptions, Revision, Workload, WorkloadPhase, WorkloadSpec,
+    GpuAssignment, LogOptions, Revision, Workload, WorkloadPhase, WorkloadSpec,
 };
 use crate::driver::{Driver, DriverResult, InstanceRef, LogSource};
 use crate::model::{invalid_field, is_running, now};
@@ -385,6 +385,12 @@ impl ControlPlane {
             .with_store(move |s| s.revisions(&key, offset as u64, rows as u64))
             .await?;
         Ok(RevisionPage { items, total })
+    }
+
+    /// The GPUs the workload's current revision holds.
+    pub async fn gpus(&self, caller: &Caller, id: &str) -> Result<Vec<GpuAssignment>, Error> {
+        let w = self.records.load(caller, id).await?;
+        self.ledger.held(&w.id, w.revision).await
     }
 
     /// Resource usage now.

@@ -6,11 +6,13 @@
 //! - [`deploy`]: placement and the one "deploy a revision" path;
 //! - `lifecycle`: the operations (create, update, delete, start, stop...);
 //! - [`reconciler`]: observed state kept current, restart policies, adoption;
-//! - [`health`]: which backends answer.
+//! - [`health`]: which backends answer;
+//! - [`gpus`]: the GPU ledger schedulers record their placements in.
 
 mod authz;
 pub mod deploy;
 mod events;
+pub mod gpus;
 pub mod health;
 mod lifecycle;
 mod phase;
@@ -20,7 +22,8 @@ mod validate;
 
 use crate::bindings::types::{Event, GpuModel};
 use crate::driver::Driver;
-use crate::store::{StateStore, StoreError};
+use crate::store::StoreError;
+use gpus::GpuLedger;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -41,25 +44,26 @@ pub struct ControlPlane {
     records: Arc<Records>,
     deployer: Arc<Deployer>,
     health: Arc<BackendHealth>,
-    gpu_models: Vec<GpuModel>,
+    ledger: Arc<GpuLedger>,
 }
 
 impl ControlPlane {
-    /// A control plane over `store`, driving `drivers`.
+    /// A control plane over `records`, driving `drivers`, with GPUs
+    /// allocated in `ledger` (over the same records).
     pub fn new(
-        store: StateStore,
+        records: Arc<Records>,
         drivers: BTreeMap<String, Arc<dyn Driver>>,
         placement: Placement,
-        gpu_models: Vec<GpuModel>,
+        ledger: Arc<GpuLedger>,
     ) -> Result<Arc<Self>, StoreError> {
-        let host_id = store.host_id()?;
-        let events = Arc::new(EventBus::new());
+        let host_id = records.host_id()?;
+        let events = records.event_bus();
         let health = Arc::new(BackendHealth::new(drivers.keys()));
         Ok(Arc::new(Self {
-            records: Arc::new(Records::new(store, events.clone())),
+            records,
             deployer: Arc::new(Deployer::new(drivers, placement, host_id, events)),
             health,
-            gpu_models,
+            ledger,
         }))
     }
 
@@ -69,6 +73,7 @@ impl ControlPlane {
             self.records.clone(),
             self.deployer.clone(),
             self.health.clone(),
+            self.ledger.clone(),
         ))
     }
 
@@ -82,8 +87,13 @@ impl ControlPlane {
         self.records.events().subscribe()
     }
 
-    /// GPU models callers may ask for.
+    /// GPU models callers may ask for: the inventory's, or the catalogue.
     pub fn gpu_models(&self) -> Vec<GpuModel> {
-        self.gpu_models.clone()
+        self.ledger.inventory().models()
+    }
+
+    /// The GPU ledger.
+    pub fn ledger(&self) -> &Arc<GpuLedger> {
+        &self.ledger
     }
 }

@@ -11,6 +11,20 @@ pub fn failed_to_start(c: &crate::bindings::types::ContainerState) -> bool {
         && c.started_at.is_none()
 }
 
+/// What a deployment waits for, when its backend holds it back (a
+/// scheduler waiting for GPUs): every container still `creating`, none on
+/// the runtime, each with the reason.
+pub fn waiting_for(containers: &[crate::bindings::types::ContainerState]) -> Option<String> {
+    if containers.is_empty()
+        || !containers
+            .iter()
+            .all(|c| c.status == S::Creating && c.runtime_id.is_none() && c.error.is_some())
+    {
+        return None;
+    }
+    containers.first().and_then(|c| c.error.clone())
+}
+
 /// The phase a workload is in, given what is desired and what runs.
 pub fn derive_phase(w: &Workload) -> WorkloadPhase {
     if w.phase == WorkloadPhase::Failed && w.message.is_some() {

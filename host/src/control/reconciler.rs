@@ -5,6 +5,7 @@
 //! backend answers. An unreachable backend is logged by its health; other
 //! failures here.
 
+use super::gpus::GpuLedger;
 use super::health::Reachability;
 use super::{BackendHealth, Deployer, Records};
 use crate::bindings::types::{
@@ -30,20 +31,32 @@ pub struct Reconciler {
     records: Arc<Records>,
     deployer: Arc<Deployer>,
     health: Arc<BackendHealth>,
+    ledger: Arc<GpuLedger>,
 }
+
+mod waiting;
 
 impl Reconciler {
     /// A reconciler over these parts of a control plane.
-    pub fn new(records: Arc<Records>, deployer: Arc<Deployer>, health: Arc<BackendHealth>) -> Self {
+    pub fn new(
+        records: Arc<Records>,
+        deployer: Arc<Deployer>,
+        health: Arc<BackendHealth>,
+        ledger: Arc<GpuLedger>,
+    ) -> Self {
         Self {
             records,
             deployer,
             health,
+            ledger,
         }
     }
 
-    /// Start one event watcher and one resync loop per backend.
+    /// Start one event watcher and one resync loop per backend, and the
+    /// loop deploying what waits for GPUs.
     pub fn spawn(self: &Arc<Self>, resync: Duration) {
+        let r = self.clone();
+        tokio::spawn(async move { r.waiting_loop(resync).await });
         for (name, driver) in self.deployer.drivers().clone() {
             let r = self.clone();
             let d = driver.clone();

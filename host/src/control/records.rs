@@ -54,6 +54,16 @@ impl Records {
         &self.events
     }
 
+    /// The event bus, shared.
+    pub fn event_bus(&self) -> Arc<EventBus> {
+        self.events.clone()
+    }
+
+    /// The id of the host this store belongs to (read once, at start-up).
+    pub fn host_id(&self) -> Result<String, StoreError> {
+        self.store.host_id()
+    }
+
     /// The lock serialising operations on workload `id`.
     pub fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.locks

@@ -22,7 +22,7 @@ use wasmtime::component::{Component, Linker};
 /// The `gantry:plugin` package version this host provides. Plugins built
 /// against any `0.1.x` load: 0.x packages change compatibly only in patch
 /// releases, and the linker and export lookups match semver-compatibly.
-pub const PACKAGE_VERSION: &str = "0.1.1";
+pub const PACKAGE_VERSION: &str = "0.1.2";
 
 /// A host capability a world can link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,8 @@ pub enum Capability {
     Progress,
     /// `gantry:plugin/devices`.
     Devices,
+    /// `gantry:plugin/allocations`.
+    Allocations,
     /// `gantry:plugin/driver`, imported: a scheduler's downstream backend.
     Downstream,
 }
@@ -60,6 +62,9 @@ impl Capability {
             Capability::MqttClient => capability::mqtt_client::add_to_linker(l, |s| &mut s.mqtt),
             Capability::Progress => capability::progress::add_to_linker(l, |s| &mut s.progress),
             Capability::Devices => capability::devices::add_to_linker(l, |s| &mut s.devices),
+            Capability::Allocations => {
+                capability::allocations::add_to_linker(l, |s| &mut s.allocations)
+            }
             Capability::Downstream => {
                 capability::downstream::add_to_linker(l, PluginState::downstream)
             }
@@ -82,7 +87,7 @@ pub enum World {
 }
 
 impl World {
-    /// The world's name, e.g. `gantry:plugin/backend@0.1.1`.
+    /// The world's name, e.g. `gantry:plugin/backend@0.1.2`.
     pub fn name(self) -> String {
         format!("{}@{PACKAGE_VERSION}", self.contract().world)
     }
@@ -130,8 +135,8 @@ impl World {
         match self {
             World::HttpFrontend => &[Wasi, OutgoingHttp, Logging, Config, Control],
             World::MqttFrontend => &[Wasi, Logging, Config, Control, MqttClient],
-            World::Backend => &[Wasi, OutgoingHttp, Logging, Config, Progress],
-            World::Scheduler => &[Wasi, Logging, Config, Devices, Downstream],
+            World::Backend => &[Wasi, OutgoingHttp, Logging, Config, Progress, Devices],
+            World::Scheduler => &[Wasi, Logging, Config, Devices, Allocations, Downstream],
         }
     }
 

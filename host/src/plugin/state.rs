@@ -2,7 +2,7 @@
 //! state of every capability a world may link. Capabilities a world does not
 //! link are never reached, because its linker does not offer them.
 
-use crate::bindings::types::GpuDevice;
+use crate::capability::allocations::AllocationsCtx;
 use crate::capability::config::ConfigCtx;
 use crate::capability::control::{ControlCtx, ControlView, Identity};
 use crate::capability::devices::DevicesCtx;
@@ -13,7 +13,9 @@ use crate::capability::mqtt_client::{MqttClientCtx, MqttLink};
 use crate::capability::outgoing_http::EndpointRouter;
 use crate::capability::progress::ProgressCtx;
 use crate::control::ControlPlane;
+use crate::control::gpus::GpuLedger;
 use crate::driver::Driver;
+use crate::gpu::Inventory;
 use crate::runtime::limits::{Guards, PluginData};
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
@@ -33,8 +35,10 @@ pub struct PluginSetup {
     pub control: Option<Arc<ControlPlane>>,
     /// Its MQTT connection, for MQTT frontends.
     pub mqtt: Option<MqttLink>,
-    /// The GPU inventory.
-    pub devices: Arc<[GpuDevice]>,
+    /// The GPU inventory, for worlds that import `devices`.
+    pub devices: Option<Arc<Inventory>>,
+    /// The GPU ledger, for schedulers.
+    pub allocations: Option<Arc<GpuLedger>>,
     /// The backend a scheduler drives.
     pub downstream: Option<Arc<dyn Driver>>,
     /// Directories it may read.
@@ -50,7 +54,8 @@ impl PluginSetup {
             router: EndpointRouter::default(),
             control: None,
             mqtt: None,
-            devices: Arc::from(Vec::new()),
+            devices: None,
+            allocations: None,
             downstream: None,
             read_dirs: ReadDirs::default(),
         }
@@ -71,6 +76,7 @@ impl PluginSetup {
             config: self.config.clone(),
             progress: ProgressCtx::new(self.name.clone()),
             devices: DevicesCtx::new(self.devices.clone()),
+            allocations: AllocationsCtx::new(self.allocations.clone()),
             mqtt: MqttClientCtx::new(self.name.clone(), self.mqtt.clone()),
             control: self.control.clone().map(ControlCtx::new),
             downstream: self.downstream.clone().map(DownstreamCtx::new),
@@ -89,6 +95,7 @@ pub struct PluginState {
     pub(super) config: ConfigCtx,
     pub(super) progress: ProgressCtx,
     pub(super) devices: DevicesCtx,
+    pub(super) allocations: AllocationsCtx,
     pub(super) mqtt: MqttClientCtx,
     control: Option<ControlCtx>,
     downstream: Option<DownstreamCtx>,

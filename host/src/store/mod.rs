@@ -1,4 +1,5 @@
-//! Durable state in SQLite: workload records and their revisions.
+//! Durable state in SQLite: workload records and their revisions, and the
+//! GPU ledger (`gpus`).
 //!
 //! Every write is committed (WAL, `synchronous=FULL`) before the control
 //! plane acknowledges the call that caused it, so a `kill -9` loses nothing
@@ -172,6 +173,7 @@ impl StateStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(gpus::SCHEMA)?;
         let reader = if path == ":memory:" {
             None
         } else {
@@ -405,6 +407,10 @@ impl StateStore {
             "DELETE FROM annotations WHERE workload_id = ?1",
             params![id],
         )?;
+        // A workload gone is a workload holding no GPU, whatever its
+        // scheduler managed to release.
+        tx.execute("DELETE FROM gpu_claims WHERE workload_id = ?1", params![id])?;
+        tx.execute("DELETE FROM gpu_holds WHERE workload_id = ?1", params![id])?;
         tx.commit()?;
         Ok(())
     }
@@ -433,5 +439,8 @@ impl StateStore {
     }
 }
 
+mod gpus;
 #[cfg(test)]
 mod tests;
+
+pub use gpus::HeldElsewhere;

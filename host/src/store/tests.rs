@@ -185,3 +185,105 @@ fn heads_read_what_a_resync_compares() {
     assert_eq!(heads, vec![RecordHead::from(&w), RecordHead::from(&other)]);
     assert_eq!(heads[0].containers[0].status, ContainerStatus::Running);
 }
+
+fn gpu(container: &str, uuid: &str) -> crate::bindings::types::GpuAssignment {
+    crate::bindings::types::GpuAssignment {
+        container: container.into(),
+        index: 0,
+        uuid: uuid.into(),
+        model: "a100".into(),
+        memory_bytes: 80 << 30,
+    }
+}
+
+#[test]
+fn a_gpu_is_held_by_one_workload_at_a_time_and_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db").display().to_string();
+    let s = StateStore::open(&path).expect("open");
+    assert_eq!(
+        s.gpu_hold("w1", 1, &[gpu("main", "G0")], "r")
+            .expect("hold"),
+        Ok(())
+    );
+    // Another workload cannot take it; another revision of the same one can.
+    let refused = s.gpu_hold("w2", 1, &[gpu("main", "G1"), gpu("main", "G0")], "r");
+    assert_eq!(
+        refused.expect("store"),
+        Err(HeldElsewhere {
+            uuid: "G0".into(),
+            workload_id: "w1".into()
+        })
+    );
+    assert_eq!(
+        s.gpu_hold("w1", 2, &[gpu("main", "G0")], "r")
+            .expect("hold"),
+        Ok(())
+    );
+    drop(s);
+    let s = StateStore::open(&path).expect("reopen");
+    let claims = s.gpu_claims().expect("claims");
+    assert_eq!(claims.len(), 2, "{claims:?}");
+    assert!(
+        claims
+            .iter()
+            .all(|c| c.ticket.is_none() && c.gpus[0].uuid == "G0")
+    );
+    // Nothing of the refused hold was kept.
+    assert!(!claims.iter().any(|c| c.workload_id == "w2"));
+    assert!(s.gpu_release("w1", Some(1)).expect("release"));
+    assert!(s.gpu_release("w1", Some(2)).expect("release"));
+    assert!(!s.gpu_release("w1", Some(2)).expect("release twice"));
+    assert_eq!(
+        s.gpu_hold("w2", 1, &[gpu("main", "G0")], "r")
+            .expect("hold"),
+        Ok(())
+    );
+}
+
+#[test]
+fn waiters_keep_their_ticket_across_revisions_and_lose_it_when_deleted() {
+    let s = StateStore::open(":memory:").expect("open");
+    assert_eq!(s.gpu_wait("w1", 1, "r").expect("wait"), 1);
+    assert_eq!(s.gpu_wait("w2", 1, "r").expect("wait"), 2);
+    assert_eq!(s.gpu_wait("w1", 2, "r").expect("wait again"), 1, "kept");
+    let order: Vec<_> = s
+        .gpu_claims()
+        .expect("claims")
+        .into_iter()
+        .map(|c| (c.workload_id, c.revision, c.ticket))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("w1".to_string(), 1, Some(1)),
+            ("w1".to_string(), 2, Some(1)),
+            ("w2".to_string(), 1, Some(2))
+        ]
+    );
+    // Placed: it holds and no longer waits.
+    s.gpu_hold("w2", 1, &[gpu("main", "G0")], "r")
+        .expect("hold")
+        .expect("free");
+    let (w, r) = workload(1, "o", "", &[]);
+    let w = Workload {
+        id: "w1".into(),
+        ..w
+    };
+    s.insert(
+        &w,
+        &Revision {
+            workload_id: "w1".into(),
+            ..r
+        },
+    )
+    .expect("insert");
+    s.delete("w1").expect("delete");
+    let left: Vec<_> = s
+        .gpu_claims()
+        .expect("claims")
+        .into_iter()
+        .map(|c| (c.workload_id, c.ticket))
+        .collect();
+    assert_eq!(left, [("w2".to_string(), None)]);
+}

@@ -70,6 +70,31 @@ impl CloudError {
     }
 }
 
+/// ARM's path of a field the host or a scheduler named in spec terms:
+/// `containers[1].gpu.models` is the SKU of the second container's GPU
+/// request.
+fn arm_field(spec_field: &str) -> String {
+    let Some(rest) = spec_field.strip_prefix("containers[") else {
+        return spec_field.to_string();
+    };
+    let Some((index, field)) = rest.split_once("].") else {
+        return spec_field.to_string();
+    };
+    if field == "name" {
+        return format!("properties.containers[{index}].name");
+    }
+    let resource = match field {
+        "gpu.count" => "resources.requests.gpu.count",
+        "gpu.models" | "gpu.device-ids" => "resources.requests.gpu.sku",
+        "gpu.memory" => "resources.requests.gpu",
+        "resources.cpu" => "resources.requests.cpu",
+        "resources.memory" => "resources.requests.memoryInGB",
+        "env" => "environmentVariables",
+        other => other,
+    };
+    format!("properties.containers[{index}].properties.{resource}")
+}
+
 impl From<Error> for CloudError {
     fn from(e: Error) -> Self {
         match e {
@@ -77,9 +102,12 @@ impl From<Error> for CloudError {
             Error::Invalid(i) if i.fields.is_empty() => {
                 Self::invalid(vec![(String::new(), i.message)])
             }
-            Error::Invalid(i) => {
-                Self::invalid(i.fields.into_iter().map(|f| (f.field, f.message)).collect())
-            }
+            Error::Invalid(i) => Self::invalid(
+                i.fields
+                    .into_iter()
+                    .map(|f| (arm_field(&f.field), f.message))
+                    .collect(),
+            ),
             Error::Forbidden(m) => Self::new(403, "AuthorizationFailed", m),
             Error::Unauthenticated(m) => Self::new(401, "AuthenticationFailed", m),
             Error::Conflict(m) => Self::new(409, "Conflict", m),

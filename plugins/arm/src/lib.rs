@@ -114,6 +114,26 @@ impl Ctx<'_> {
     }
 }
 
+/// The model codes of the host's GPUs (or its catalogue).
+fn gpu_codes() -> Vec<String> {
+    control::gpu_models().into_iter().map(|m| m.code).collect()
+}
+
+/// The container group of `w`, with the GPUs its containers hold.
+fn group_view(w: &Workload, group: &ResourceGroup, provisioning: Option<&str>) -> Value {
+    let asks = w.spec.containers.iter().any(|c| {
+        c.gpu
+            .as_ref()
+            .is_some_and(|g| g.count > 0 || !g.device_ids.is_empty())
+    });
+    let gpus = if asks {
+        control::gpus(&w.id).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    view::group(w, group, provisioning, &gpus)
+}
+
 fn parse_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, CloudError> {
     if let Some(ct) = req.header("content-type")
         && !ct.to_ascii_lowercase().contains("json")
@@ -181,7 +201,7 @@ fn list(ctx: &Ctx, filter: WorkloadFilter, fallback: &ResourceGroup) -> Answer {
     let value: Vec<Value> = result
         .items
         .iter()
-        .map(|w| view::group(w, fallback, None))
+        .map(|w| group_view(w, fallback, None))
         .collect();
     let mut body = json!({ "value": value });
     if u64::from(page) * u64::from(PAGE_ROWS) < result.total {
@@ -208,7 +228,7 @@ fn create_or_update(ctx: &Ctx, group: &ResourceGroup, name: &str) -> Answer {
         ));
     }
     let body: spec::GroupBody = parse_body(ctx.req)?;
-    let desired = spec::desired(body, group)?;
+    let desired = spec::desired(body, group, &gpu_codes())?;
     let location = desired.location.clone();
     let Some(current) = find(ctx, group, name)? else {
         let w = control::create(&CreateRequest {
@@ -226,7 +246,7 @@ fn create_or_update(ctx: &Ctx, group: &ResourceGroup, name: &str) -> Answer {
         return Ok(Reply {
             status: 201,
             headers: ctx.async_headers(&group.subscription, &location, &op),
-            body: view::group(&w, group, None),
+            body: group_view(&w, group, None),
         });
     };
     if location_of(&current) != location
@@ -278,7 +298,7 @@ fn create_or_update(ctx: &Ctx, group: &ResourceGroup, name: &str) -> Answer {
     Ok(Reply {
         status: 200,
         headers: ctx.async_headers(&group.subscription, &location, &op),
-        body: view::group(&w, group, None),
+        body: group_view(&w, group, None),
     })
 }
 
@@ -290,7 +310,7 @@ fn patch_tags(ctx: &Ctx, group: &ResourceGroup, name: &str) -> Answer {
     let patch: Patch = parse_body(ctx.req)?;
     let w = must_find(ctx, group, name)?;
     let Some(tags) = patch.tags else {
-        return Ok(Reply::ok(200, view::group(&w, group, None)));
+        return Ok(Reply::ok(200, group_view(&w, group, None)));
     };
     let mut annotations: Vec<(String, String)> = w
         .annotations
@@ -302,7 +322,7 @@ fn patch_tags(ctx: &Ctx, group: &ResourceGroup, name: &str) -> Answer {
         serde_json::to_string(&tags).unwrap_or_default(),
     ));
     let w = control::set_annotations(&w.id, &annotations)?;
-    Ok(Reply::ok(200, view::group(&w, group, None)))
+    Ok(Reply::ok(200, group_view(&w, group, None)))
 }
 
 fn delete(ctx: &Ctx, group: &ResourceGroup, name: &str) -> Answer {
@@ -318,7 +338,7 @@ fn delete(ctx: &Ctx, group: &ResourceGroup, name: &str) -> Answer {
     Ok(Reply {
         status: 200,
         headers: ctx.async_headers(&group.subscription, &location_of(&w), &op),
-        body: view::group(&w, group, Some("Deleting")),
+        body: group_view(&w, group, Some("Deleting")),
     })
 }
 
@@ -484,11 +504,7 @@ fn location_list(ctx: &Ctx, subscription: &str, location: &str, what: LocationLi
                 }
                 provider::usages(&all)
             }
-            LocationList::Capabilities => {
-                let codes: Vec<String> =
-                    control::gpu_models().into_iter().map(|m| m.code).collect();
-                provider::capabilities(&location, &codes)
-            }
+            LocationList::Capabilities => provider::capabilities(&location, &gpu_codes()),
             LocationList::CachedImages => json!({ "value": [] }),
         },
     ))
@@ -552,7 +568,7 @@ fn dispatch(ctx: &Ctx, route: &Route) -> Option<Answer> {
         }
         Route::Group { group, name } => match m {
             Method::Get => {
-                must_find(ctx, group, name).map(|w| Reply::ok(200, view::group(&w, group, None)))
+                must_find(ctx, group, name).map(|w| Reply::ok(200, group_view(&w, group, None)))
             }
             Method::Put => create_or_update(ctx, group, name),
             Method::Patch => patch_tags(ctx, group, name),

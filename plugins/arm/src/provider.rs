@@ -1,7 +1,7 @@
 //! Provider-level lists: the operations `Microsoft.ContainerInstance`
 //! offers, and per-location usages, capabilities and cached images.
 
-use crate::spec::GPU_SKUS;
+use crate::spec::sku_of;
 use gantry_sdk::http_frontend::gantry::plugin::config;
 use gantry_sdk::http_frontend::gantry::plugin::types::Workload;
 use serde_json::{Value, json};
@@ -132,13 +132,15 @@ pub fn usages(in_location: &[Workload]) -> Value {
 }
 
 /// What one container group may ask for in `location`, with and without
-/// each GPU SKU the host's catalogue knows.
+/// each GPU model the host has (or, with no inventory, its catalogue has),
+/// by SKU.
 pub fn capabilities(location: &str, gpu_codes: &[String]) -> Value {
     let max_cpu = setting("max-cpu", 4.0);
     let max_memory = setting("max-memory-gb", 16.0);
-    let mut gpus = vec![("None", 0.0)];
-    for (sku, code) in GPU_SKUS {
-        if gpu_codes.iter().any(|c| c.eq_ignore_ascii_case(code)) {
+    let mut gpus = vec![("None".to_string(), 0.0)];
+    for code in gpu_codes {
+        let sku = sku_of(code);
+        if !gpus.iter().any(|(s, _)| *s == sku) {
             gpus.push((sku, setting("max-gpu-count", 4.0)));
         }
     }

@@ -155,6 +155,29 @@ pub struct IpAddress {
 /// GPU SKUs ACI offers, and the model code of the host's catalogue for each.
 pub const GPU_SKUS: &[(&str, &str)] = &[("K80", "k80"), ("P100", "p100"), ("V100", "v100")];
 
+/// The SKU name of a model code: ACI's where it has one ("K80"), the code
+/// in capitals otherwise ("A100").
+pub fn sku_of(code: &str) -> String {
+    GPU_SKUS
+        .iter()
+        .find(|(_, c)| c.eq_ignore_ascii_case(code))
+        .map_or_else(|| code.to_ascii_uppercase(), |(sku, _)| (*sku).to_string())
+}
+
+/// The model code a SKU names: one of ACI's, or a model of the host.
+fn code_of_sku(sku: &str, host_codes: &[String]) -> Option<String> {
+    GPU_SKUS
+        .iter()
+        .find(|(s, _)| s.eq_ignore_ascii_case(sku))
+        .map(|(_, c)| (*c).to_string())
+        .or_else(|| {
+            host_codes
+                .iter()
+                .find(|c| c.eq_ignore_ascii_case(sku))
+                .cloned()
+        })
+}
+
 /// What a valid PUT body becomes.
 #[derive(Debug)]
 pub struct Desired {
@@ -207,8 +230,13 @@ fn gb(v: f64) -> Option<u64> {
     gantry_sdk::units::gb_to_bytes(v).ok()
 }
 
-/// Check a PUT body and turn it into a spec and annotations.
-pub fn desired(body: GroupBody, group: &crate::path::ResourceGroup) -> Result<Desired, CloudError> {
+/// Check a PUT body and turn it into a spec and annotations; a GPU `sku` is
+/// one of ACI's or a model of `gpu_codes` (the host's).
+pub fn desired(
+    body: GroupBody,
+    group: &crate::path::ResourceGroup,
+    gpu_codes: &[String],
+) -> Result<Desired, CloudError> {
     let mut p = Problems(Vec::new());
     let location = match body.location.as_deref().map(normalize_location) {
         Some(l) if !l.is_empty() => l,
@@ -398,13 +426,11 @@ pub fn desired(body: GroupBody, group: &crate::path::ResourceGroup) -> Result<De
         let gpu = match cap.and_then(|l| l.gpu.as_ref()).or(req.gpu.as_ref()) {
             None => None,
             Some(g) => {
-                let model = GPU_SKUS
-                    .iter()
-                    .find(|(sku, _)| sku.eq_ignore_ascii_case(&g.sku));
+                let model = code_of_sku(&g.sku, gpu_codes);
                 match (u32::try_from(g.count).ok().filter(|n| *n > 0), model) {
-                    (Some(count), Some((_, code))) => Some(GpuRequest {
+                    (Some(count), Some(code)) => Some(GpuRequest {
                         count,
-                        models: vec![code.to_string()],
+                        models: vec![code],
                         device_ids: Vec::new(),
                         capabilities: Vec::new(),
                     }),
@@ -416,10 +442,17 @@ pub fn desired(body: GroupBody, group: &crate::path::ResourceGroup) -> Result<De
                         None
                     }
                     (_, None) => {
-                        p.add(
-                            at("properties.resources.requests.gpu.sku"),
-                            format!("'{}' is not one of K80, P100, V100", g.sku),
-                        );
+                        p.add(at("properties.resources.requests.gpu.sku"), {
+                            let mut known: Vec<String> =
+                                GPU_SKUS.iter().map(|(s, _)| (*s).to_string()).collect();
+                            for c in gpu_codes {
+                                let sku = sku_of(c);
+                                if !known.contains(&sku) {
+                                    known.push(sku);
+                                }
+                            }
+                            format!("'{}' is not one of {}", g.sku, known.join(", "))
+                        });
                         None
                     }
                 }
@@ -576,6 +609,7 @@ mod tests {
                 "environmentVariables": [{"name": "KEY", "secureValue": "k"}, {"name": "MODE", "value": "fast"}]
             }})),
             &rg(),
+            &[],
         )
         .expect("valid");
         let c = &d.spec.containers[0];
@@ -602,6 +636,7 @@ mod tests {
                 "resources": {"requests": {"cpu": 2, "memoryInGB": 2}, "limits": {"cpu": 1}}
             }})),
             &rg(),
+            &[],
         )
         .expect_err("limits below requests");
         assert_eq!(

@@ -4,8 +4,8 @@
 use crate::path::ResourceGroup;
 use crate::spec::{IpAddress, ResourceRequirements, keys};
 use gantry_sdk::http_frontend::gantry::plugin::types::{
-    ContainerSpec, ContainerState, ContainerStatus, DesiredState, PortProtocol, RestartKind,
-    Timestamp, Workload, WorkloadPhase,
+    ContainerSpec, ContainerState, ContainerStatus, DesiredState, GpuAssignment, PortProtocol,
+    RestartKind, Timestamp, Workload, WorkloadPhase,
 };
 use serde_json::{Map, Value, json};
 
@@ -150,8 +150,42 @@ fn event(name: &str, kind: &str, message: String, at: &Option<Timestamp>, count:
     Value::Object(e)
 }
 
-fn container_events(spec: &ContainerSpec, c: &ContainerState) -> Vec<Value> {
+/// Whether a container is held back by its backend (waiting for GPUs).
+fn pending(c: &ContainerState) -> bool {
+    c.status == ContainerStatus::Creating && c.runtime_id.is_none() && c.error.is_some()
+}
+
+fn container_events(
+    spec: &ContainerSpec,
+    c: &ContainerState,
+    gpus: &[&GpuAssignment],
+) -> Vec<Value> {
     let mut events = Vec::new();
+    if pending(c) {
+        let why = c.error.clone().unwrap_or_default();
+        events.push(event("Pending", "Normal", why, &None, 1));
+        return events;
+    }
+    if !gpus.is_empty() {
+        let held: Vec<String> = gpus
+            .iter()
+            .map(|g| {
+                format!(
+                    "GPU {} ({} {})",
+                    g.index,
+                    crate::spec::sku_of(&g.model),
+                    g.uuid
+                )
+            })
+            .collect();
+        events.push(event(
+            "Assigned",
+            "Normal",
+            format!("Assigned {}", held.join(", ")),
+            &c.started_at,
+            1,
+        ));
+    }
     if c.started_at.is_some() {
         events.push(event(
             "Started",
@@ -211,20 +245,19 @@ fn resources(spec: &ContainerSpec, given: Option<&Value>) -> Value {
     if let Some(g) = &spec.gpu {
         let sku = g
             .models
-            .iter()
-            .find_map(|m| {
-                crate::spec::GPU_SKUS
-                    .iter()
-                    .find(|(_, code)| code.eq_ignore_ascii_case(m))
-                    .map(|(sku, _)| *sku)
-            })
-            .unwrap_or("K80");
+            .first()
+            .map_or_else(|| "K80".to_string(), |m| crate::spec::sku_of(m));
         requests["gpu"] = json!({"count": g.count, "sku": sku});
     }
     json!({ "requests": requests })
 }
 
-fn container(spec: &ContainerSpec, state: Option<&ContainerState>, given: Option<&Value>) -> Value {
+fn container(
+    spec: &ContainerSpec,
+    state: Option<&ContainerState>,
+    given: Option<&Value>,
+    gpus: &[GpuAssignment],
+) -> Value {
     let mut p = Map::new();
     p.insert("image".into(), spec.image.clone().into());
     if let Some(cmd) = &spec.command {
@@ -260,7 +293,8 @@ fn container(spec: &ContainerSpec, state: Option<&ContainerState>, given: Option
         if let Some(prev) = previous_state(s) {
             view.insert("previousState".into(), prev);
         }
-        view.insert("events".into(), container_events(spec, s).into());
+        let mine: Vec<&GpuAssignment> = gpus.iter().filter(|g| g.container == spec.name).collect();
+        view.insert("events".into(), container_events(spec, s, &mine).into());
         p.insert("instanceView".into(), Value::Object(view));
     }
     p.insert("resources".into(), resources(spec, given));
@@ -283,7 +317,13 @@ fn dns_suffix() -> String {
 
 /// The container group resource for `w`. `provisioning` overrides the
 /// derived `provisioningState` (e.g. `Deleting` in a DELETE answer).
-pub fn group(w: &Workload, fallback: &ResourceGroup, provisioning: Option<&str>) -> Value {
+/// The container group of `w`, whose containers hold `gpus`.
+pub fn group(
+    w: &Workload,
+    fallback: &ResourceGroup,
+    provisioning: Option<&str>,
+    gpus: &[GpuAssignment],
+) -> Value {
     let rg = resource_group_of(w, fallback);
     let location = annotation(w, keys::LOCATION).unwrap_or("local").to_string();
     let given: Value = annotation(w, keys::RESOURCES)
@@ -295,7 +335,7 @@ pub fn group(w: &Workload, fallback: &ResourceGroup, provisioning: Option<&str>)
         .iter()
         .map(|c| {
             let state = w.containers.iter().find(|s| s.name == c.name);
-            container(c, state, given.get(&c.name))
+            container(c, state, given.get(&c.name), gpus)
         })
         .collect();
     let mut props = Map::new();
@@ -324,9 +364,14 @@ pub fn group(w: &Workload, fallback: &ResourceGroup, provisioning: Option<&str>)
     );
     let mut group_events = Vec::new();
     if let Some(m) = &w.message {
+        let (name, kind) = if w.phase == WorkloadPhase::Deploying {
+            ("Pending", "Normal")
+        } else {
+            ("Failed", "Warning")
+        };
         group_events.push(event(
-            "Failed",
-            "Warning",
+            name,
+            kind,
             m.clone(),
             &w.updated_at.or(Some(w.created_at)),
             1,

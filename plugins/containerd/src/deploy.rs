@@ -20,6 +20,7 @@ use gantry_sdk::backend::exports::gantry::plugin::driver::{Deployment, InstanceR
 use gantry_sdk::backend::gantry::plugin::config;
 use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
 use gantry_sdk::backend::gantry::plugin::types::{ContainerState, Error, NetworkMode};
+use gantry_sdk::gpus;
 use std::collections::HashMap;
 
 /// The runtime containers run under.
@@ -305,6 +306,7 @@ fn create_under_lease(d: &Deployment, start: bool) -> Result<(), Error> {
                 join_network: None,
                 host_network: false,
                 args_override: Some(holder_args()),
+                gpus: None,
             })?;
             create_container(
                 &id,
@@ -320,6 +322,7 @@ fn create_under_lease(d: &Deployment, start: bool) -> Result<(), Error> {
         };
         for (i, c) in d.spec.containers.iter().enumerate() {
             let id = container_id(&d.workload_id, d.revision, &i.to_string());
+            let gpus = gpus::edits(c)?;
             let spec = spec::build(&spec::SpecInput {
                 container: c,
                 image: &images[&c.image],
@@ -328,6 +331,7 @@ fn create_under_lease(d: &Deployment, start: bool) -> Result<(), Error> {
                 join_network: holder_pid.map(netns),
                 host_network: d.spec.network == NetworkMode::Host,
                 args_override: None,
+                gpus: gpus.as_ref(),
             })?;
             let mut l = base_labels(&[
                 (labels::CONTAINER, c.name.clone()),

@@ -76,7 +76,7 @@ impl Guest for Containerd {
             ),
             multi_container: true,
             pause: true,
-            gpu: false,
+            gpu: true,
             ephemeral_storage_enforced: false,
             logs_follow: logs::available(),
             stats: true,

@@ -4,7 +4,8 @@
 //! capability set, masked and read-only paths, rlimits.
 
 use crate::image::ImageConfig;
-use gantry_sdk::backend::gantry::plugin::types::{ContainerSpec, Error, Resources};
+use gantry_sdk::backend::gantry::plugin::types::{ContainerEdits, ContainerSpec, Error, Resources};
+use gantry_sdk::gpus::{self, GpuNeed};
 use serde_json::{Value, json};
 
 /// `PATH` when the image sets none.
@@ -69,6 +70,8 @@ pub struct SpecInput<'a> {
     pub host_network: bool,
     /// Override the process (for the namespace holder).
     pub args_override: Option<Vec<String>>,
+    /// What the GPUs a scheduler assigned to the container need.
+    pub gpus: Option<&'a ContainerEdits>,
 }
 
 /// An `invalid` error naming one field.
@@ -239,8 +242,11 @@ pub fn check_supported(c: &ContainerSpec) -> Result<(), Error> {
     if !c.devices.is_empty() {
         return unsupported("device mappings");
     }
-    if c.gpu.is_some() {
-        return unsupported("a GPU request");
+    if let GpuNeed::Count(n) = gpus::need(c) {
+        return unsupported(&format!(
+            "a request for {n} GPU(s) by count (place GPU workloads through a GPU scheduler, \
+             which names the devices)"
+        ));
     }
     if c.tty {
         return unsupported("a TTY");
@@ -346,7 +352,60 @@ pub fn build(input: &SpecInput<'_>) -> Result<Value, Error> {
     if let Some(h) = &input.hostname {
         spec["hostname"] = json!(h);
     }
+    if let Some(e) = input.gpus {
+        add_devices(&mut spec, e);
+    }
     Ok(spec)
+}
+
+/// Hand devices to the container: their nodes are created in its `/dev`
+/// and allowed by its device cgroup, their mounts bound, their environment set.
+fn add_devices(spec: &mut Value, e: &ContainerEdits) {
+    let nodes: Vec<Value> = e
+        .devices
+        .iter()
+        .map(|d| {
+            json!({
+                "path": d.path_in_container,
+                "type": if d.block { "b" } else { "c" },
+                "major": d.major, "minor": d.minor,
+                "fileMode": 0o666, "uid": 0, "gid": 0,
+            })
+        })
+        .collect();
+    let rules: Vec<Value> = e
+        .devices
+        .iter()
+        .map(|d| {
+            json!({
+                "allow": true, "type": if d.block { "b" } else { "c" },
+                "major": d.major, "minor": d.minor, "access": d.cgroup_permissions,
+            })
+        })
+        .collect();
+    spec["linux"]["devices"] = json!(nodes);
+    if let Some(list) = spec["linux"]["resources"]["devices"].as_array_mut() {
+        list.extend(rules);
+    }
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        for m in &e.mounts {
+            let mut options = vec![
+                "rbind".to_string(),
+                if m.read_only { "ro" } else { "rw" }.into(),
+            ];
+            options.extend(m.propagation.clone());
+            mounts.push(json!({
+                "destination": m.destination, "type": "bind", "source": m.source, "options": options
+            }));
+        }
+    }
+    if let Some(env) = spec["process"]["env"].as_array_mut() {
+        for v in &e.env {
+            let prefix = format!("{}=", v.name);
+            env.retain(|x| !x.as_str().is_some_and(|x| x.starts_with(&prefix)));
+            env.push(json!(format!("{}={}", v.name, v.value)));
+        }
+    }
 }
 
 #[cfg(test)]

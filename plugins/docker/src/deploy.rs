@@ -9,6 +9,7 @@ use gantry_sdk::backend::exports::gantry::plugin::driver::{Deployment, InstanceR
 use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
 use gantry_sdk::backend::gantry::plugin::progress;
 use gantry_sdk::backend::gantry::plugin::types::{ContainerState, Error};
+use gantry_sdk::gpus::{self, GpuNeed};
 use gantry_sdk::wasip2::http::types::Method;
 
 /// Start the revision's namespace holder, if it has one (running already is fine).
@@ -183,21 +184,35 @@ fn post_create(name: &str, body: &ContainerCreateBody) -> Result<crate::engine::
     )
 }
 
-/// Whether the storage driver can enforce a writable-layer size (overlay2 on xfs with pquota).
-/// Asked once per instance: `/info` is among the engine's slowest calls,
-/// and a storage driver changes only with a daemon restart (an instance
-/// lives for at most `limits.max_reuse` calls).
-pub(crate) fn storage_enforced() -> bool {
-    static ENFORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENFORCED.get_or_init(ask_storage_enforced)
+/// What `/info` says that deployments depend on. Asked once per instance:
+/// `/info` is among the engine's slowest calls, and neither changes without
+/// a daemon restart (an instance lives for at most `limits.max_reuse` calls).
+#[derive(Clone, Copy, Default)]
+struct EngineInfo {
+    /// The storage driver can enforce a writable-layer size (overlay2 on
+    /// xfs with pquota, btrfs, zfs).
+    storage_enforced: bool,
+    /// The engine has the `nvidia` runtime, which picks and mounts GPUs for
+    /// a `DeviceRequest` itself.
+    nvidia_runtime: bool,
 }
 
-fn ask_storage_enforced() -> bool {
+fn engine_info() -> EngineInfo {
+    static INFO: std::sync::OnceLock<EngineInfo> = std::sync::OnceLock::new();
+    *INFO.get_or_init(ask_engine_info)
+}
+
+/// Whether the storage driver can enforce a writable-layer size.
+pub(crate) fn storage_enforced() -> bool {
+    engine_info().storage_enforced
+}
+
+fn ask_engine_info() -> EngineInfo {
     let Ok(resp) = call(Method::Get, "/info", None) else {
-        return false;
+        return EngineInfo::default();
     };
     let Ok(info) = resp.json::<serde_json::Value>() else {
-        return false;
+        return EngineInfo::default();
     };
     let driver = info.get("Driver").and_then(|d| d.as_str()).unwrap_or("");
     let backing = info
@@ -210,10 +225,45 @@ fn ask_storage_enforced() -> bool {
         .and_then(|r| r.get(1))
         .and_then(|v| v.as_str())
         .unwrap_or("");
-    (driver == "overlay2" && backing == "xfs") || driver == "btrfs" || driver == "zfs"
+    EngineInfo {
+        storage_enforced: (driver == "overlay2" && backing == "xfs")
+            || driver == "btrfs"
+            || driver == "zfs",
+        nvidia_runtime: info.get("Runtimes").and_then(|r| r.get("nvidia")).is_some(),
+    }
+}
+
+/// GPUs for the containers of `d`: with the engine's `nvidia` runtime, its
+/// `DeviceRequests` do the work (the mapping asks for them); without it, the
+/// GPUs a scheduler named are handed over as device nodes, mounts and
+/// environment, and a bare count cannot be served.
+fn with_gpus(d: &Deployment) -> Result<Option<Deployment>, Error> {
+    let wanted = d
+        .spec
+        .containers
+        .iter()
+        .any(|c| gpus::need(c) != GpuNeed::None);
+    if !wanted || engine_info().nvidia_runtime {
+        return Ok(None);
+    }
+    let mut d = d.clone();
+    for c in &mut d.spec.containers {
+        if let GpuNeed::Count(n) = gpus::need(c) {
+            return Err(Error::Unsupported(format!(
+                "container `{}` asks for {n} GPU(s) by count, and this Docker engine has no \
+                 `nvidia` runtime to pick them: place GPU workloads through a GPU scheduler \
+                 (which names the devices), or install the NVIDIA container toolkit",
+                c.name
+            )));
+        }
+        gpus::hand_over(c)?;
+    }
+    Ok(Some(d))
 }
 
 pub(crate) fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
+    let handed = with_gpus(d)?;
+    let d = handed.as_ref().unwrap_or(d);
     if d.spec.containers.is_empty() {
         return Err(Error::Invalid(
             gantry_sdk::backend::gantry::plugin::types::InvalidInput {

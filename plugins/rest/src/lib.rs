@@ -12,7 +12,7 @@ use gantry_sdk::http::{self, Request};
 use gantry_sdk::http_frontend::exports::wasi::http::incoming_handler::Guest;
 use gantry_sdk::http_frontend::gantry::plugin::config;
 use gantry_sdk::http_frontend::gantry::plugin::control::{self, PageRequest, WorkloadFilter};
-use gantry_sdk::http_frontend::gantry::plugin::types::{Caller, Error, LogOptions};
+use gantry_sdk::http_frontend::gantry::plugin::types::{Caller, Error, LogOptions, Workload};
 use gantry_sdk::wasip2::http::types::{IncomingRequest, Method, ResponseOutparam};
 use model::FieldErrors;
 use serde_json::{Value, json};
@@ -43,13 +43,60 @@ fn invalid(fields: FieldErrors) -> Failure {
     )
 }
 
+/// This API's name for a field the host or a scheduler named in spec
+/// terms (its one container is `containers[0]`).
+fn field_name(spec_field: &str) -> &str {
+    match spec_field {
+        "containers[0].gpu.count" | "containers[0].gpu.device-ids" => "gpu",
+        "containers[0].gpu.models" => "desiredGPUs",
+        "containers[0].gpu.memory" => "gpuMemory",
+        "containers[0].image" => "image",
+        "containers[0].resources.cpu" => "cpu",
+        "containers[0].resources.memory" => "ram",
+        "containers[0].env" => "env",
+        other => other,
+    }
+}
+
+/// The container object of `w`, with the GPUs it holds.
+fn view(w: &Workload, domain: &str) -> Value {
+    let mut c = model::container(w, domain);
+    let asked = w
+        .spec
+        .containers
+        .first()
+        .and_then(|c| c.gpu.as_ref())
+        .is_some_and(|g| g.count > 0 || !g.device_ids.is_empty());
+    if asked {
+        let names = control::gpu_models();
+        c.assigned_gpus = Some(
+            control::gpus(&w.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|g| model::AssignedGpu {
+                    model: names
+                        .iter()
+                        .find(|m| m.code == g.model)
+                        .map_or(g.model.clone(), |m| m.name.clone()),
+                    index: g.index,
+                    uuid: g.uuid,
+                })
+                .collect(),
+        );
+    }
+    to_value(c)
+}
+
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         match e {
             Error::NotFound(m) => fail(404, format!("not found: {m}")),
             Error::Invalid(i) => {
-                let fields: FieldErrors =
-                    i.fields.into_iter().map(|f| (f.field, f.message)).collect();
+                let fields: FieldErrors = i
+                    .fields
+                    .into_iter()
+                    .map(|f| (field_name(&f.field).to_string(), f.message))
+                    .collect();
                 if fields.is_empty() {
                     Failure(400, json!({"error": i.message, "fields": {}}))
                 } else {
@@ -139,11 +186,7 @@ fn list(req: &Request) -> Answer {
     };
     let result = control::list(&filter, PageRequest { page: p, rows })?;
     let domain = ingress_domain();
-    let items = result
-        .items
-        .iter()
-        .map(|w| to_value(model::container(w, &domain)))
-        .collect();
+    let items = result.items.iter().map(|w| view(w, &domain)).collect();
     Ok((200, envelope(items, result.total, p, rows)))
 }
 
@@ -159,13 +202,13 @@ fn create(req: &Request) -> Answer {
         start: true,
     };
     let w = control::create(&request)?;
-    Ok((201, to_value(model::container(&w, &ingress_domain()))))
+    Ok((201, view(&w, &ingress_domain())))
 }
 
 fn get(id: &str, req: &Request) -> Answer {
     caller(req)?;
     let w = control::get(id)?;
-    Ok((200, to_value(model::container(&w, &ingress_domain()))))
+    Ok((200, view(&w, &ingress_domain())))
 }
 
 fn update(id: &str, req: &Request) -> Answer {
@@ -185,7 +228,7 @@ fn update(id: &str, req: &Request) -> Answer {
         annotations: Some(annotations),
     };
     let w = control::revise(id, &request)?;
-    Ok((200, to_value(model::container(&w, &ingress_domain()))))
+    Ok((200, view(&w, &ingress_domain())))
 }
 
 fn delete(id: &str, req: &Request) -> Answer {

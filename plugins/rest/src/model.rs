@@ -6,6 +6,7 @@ use gantry_sdk::http_frontend::gantry::plugin::types::{
     ContainerSpec, EnvVar, GpuModel, GpuRequest, PortMapping, Resources, RestartKind,
     RestartPolicy, Revision, Timestamp, Workload, WorkloadPhase, WorkloadSpec,
 };
+use gantry_sdk::labels;
 use gantry_sdk::units::parse_bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -20,6 +21,8 @@ pub mod annotations {
     pub const GPUS: &str = "rest.desiredGPUs";
     /// `port` as the caller wrote it.
     pub const PORT: &str = "rest.port";
+    /// `gpuMemory` as the caller wrote it.
+    pub const GPU_MEMORY: &str = "rest.gpuMemory";
 }
 
 /// Defaults of fields a create may leave out: the seed's create example.
@@ -48,6 +51,29 @@ pub struct Container {
     urls: Option<Vec<String>>,
     #[serde(rename = "desiredGPUs")]
     desired_gpus: Option<Vec<String>>,
+    // gantry's own fields follow, present only when they say something, so
+    // a container without GPUs is exactly the seed's object.
+    /// The minimum memory per GPU asked for ("40Gi").
+    #[serde(rename = "gpuMemory", skip_serializing_if = "Option::is_none")]
+    gpu_memory: Option<String>,
+    /// The GPUs the container holds (empty while it waits); only for a
+    /// container that asks for GPUs.
+    #[serde(rename = "assignedGPUs", skip_serializing_if = "Option::is_none")]
+    pub assigned_gpus: Option<Vec<AssignedGpu>>,
+    /// Why it failed, or what it waits for while deploying.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A GPU a container holds.
+#[derive(Debug, Serialize)]
+pub struct AssignedGpu {
+    /// Index on the host.
+    pub index: u32,
+    /// Device UUID.
+    pub uuid: String,
+    /// Model name, e.g. "Nvidia a100".
+    pub model: String,
 }
 
 /// A create request.
@@ -66,6 +92,7 @@ pub struct CreateBody {
     arguments: Option<Vec<String>>,
     #[serde(rename = "desiredGPUs")]
     desired_gpus: Option<Vec<String>>,
+    gpu_memory: Option<String>,
 }
 
 /// An update request: every field optional, absent ones unchanged.
@@ -83,6 +110,7 @@ pub struct UpdateBody {
     arguments: Option<Option<Vec<String>>>,
     #[serde(rename = "desiredGPUs")]
     desired_gpus: Option<Vec<String>>,
+    gpu_memory: Option<Option<String>>,
 }
 
 /// Field → message, for a 400.
@@ -180,6 +208,9 @@ pub fn container(w: &Workload, ingress_domain: &str) -> Container {
         urls: (w.phase == WorkloadPhase::Deployed)
             .then(|| vec![format!("{}.{ingress_domain}", ingress_label(&w.id))]),
         desired_gpus: annotation(w, annotations::GPUS).and_then(|g| serde_json::from_str(g).ok()),
+        gpu_memory: annotation(w, annotations::GPU_MEMORY).map(str::to_string),
+        assigned_gpus: None,
+        message: w.message.clone(),
     }
 }
 
@@ -214,6 +245,7 @@ struct Fields {
     command: Option<Vec<String>>,
     arguments: Option<Vec<String>>,
     desired_gpus: Option<Vec<String>>,
+    gpu_memory: Option<String>,
 }
 
 fn build(name: String, f: Fields, models: &[GpuModel]) -> Result<Desired, FieldErrors> {
@@ -304,6 +336,27 @@ fn build(name: String, f: Fields, models: &[GpuModel]) -> Result<Desired, FieldE
         errors.insert("gpu".into(), "must be a whole number from 0 to 64".into());
         0
     };
+    let gpu_memory = match f.gpu_memory.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(m) => match parse_bytes(m) {
+            Ok(0) => {
+                errors.insert("gpuMemory".into(), "must be more than 0".into());
+                None
+            }
+            Ok(b) if gpu_count == 0 && gpu_models.is_empty() => {
+                errors.insert(
+                    "gpuMemory".into(),
+                    "asks for GPU memory without GPUs: set gpu or desiredGPUs".into(),
+                );
+                Some(b)
+            }
+            Ok(b) => Some(b),
+            Err(e) => {
+                errors.insert("gpuMemory".into(), e.to_string());
+                None
+            }
+        },
+    };
     if name.is_empty() {
         errors.insert("name".into(), "is required".into());
     } else if name.chars().count() > 128
@@ -345,6 +398,9 @@ fn build(name: String, f: Fields, models: &[GpuModel]) -> Result<Desired, FieldE
             ..Resources::default()
         },
         gpu,
+        labels: gpu_memory
+            .map(|b| vec![(labels::GPU_MIN_MEMORY.to_string(), b.to_string())])
+            .unwrap_or_default(),
         ..ContainerSpec::new("main", f.image.clone())
     };
     let spec = WorkloadSpec {
@@ -360,6 +416,9 @@ fn build(name: String, f: Fields, models: &[GpuModel]) -> Result<Desired, FieldE
     ];
     if let Some(p) = f.port {
         annotations.push((annotations::PORT.to_string(), p));
+    }
+    if let Some(m) = f.gpu_memory.filter(|m| !m.trim().is_empty()) {
+        annotations.push((annotations::GPU_MEMORY.to_string(), m));
     }
     if f.desired_gpus.is_some() {
         annotations.push((
@@ -392,6 +451,7 @@ pub fn from_create(b: CreateBody, models: &[GpuModel]) -> Result<Desired, FieldE
             command: b.command,
             arguments: b.arguments,
             desired_gpus: b.desired_gpus,
+            gpu_memory: b.gpu_memory,
         },
         models,
     )
@@ -439,6 +499,7 @@ pub fn from_update(
             command: b.command.unwrap_or(current.command),
             arguments: b.arguments.unwrap_or(current.arguments),
             desired_gpus: b.desired_gpus.or(current_gpus),
+            gpu_memory: b.gpu_memory.unwrap_or(current.gpu_memory),
         },
         models,
     )

@@ -53,11 +53,17 @@ pub mod labels {
     pub const CONTAINER: &str = "io.gantry.container";
     /// The id of the host (state store) that deployed it.
     pub const HOST: &str = "io.gantry.host";
+    /// On a container spec (not put there by the host): the minimum memory
+    /// per GPU it asks for, in bytes, read by GPU schedulers (a record
+    /// cannot grow a field within 0.1; see `gpu-request`).
+    pub const GPU_MIN_MEMORY: &str = "io.gantry.gpu.min-memory-bytes";
 }
 
 #[cfg(feature = "http-frontend")]
 pub mod http;
 
+#[cfg(feature = "backend")]
+pub mod gpus;
 #[cfg(feature = "backend")]
 pub mod listing;
 
@@ -125,7 +131,8 @@ pub mod backend {
 }
 
 #[cfg(feature = "scheduler")]
-/// World `scheduler`: export `driver`, drive the downstream `driver`, read `devices`.
+/// World `scheduler`: export `driver`, drive the downstream `driver`, read
+/// `devices`, record placements in `allocations`.
 #[allow(missing_docs)]
 pub mod scheduler {
     wit_bindgen::generate!({
