@@ -105,8 +105,7 @@ fn rest_create(api: &Api, token: &str, body: Value) -> Value {
 fn rest_wait(api: &Api, token: &str, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (status, c) = api.send("GET", &format!("/v1/containers/{id}"), Some(token), None);
-        assert_eq!(status, 200, "{c}");
+        let c = rest_get(api, token, id);
         if pred(&c) {
             return c;
         }
@@ -116,6 +115,17 @@ fn rest_wait(api: &Api, token: &str, id: &str, what: &str, pred: impl Fn(&Value)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+fn rest_delete(api: &Api, token: &str, id: &str) {
+    let (status, e) = api.send("DELETE", &format!("/v1/containers/{id}"), Some(token), None);
+    assert_eq!(status, 204, "{e}");
+}
+
+fn rest_get(api: &Api, token: &str, id: &str) -> Value {
+    let (status, c) = api.send("GET", &format!("/v1/containers/{id}"), Some(token), None);
+    assert_eq!(status, 200, "{c}");
+    c
 }
 
 fn uuids(c: &Value) -> Vec<String> {
@@ -262,13 +272,7 @@ fn gpu_workloads_are_placed_queued_and_keep_their_gpus_across_a_restart() {
     );
 
     // Deleting the a100 holder lets the waiting one start.
-    let (status, _) = api.send(
-        "DELETE",
-        &format!("/v1/containers/{id_train}"),
-        Some(&token),
-        None,
-    );
-    assert_eq!(status, 204);
+    rest_delete(&api, &token, &id_train);
     let wait = rest_wait(&api, &token, &id_wait, "wait deployed", |c| {
         c["status"] == "deployed"
     });
@@ -285,13 +289,41 @@ fn gpu_workloads_are_placed_queued_and_keep_their_gpus_across_a_restart() {
     let big = rest_create(&api, &token, rest_body("big", 2, &["a100"]));
     let id_big = big["id"].as_str().expect("id").to_string();
     assert_eq!(big["message"], "waiting for 2 × a100, 1 free", "{big}");
-    let (_, wait_again) = api.send(
-        "GET",
+    let wait_again = rest_get(&api, &token, &id_wait);
+    assert_eq!(uuids(&wait_again), held, "{wait_again}");
+
+    // An update runs on the GPUs its predecessor held; one that cannot run
+    // now is refused and the running revision stays, GPUs and all.
+    let (status, upd) = api.send(
+        "PUT",
         &format!("/v1/containers/{id_wait}"),
         Some(&token),
-        None,
+        Some(json!({"env": {"STEP": "2"}})),
     );
-    assert_eq!(uuids(&wait_again), held, "{wait_again}");
+    assert_eq!(status, 200, "{upd}");
+    let upd = rest_wait(&api, &token, &id_wait, "update deployed", |c| {
+        c["status"] == "deployed"
+    });
+    assert_eq!(uuids(&upd), held, "{upd}");
+    let (status, e) = api.send(
+        "PUT",
+        &format!("/v1/containers/{id_wait}"),
+        Some(&token),
+        Some(json!({"gpu": 2})),
+    );
+    assert_eq!(status, 409, "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("waiting for 2 × a100")),
+        "{e}"
+    );
+    let kept = rest_get(&api, &token, &id_wait);
+    assert_eq!(
+        (kept["status"].as_str(), uuids(&kept)),
+        (Some("deployed"), held.clone()),
+        "{kept}"
+    );
 
     // A GPU whose node disappears takes nothing new; back, it does.
     let t4_node = api.dir().join("dev/gpu3");
@@ -307,26 +339,14 @@ fn gpu_workloads_are_placed_queued_and_keep_their_gpus_across_a_restart() {
     assert_eq!(uuids(&t4), ["GPU-t4-3"], "{t4}");
 
     // Deleting the other a100 holder lets `big` in, first come first served.
-    let (status, _) = api.send(
-        "DELETE",
-        &format!("/v1/containers/{id_wait}"),
-        Some(&token),
-        None,
-    );
-    assert_eq!(status, 204);
+    rest_delete(&api, &token, &id_wait);
     let big = rest_wait(&api, &token, &id_big, "big deployed", |c| {
         c["status"] == "deployed"
     });
     assert_eq!(uuids(&big), ["GPU-a100-0", "GPU-a100-1"], "{big}");
 
     for id in [&id_big, &id_t4] {
-        let (status, _) = api.send(
-            "DELETE",
-            &format!("/v1/containers/{id}"),
-            Some(&token),
-            None,
-        );
-        assert_eq!(status, 204);
+        rest_delete(&api, &token, id);
     }
     let (status, _) = api.send("DELETE", &arm_path("infer"), Some(&token), None);
     assert!(status == 200 || status == 202 || status == 204, "{status}");
@@ -411,11 +431,22 @@ fn the_gpu_scheduler_stacks_on_containerd_too() {
             && out.contains(&"visible=GPU-t4-2".to_string()),
         "{out:?}"
     );
-    let (status, _) = api.send(
-        "DELETE",
-        &format!("/v1/containers/{id}"),
-        Some(&token),
-        None,
+    rest_delete(&api, &token, &id);
+}
+
+#[test]
+fn without_a_scheduler_a_gpu_workload_fails_with_a_clear_message_and_creates_nothing() {
+    let api = Api::start(1);
+    let token = api.token(USER, "USER");
+    let c = rest_create(&api, &token, rest_body("unplaced", 1, &[]));
+    let id = c["id"].as_str().expect("id").to_string();
+    assert_eq!(c["status"], "failed", "{c}");
+    assert!(
+        c["message"].as_str().is_some_and(
+            |m| m.contains("asks for 1 GPU(s) by count") && m.contains("GPU scheduler")
+        ),
+        "{c}"
     );
-    assert_eq!(status, 204);
+    assert!(runtimes().containers_of(&id).is_empty());
+    rest_delete(&api, &token, &id);
 }

@@ -144,6 +144,14 @@ impl Deployer {
             .await
             .map_err(Error::from)
             .and_then(|states| match states.iter().find(|c| failed_to_start(c)) {
+                // A revision that must run now cannot wait (for GPUs).
+                None if all_started && waiting_for(&states).is_some() => {
+                    Err(Error::Conflict(format!(
+                        "revision {} cannot run now: {}",
+                        w.revision,
+                        waiting_for(&states).unwrap_or_default()
+                    )))
+                }
                 Some(c) if all_started => Err(Error::Conflict(format!(
                     "revision {} could not start (container `{}`: {})",
                     w.revision,

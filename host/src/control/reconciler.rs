@@ -210,7 +210,12 @@ impl Reconciler {
         let Some(mut w) = self.records.get(id).await? else {
             return Ok(());
         };
-        if w.backend != backend || w.desired == DesiredState::Deleted {
+        // A failed workload is not deployed again behind its owner's back
+        // (its backend may have created nothing, having refused it).
+        if w.backend != backend
+            || w.desired == DesiredState::Deleted
+            || w.phase == WorkloadPhase::Failed
+        {
             return Ok(());
         }
         if !driver.inspect(Deployer::instance(&w)).await?.is_empty() {
@@ -404,18 +409,7 @@ mod tests {
     }
 
     fn state(name: &str, status: ContainerStatus) -> ContainerState {
-        ContainerState {
-            name: name.into(),
-            runtime_id: None,
-            status,
-            pid: None,
-            exit_code: None,
-            started_at: None,
-            finished_at: None,
-            oom_killed: false,
-            restart_count: 0,
-            error: None,
-        }
+        ContainerState::bare(name, None, status, None)
     }
 
     #[test]

@@ -252,6 +252,10 @@ pub fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error>
     for c in &d.spec.containers {
         spec::check_supported(c)?;
     }
+    if let Some(why) = gpus::unplaced(&d.spec) {
+        // Nothing is created; the workload fails with the reason.
+        return Ok(gpus::not_run(&d.spec, &why));
+    }
     lease::with_lease(|| create_under_lease(d, start))?;
     let r = InstanceRef {
         workload_id: d.workload_id.clone(),

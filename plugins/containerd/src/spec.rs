@@ -5,7 +5,6 @@
 
 use crate::image::ImageConfig;
 use gantry_sdk::backend::gantry::plugin::types::{ContainerEdits, ContainerSpec, Error, Resources};
-use gantry_sdk::gpus::{self, GpuNeed};
 use serde_json::{Value, json};
 
 /// `PATH` when the image sets none.
@@ -241,12 +240,6 @@ pub fn check_supported(c: &ContainerSpec) -> Result<(), Error> {
     }
     if !c.devices.is_empty() {
         return unsupported("device mappings");
-    }
-    if let GpuNeed::Count(n) = gpus::need(c) {
-        return unsupported(&format!(
-            "a request for {n} GPU(s) by count (place GPU workloads through a GPU scheduler, \
-             which names the devices)"
-        ));
     }
     if c.tty {
         return unsupported("a TTY");

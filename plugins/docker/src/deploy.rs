@@ -233,37 +233,47 @@ fn ask_engine_info() -> EngineInfo {
     }
 }
 
-/// GPUs for the containers of `d`: with the engine's `nvidia` runtime, its
-/// `DeviceRequests` do the work (the mapping asks for them); without it, the
-/// GPUs a scheduler named are handed over as device nodes, mounts and
-/// environment, and a bare count cannot be served.
-fn with_gpus(d: &Deployment) -> Result<Option<Deployment>, Error> {
+/// What a deployment's GPUs need of the engine.
+enum GpuPlan {
+    /// Nothing to change: no GPUs, or the `nvidia` runtime's `DeviceRequests`
+    /// do the work (the mapping asks for them).
+    AsIs,
+    /// The GPUs a scheduler named, handed over as device nodes, mounts and
+    /// environment.
+    HandedOver(Box<Deployment>),
+    /// GPUs by count with no `nvidia` runtime to pick them: why.
+    Impossible(String),
+}
+
+fn gpu_plan(d: &Deployment) -> Result<GpuPlan, Error> {
     let wanted = d
         .spec
         .containers
         .iter()
         .any(|c| gpus::need(c) != GpuNeed::None);
     if !wanted || engine_info().nvidia_runtime {
-        return Ok(None);
+        return Ok(GpuPlan::AsIs);
+    }
+    if let Some(why) = gpus::unplaced(&d.spec) {
+        return Ok(GpuPlan::Impossible(format!(
+            "{why} (or give this Docker engine the NVIDIA container toolkit's `nvidia` runtime)"
+        )));
     }
     let mut d = d.clone();
     for c in &mut d.spec.containers {
-        if let GpuNeed::Count(n) = gpus::need(c) {
-            return Err(Error::Unsupported(format!(
-                "container `{}` asks for {n} GPU(s) by count, and this Docker engine has no \
-                 `nvidia` runtime to pick them: place GPU workloads through a GPU scheduler \
-                 (which names the devices), or install the NVIDIA container toolkit",
-                c.name
-            )));
-        }
         gpus::hand_over(c)?;
     }
-    Ok(Some(d))
+    Ok(GpuPlan::HandedOver(Box::new(d)))
 }
 
 pub(crate) fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
-    let handed = with_gpus(d)?;
-    let d = handed.as_ref().unwrap_or(d);
+    let handed = match gpu_plan(d)? {
+        GpuPlan::AsIs => None,
+        GpuPlan::HandedOver(h) => Some(h),
+        // Nothing is created; the workload fails with the reason.
+        GpuPlan::Impossible(why) => return Ok(gpus::not_run(&d.spec, &why)),
+    };
+    let d = handed.as_deref().unwrap_or(d);
     if d.spec.containers.is_empty() {
         return Err(Error::Invalid(
             gantry_sdk::backend::gantry::plugin::types::InvalidInput {

@@ -189,18 +189,12 @@ impl Guest for Docker {
             ) else {
                 continue;
             };
-            let state = ContainerState {
-                name: c.label(labels::CONTAINER).unwrap_or("").to_string(),
-                runtime_id: Some(c.id.clone()),
-                status: mapping::status(&c.state),
-                pid: None,
-                exit_code: None,
-                started_at: None,
-                finished_at: None,
-                oom_killed: false,
-                restart_count: 0,
-                error: None,
-            };
+            let state = ContainerState::bare(
+                c.label(labels::CONTAINER).unwrap_or(""),
+                Some(c.id.clone()),
+                mapping::status(&c.state),
+                None,
+            );
             out.push(w, rev, state);
         }
         Ok(out.finish())

@@ -54,6 +54,21 @@ impl Situation<'_> {
             .collect()
     }
 
+    /// The healthy GPUs this workload's other revisions hold.
+    fn inherited(&self) -> Vec<&Gpu> {
+        self.inventory
+            .iter()
+            .filter(|g| {
+                g.healthy
+                    && self.claims.iter().any(|c| {
+                        self.own(c)
+                            && c.revision != self.revision
+                            && c.gpus.iter().any(|a| a.uuid.eq_ignore_ascii_case(&g.uuid))
+                    })
+            })
+            .collect()
+    }
+
     /// The workload's ticket in the queue, if it has waited before.
     fn own_ticket(&self) -> Option<u64> {
         self.claims
@@ -96,14 +111,23 @@ impl Situation<'_> {
         if let Some(held) = self.mine().filter(|c| holds_all(c, demand)) {
             return Decision::Reuse(held.gpus.clone());
         }
-        let ahead = self.ahead(demand);
-        let free = self.free();
-        if ahead > 0 {
-            return Decision::Wait(self.messages(demand, &free, ahead));
-        }
         let gpu: Vec<(usize, &str, &Request)> = demand.gpu_containers().collect();
         let reqs: Vec<&Request> = gpu.iter().map(|(_, _, r)| *r).collect();
-        match placement::place_all(&reqs, &free, self.policy) {
+        let free = self.free();
+        // A new revision that fits on what its predecessors hold takes them
+        // over: it asks nothing of the queue.
+        let takeover = placement::place_all(&reqs, &self.inherited(), self.policy);
+        let chosen = match takeover {
+            Some(c) => Some(c),
+            None => {
+                let ahead = self.ahead(demand);
+                if ahead > 0 {
+                    return Decision::Wait(self.messages(demand, &free, ahead));
+                }
+                placement::place_all(&reqs, &free, self.policy)
+            }
+        };
+        match chosen {
             Some(chosen) => {
                 let mut out = Vec::new();
                 for ((_, name, _), mut gpus) in gpu.iter().zip(chosen) {
@@ -186,18 +210,7 @@ pub fn waiting_states(demand: &Demand, messages: Vec<String>) -> Vec<ContainerSt
         .containers
         .iter()
         .zip(messages)
-        .map(|(c, m)| ContainerState {
-            name: c.name.clone(),
-            runtime_id: None,
-            status: ContainerStatus::Creating,
-            pid: None,
-            exit_code: None,
-            started_at: None,
-            finished_at: None,
-            oom_killed: false,
-            restart_count: 0,
-            error: Some(m),
-        })
+        .map(|(c, m)| ContainerState::bare(&c.name, None, ContainerStatus::Creating, Some(m)))
         .collect()
 }
 

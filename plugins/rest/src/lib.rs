@@ -106,7 +106,9 @@ impl From<Error> for Failure {
             Error::Forbidden(m) => fail(403, format!("forbidden: {m}")),
             Error::Unauthenticated(m) => fail(401, format!("unauthorized: {m}")),
             Error::Conflict(m) => fail(409, m),
-            Error::Unsupported(m) => fail(501, m),
+            // Something this deployment cannot do (GPUs with no GPU placement,
+            // a feature the backend lacks): the request's fault, not a failure.
+            Error::Unsupported(m) => fail(400, m),
             Error::Unavailable(m) => fail(503, m),
             Error::Backend(m) | Error::Internal(m) => fail(500, m),
         }
@@ -227,7 +229,16 @@ fn update(id: &str, req: &Request) -> Answer {
         spec: desired.spec,
         annotations: Some(annotations),
     };
-    let w = control::revise(id, &request)?;
+    // The workload exists (read above): a not-found now is about what the
+    // new revision names (an image, a command). Like a revision that cannot
+    // start, it is refused (409) and the current revision keeps running;
+    // a 404 would say the container itself is gone.
+    let w = control::revise(id, &request).map_err(|e| match e {
+        Error::NotFound(m) => Error::Conflict(format!(
+            "the new revision cannot be deployed: {m}; the current one keeps running"
+        )),
+        e => e,
+    })?;
     Ok((200, view(&w, &ingress_domain())))
 }
 

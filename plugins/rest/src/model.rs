@@ -234,6 +234,27 @@ fn has_tag(image: &str) -> bool {
         .is_some_and(|(name, tag)| !name.is_empty() && !tag.is_empty())
 }
 
+/// Whether `s` is spelled as the OpenAPI document's `gpuMemory` pattern
+/// says: 1 to 6 digits not starting with 0, up to 3 decimals, a unit
+/// (`Mi`, `Gi`, `Ti`, `M`, `G`, `T`, or one lower-case letter of them).
+fn memory_spelling(s: &str) -> bool {
+    let unit_at = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(unit_at);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let whole_ok = (1..=6).contains(&whole.len()) && !whole.starts_with('0');
+    let fraction_ok = !number.contains('.') || (1..=3).contains(&fraction.len());
+    let digits = whole
+        .chars()
+        .chain(fraction.chars())
+        .all(|c| c.is_ascii_digit());
+    whole_ok
+        && fraction_ok
+        && digits
+        && ["Mi", "Gi", "Ti", "M", "G", "T", "m", "g", "t"].contains(&unit)
+}
+
 struct Fields {
     image: String,
     cpu: f64,
@@ -336,20 +357,16 @@ fn build(name: String, f: Fields, models: &[GpuModel]) -> Result<Desired, FieldE
         errors.insert("gpu".into(), "must be a whole number from 0 to 64".into());
         0
     };
-    let gpu_memory = match f.gpu_memory.as_deref().map(str::trim) {
-        None | Some("") => None,
+    let gpu_memory = match f.gpu_memory.as_deref() {
+        None => None,
+        Some(m) if !memory_spelling(m) => {
+            errors.insert(
+                "gpuMemory".into(),
+                format!("`{m}` is not a memory size such as 16Gi or 40960Mi"),
+            );
+            None
+        }
         Some(m) => match parse_bytes(m) {
-            Ok(0) => {
-                errors.insert("gpuMemory".into(), "must be more than 0".into());
-                None
-            }
-            Ok(b) if gpu_count == 0 && gpu_models.is_empty() => {
-                errors.insert(
-                    "gpuMemory".into(),
-                    "asks for GPU memory without GPUs: set gpu or desiredGPUs".into(),
-                );
-                Some(b)
-            }
             Ok(b) => Some(b),
             Err(e) => {
                 errors.insert("gpuMemory".into(), e.to_string());
@@ -398,7 +415,9 @@ fn build(name: String, f: Fields, models: &[GpuModel]) -> Result<Desired, FieldE
             ..Resources::default()
         },
         gpu,
+        // Without GPUs, a memory per GPU asks nothing: echoed, not applied.
         labels: gpu_memory
+            .filter(|_| gpu_count > 0 || !gpu_models.is_empty())
             .map(|b| vec![(labels::GPU_MIN_MEMORY.to_string(), b.to_string())])
             .unwrap_or_default(),
         ..ContainerSpec::new("main", f.image.clone())
@@ -417,7 +436,7 @@ fn build(name: String, f: Fields, models: &[GpuModel]) -> Result<Desired, FieldE
     if let Some(p) = f.port {
         annotations.push((annotations::PORT.to_string(), p));
     }
-    if let Some(m) = f.gpu_memory.filter(|m| !m.trim().is_empty()) {
+    if let Some(m) = f.gpu_memory {
         annotations.push((annotations::GPU_MEMORY.to_string(), m));
     }
     if f.desired_gpus.is_some() {
@@ -508,6 +527,26 @@ pub fn from_update(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gpu_memory_is_spelled_as_the_openapi_pattern_says() {
+        for ok in ["40Gi", "16G", "1.5Ti", "40960Mi", "8g", "123456m"] {
+            assert!(memory_spelling(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "0Gi",
+            "-1Gi",
+            "40",
+            "40Ki",
+            "1.2345Gi",
+            "1234567Mi",
+            "4 Gi",
+            "1.Gi",
+        ] {
+            assert!(!memory_spelling(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn ingress_labels_are_26_base32hex_characters() {

@@ -120,6 +120,30 @@ macro_rules! wit_record_defaults {
                 }
             }
 
+            impl t::ContainerState {
+                /// A container in `status` that never ran (no pid, times or
+                /// exit code), with the runtime's `error` if any.
+                pub fn bare(
+                    name: impl Into<String>,
+                    runtime_id: Option<String>,
+                    status: t::ContainerStatus,
+                    error: Option<String>,
+                ) -> Self {
+                    Self {
+                        name: name.into(),
+                        runtime_id,
+                        status,
+                        pid: None,
+                        exit_code: None,
+                        started_at: None,
+                        finished_at: None,
+                        oom_killed: false,
+                        restart_count: 0,
+                        error,
+                    }
+                }
+            }
+
             impl t::Caller {
                 /// Whether the caller holds the [`ADMIN`]($crate::roles::ADMIN) role.
                 pub fn is_admin(&self) -> bool {

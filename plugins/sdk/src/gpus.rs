@@ -5,7 +5,10 @@
 //! into the container's spec, which every backend already knows how to apply.
 
 use crate::backend::gantry::plugin::devices;
-use crate::backend::gantry::plugin::types::{ContainerEdits, ContainerSpec, DeviceMapping, Error};
+use crate::backend::gantry::plugin::types::{
+    ContainerEdits, ContainerSpec, ContainerState, ContainerStatus, DeviceMapping, Error,
+    WorkloadSpec,
+};
 
 /// What a container's GPU request asks of a backend.
 #[derive(Debug, PartialEq, Eq)]
@@ -72,4 +75,27 @@ pub fn apply(c: &mut ContainerSpec, e: ContainerEdits) {
             c.mounts.push(m);
         }
     }
+}
+
+/// Why `spec` cannot run on a runtime that does not pick GPUs itself: a
+/// container asking for GPUs by count, not naming them (no scheduler placed it).
+pub fn unplaced(spec: &WorkloadSpec) -> Option<String> {
+    spec.containers.iter().find_map(|c| match need(c) {
+        GpuNeed::Count(n) => Some(format!(
+            "container `{}` asks for {n} GPU(s) by count, which this runtime cannot pick: \
+             place GPU workloads through a GPU scheduler, which names the devices",
+            c.name
+        )),
+        _ => None,
+    })
+}
+
+/// The states a backend answers for a deployment it cannot run, having
+/// created nothing: every container dead, never started, with `why`. The
+/// host reports the workload failed with that message.
+pub fn not_run(spec: &WorkloadSpec, why: &str) -> Vec<ContainerState> {
+    spec.containers
+        .iter()
+        .map(|c| ContainerState::bare(&c.name, None, ContainerStatus::Dead, Some(why.to_string())))
+        .collect()
 }

@@ -175,3 +175,15 @@ fn waiting_states_are_creating_with_the_message() {
     };
     assert!(s.waiting_states().is_none());
 }
+
+#[test]
+fn a_new_revision_takes_over_its_predecessors_gpus_without_queueing() {
+    let d = demand(&[("main", 1, &["a100"])]);
+    let other = demand(&[("main", 2, &["a100"])]);
+    // Revision 1 of `me` holds GPU 1; `them` waits for two a100s.
+    let claims = [holding("me", 1, "main", &[1]), waiting("them", 1, &other)];
+    assert_eq!(placed(decide(&claims, &d)), [("main".to_string(), 1)]);
+    // Asking for more than it holds, it queues behind `them`.
+    let more = demand(&[("main", 2, &["a100"])]);
+    assert!(matches!(decide(&claims, &more), Decision::Wait(_)));
+}
