@@ -350,6 +350,28 @@ fn gpu_workloads_are_placed_queued_and_keep_their_gpus_across_a_restart() {
     }
     let (status, _) = api.send("DELETE", &arm_path("infer"), Some(&token), None);
     assert!(status == 200 || status == 202 || status == 204, "{status}");
+
+    // A workload made without GPUs asks for one: its new revision goes
+    // through the scheduler, on the same engine.
+    let mut plain = rest_body("plain", 0, &[]);
+    plain["desiredGPUs"] = Value::Null;
+    let plain = rest_create(&api, &token, plain);
+    let id_plain = plain["id"].as_str().expect("id").to_string();
+    rest_wait(&api, &token, &id_plain, "plain deployed", |c| {
+        c["status"] == "deployed"
+    });
+    let (status, upd) = api.send(
+        "PUT",
+        &format!("/v1/containers/{id_plain}"),
+        Some(&token),
+        Some(json!({"gpu": 1, "desiredGPUs": ["t4"]})),
+    );
+    assert_eq!(status, 200, "{upd}");
+    let upd = rest_wait(&api, &token, &id_plain, "plain with a GPU", |c| {
+        c["status"] == "deployed" && c["assignedGPUs"].as_array().is_some_and(|a| a.len() == 1)
+    });
+    assert!(uuids(&upd)[0].starts_with("GPU-t4-"), "{upd}");
+    rest_delete(&api, &token, &id_plain);
 }
 
 #[test]

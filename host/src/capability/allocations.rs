@@ -8,16 +8,19 @@ use crate::control::gpus::GpuLedger;
 use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
-/// Per-instance state: the ledger, when the host has one for this plugin.
+/// Per-instance state: the ledger, when the host has one for this plugin,
+/// and the backend name the plugin claims as (it may claim only for
+/// workloads placed on it).
 #[derive(Clone, Default)]
 pub struct AllocationsCtx {
     ledger: Option<Arc<GpuLedger>>,
+    backend: Arc<str>,
 }
 
 impl AllocationsCtx {
-    /// Calls go to `ledger`.
-    pub fn new(ledger: Option<Arc<GpuLedger>>) -> Self {
-        Self { ledger }
+    /// Calls go to `ledger`, on behalf of backend `backend`.
+    pub fn new(ledger: Option<Arc<GpuLedger>>, backend: Arc<str>) -> Self {
+        Self { ledger, backend }
     }
 
     fn ledger(&self) -> Result<&Arc<GpuLedger>, Error> {
@@ -48,7 +51,10 @@ impl allocations::Host for AllocationsCtx {
         request: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         Ok(match self.ledger() {
-            Ok(l) => l.hold(&workload_id, revision, gpus, request).await,
+            Ok(l) => {
+                l.hold(&self.backend, &workload_id, revision, gpus, request)
+                    .await
+            }
             Err(e) => Err(e),
         })
     }
@@ -60,7 +66,7 @@ impl allocations::Host for AllocationsCtx {
         request: String,
     ) -> wasmtime::Result<Result<u64, Error>> {
         Ok(match self.ledger() {
-            Ok(l) => l.wait(&workload_id, revision, request).await,
+            Ok(l) => l.wait(&self.backend, &workload_id, revision, request).await,
             Err(e) => Err(e),
         })
     }
@@ -71,7 +77,7 @@ impl allocations::Host for AllocationsCtx {
         revision: u32,
     ) -> wasmtime::Result<Result<(), Error>> {
         Ok(match self.ledger() {
-            Ok(l) => l.release(&workload_id, revision).await,
+            Ok(l) => l.release(&self.backend, &workload_id, revision).await,
             Err(e) => Err(e),
         })
     }

@@ -80,14 +80,18 @@ impl Deployer {
             .ok_or_else(|| Error::Unavailable(format!("backend `{name}` is not configured")))
     }
 
-    /// The backend a new workload with `spec` goes to.
-    pub fn place(&self, spec: &WorkloadSpec) -> Result<String, Error> {
-        let wants_gpu = spec.containers.iter().any(|c| {
+    /// Whether `spec` asks for GPUs.
+    pub fn wants_gpu(spec: &WorkloadSpec) -> bool {
+        spec.containers.iter().any(|c| {
             c.gpu
                 .as_ref()
                 .is_some_and(|g| g.count > 0 || !g.device_ids.is_empty())
-        });
-        let choice = if wants_gpu {
+        })
+    }
+
+    /// The backend a new workload with `spec` goes to.
+    pub fn place(&self, spec: &WorkloadSpec) -> Result<String, Error> {
+        let choice = if Self::wants_gpu(spec) {
             self.placement
                 .gpu
                 .clone()

@@ -115,6 +115,20 @@ impl ControlPlane {
         let mut w = old.clone();
         w.revision += 1;
         w.spec = spec;
+        if Deployer::wants_gpu(&w.spec) != Deployer::wants_gpu(&old.spec) {
+            // Asking for GPUs, or no longer: the new revision goes where such
+            // workloads are placed (the GPU scheduler, or past it), when that
+            // shares the runtime the old one runs on.
+            let target = self.deployer.place(&w.spec)?;
+            if self.deployer.bottom(&target) != self.deployer.bottom(&old.backend) {
+                return Err(Error::Conflict(format!(
+                    "the new revision belongs on backend `{target}`, which does not share a \
+                     runtime with `{}`: create a new workload instead",
+                    old.backend
+                )));
+            }
+            w.backend = target;
+        }
         crate::secrets::restore(&mut w.spec, &old.spec);
         if let Some(a) = annotations {
             w.annotations = a;

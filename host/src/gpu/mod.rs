@@ -9,6 +9,7 @@
 pub mod catalogue;
 pub mod cdi;
 mod config;
+mod edits;
 mod inventory;
 mod nvml;
 

@@ -76,7 +76,7 @@ impl PluginSetup {
             config: self.config.clone(),
             progress: ProgressCtx::new(self.name.clone()),
             devices: DevicesCtx::new(self.devices.clone()),
-            allocations: AllocationsCtx::new(self.allocations.clone()),
+            allocations: AllocationsCtx::new(self.allocations.clone(), self.name.clone()),
             mqtt: MqttClientCtx::new(self.name.clone(), self.mqtt.clone()),
             control: self.control.clone().map(ControlCtx::new),
             downstream: self.downstream.clone().map(DownstreamCtx::new),

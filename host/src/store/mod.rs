@@ -294,10 +294,20 @@ impl StateStore {
 
     /// Drop one revision (used to roll back a failed update).
     pub fn delete_revision(&self, id: &str, number: u32) -> Result<(), StoreError> {
-        self.lock().execute(
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
             "DELETE FROM revisions WHERE workload_id = ?1 AND number = ?2",
             params![id, number],
         )?;
+        // Its number is used again by the next update: nothing of it may stay.
+        for table in ["gpu_claims", "gpu_holds"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE workload_id = ?1 AND revision = ?2"),
+                params![id, number],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -3,12 +3,12 @@
 //! ledger. Instances are pooled: every fact is read from the host per call.
 
 use crate::placement::{Gpu, Policy, inventory_summary};
-use crate::request::{Demand, invalid};
+use crate::request::Demand;
 use crate::schedule::{Decision, Situation, waiting_states};
 use gantry_sdk::scheduler::exports::gantry::plugin::driver as exported;
 use gantry_sdk::scheduler::gantry::plugin::driver as downstream;
 use gantry_sdk::scheduler::gantry::plugin::logging::{self, Level};
-use gantry_sdk::scheduler::gantry::plugin::types::{ContainerState, Error, FieldError};
+use gantry_sdk::scheduler::gantry::plugin::types::{ContainerState, Error};
 use gantry_sdk::scheduler::gantry::plugin::{allocations, config, devices};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -74,13 +74,8 @@ pub(crate) fn capabilities() -> Result<exported::BackendCapabilities, Error> {
 /// are held in the ledger and handed to the downstream as device ids, or
 /// the deployment waits in the ledger's queue and is reported `creating`.
 pub(crate) fn create(d: exported::Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
-    let policy = policy().map_err(|e| {
-        let field = FieldError {
-            field: POLICY_KEY.into(),
-            message: e.clone(),
-        };
-        invalid(format!("gpu-scheduler config: {e}"), vec![field])
-    })?;
+    // The host's config is wrong, not the caller's request.
+    let policy = policy().map_err(|e| Error::Unavailable(format!("gpu-scheduler config: {e}")))?;
     let mut d = downstream::Deployment {
         workload_id: d.workload_id,
         revision: d.revision,
@@ -115,8 +110,13 @@ pub(crate) fn create(d: exported::Deployment, start: bool) -> Result<Vec<Contain
             Decision::Reuse(a) => break a,
             Decision::Place(a) => match allocations::hold(&w, rev, &a, &request) {
                 Ok(()) => break a,
-                Err(Error::Conflict(m) | Error::Unavailable(m)) if lost < HOLD_RETRIES => {
+                Err(Error::Conflict(m) | Error::Unavailable(m)) => {
                     lost += 1;
+                    if lost > HOLD_RETRIES {
+                        // Still losing races: wait in the queue rather than fail.
+                        let messages = situation.messages(&demand, &situation.free(), 0);
+                        return queue(&d.name, &w, rev, &request, &demand, messages);
+                    }
                     let msg = format!(
                         "{} r{rev}: lost GPUs to another ({m}), placing again",
                         d.name
@@ -127,11 +127,7 @@ pub(crate) fn create(d: exported::Deployment, start: bool) -> Result<Vec<Contain
                 Err(e) => return Err(e),
             },
             Decision::Wait(messages) => {
-                let ticket = allocations::wait(&w, rev, &request)?;
-                let first = messages.first().cloned().unwrap_or_default();
-                let msg = format!("{} r{rev} queued (ticket {ticket}): {first}", d.name);
-                logging::log(Level::Info, &msg);
-                return Ok(waiting_states(&demand, messages));
+                return queue(&d.name, &w, rev, &request, &demand, messages);
             }
         }
     };
@@ -164,6 +160,24 @@ pub(crate) fn create(d: exported::Deployment, start: bool) -> Result<Vec<Contain
             logging::log(Level::Warn, &msg);
         }
     })
+}
+
+/// Put the revision in the ledger's queue; its states while it waits.
+fn queue(
+    name: &str,
+    w: &str,
+    rev: u32,
+    request: &str,
+    demand: &Demand,
+    messages: Vec<String>,
+) -> Result<Vec<ContainerState>, Error> {
+    let ticket = allocations::wait(w, rev, request)?;
+    let first = messages.first().cloned().unwrap_or_default();
+    logging::log(
+        Level::Info,
+        &format!("{name} r{rev} queued (ticket {ticket}): {first}"),
+    );
+    Ok(waiting_states(demand, messages))
 }
 
 /// The downstream's state of `r`; while it waits for GPUs (nothing

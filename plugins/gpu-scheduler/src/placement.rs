@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 mod fit;
+mod matching;
 pub use fit::{FieldProblem, Shortfall, field, never_fits, never_fits_together};
 
 /// One GPU of the inventory.
@@ -287,8 +288,9 @@ pub fn place<'a>(req: &Request, free: &[&'a Gpu], policy: Policy) -> Option<Vec<
 }
 
 /// Place every request of a deployment on `free`, a GPU given to one not free
-/// for the others; the most constrained (fewest free GPUs it accepts) first.
-/// The GPUs of each, in the order of `reqs`; `None` unless all fit.
+/// for the others; the most constrained (fewest free GPUs it accepts) first,
+/// falling back to an exact assignment when that order fails. The GPUs of
+/// each, in the order of `reqs`; `None` only when no assignment exists.
 pub fn place_all<'a>(
     reqs: &[&Request],
     free: &[&'a Gpu],
@@ -299,7 +301,12 @@ pub fn place_all<'a>(
     let mut left: Vec<&'a Gpu> = free.to_vec();
     let mut out: Vec<Vec<&'a Gpu>> = vec![Vec::new(); reqs.len()];
     for i in order {
-        let chosen = place(reqs[i], &left, policy)?;
+        // One after another, the policy's way; when that paints itself into
+        // a corner (one request took GPUs only another could use), an exact
+        // assignment, so a deployment that fits is never left waiting.
+        let Some(chosen) = place(reqs[i], &left, policy) else {
+            return matching::exact(reqs, free);
+        };
         left.retain(|g| !chosen.iter().any(|c| c.index == g.index));
         out[i] = chosen;
     }

@@ -193,6 +193,11 @@ impl Situation<'_> {
 /// Whether `claim` holds, for every container of `demand` wanting GPUs,
 /// as many GPUs as it wants.
 fn holds_all(claim: &Claim, demand: &Demand) -> bool {
+    // Held for another request (a revision number used again after a
+    // rolled-back update): not these GPUs.
+    if claim.request != demand.to_json() {
+        return false;
+    }
     let mut total = 0usize;
     for (_, name, r) in demand.gpu_containers() {
         let n = claim.gpus.iter().filter(|a| a.container == name).count();

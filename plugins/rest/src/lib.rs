@@ -229,12 +229,12 @@ fn update(id: &str, req: &Request) -> Answer {
         spec: desired.spec,
         annotations: Some(annotations),
     };
-    // The workload exists (read above): a not-found now is about what the
-    // new revision names (an image, a command). Like a revision that cannot
+    // While the workload exists, a not-found is about what the new revision
+    // names (an image, a command). Like a revision that cannot
     // start, it is refused (409) and the current revision keeps running;
     // a 404 would say the container itself is gone.
     let w = control::revise(id, &request).map_err(|e| match e {
-        Error::NotFound(m) => Error::Conflict(format!(
+        Error::NotFound(m) if control::get(id).is_ok() => Error::Conflict(format!(
             "the new revision cannot be deployed: {m}; the current one keeps running"
         )),
         e => e,

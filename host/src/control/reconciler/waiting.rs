@@ -16,6 +16,9 @@ impl Reconciler {
                 () = self.ledger.freed() => {}
                 () = tokio::time::sleep(resync) => {}
             }
+            if let Err(e) = self.ledger.sweep().await {
+                tracing::warn!(error = %e.describe(), "releasing stale GPU claims");
+            }
             if let Err(e) = self.retry_waiting().await {
                 tracing::warn!(error = %e.describe(), "deploying waiting workloads");
             }
@@ -39,12 +42,17 @@ impl Reconciler {
         let Some(mut w) =
             w.filter(|w| w.revision == revision && w.desired != DesiredState::Deleted)
         else {
-            // Its workload is gone or has moved on to another revision.
-            return self.ledger.release(id, revision).await;
+            // Its workload is gone or has moved on: the sweep releases it.
+            return Ok(());
         };
         let before = w.clone();
         match self.deployer.deploy_revision(&mut w, false).await {
             Ok(()) => {}
+            // The backend is away: the record stays deploying, and resync
+            // deploys it again once the backend answers.
+            Err(e @ (Error::Unavailable(_) | Error::Internal(_))) => {
+                tracing::warn!(workload = %id, error = %e.describe(), "deploying a waiting workload; will retry");
+            }
             Err(e) => {
                 // What was created is removed (and its claim released).
                 w.phase = WorkloadPhase::Failed;

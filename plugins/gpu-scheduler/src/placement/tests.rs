@@ -274,3 +274,32 @@ fn describes_requests() {
     assert_eq!(bytes(512 << 20), "512 MiB");
     assert_eq!(bytes(1000), "1000 bytes");
 }
+
+#[test]
+fn a_deployment_that_fits_is_placed_even_when_the_policy_order_would_corner_it() {
+    // A wants 2 of x or y, B 2 of y or z; binpack and spread both give A the
+    // two y, leaving B nothing; the exact fallback gives A x0 and one y.
+    let inv = vec![
+        gpu(0, "x", 16),
+        gpu(1, "y", 16),
+        gpu(2, "y", 16),
+        gpu(3, "z", 16),
+    ];
+    let a = req(2, &["x", "y"]);
+    let b = req(2, &["y", "z"]);
+    for policy in Policy::ALL {
+        let got = place_all(&[&a, &b], &all(&inv), policy)
+            .unwrap_or_else(|| panic!("{policy}: no placement"));
+        let got: Vec<Vec<u32>> = got
+            .iter()
+            .map(|v| v.iter().map(|g| g.index).collect())
+            .collect();
+        assert_eq!(got[0].len() + got[1].len(), 4, "{policy}: {got:?}");
+        assert!(
+            got[0].contains(&0) && got[1].contains(&3),
+            "{policy}: {got:?}"
+        );
+    }
+    // Three wanting two each of four GPUs: no assignment.
+    assert!(place_all(&[&a, &b, &req(2, &[])], &all(&inv), Policy::Binpack).is_none());
+}

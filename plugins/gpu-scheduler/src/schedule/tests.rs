@@ -105,11 +105,22 @@ fn places_on_gpus_no_other_workload_holds() {
 #[test]
 fn a_retried_deploy_keeps_what_it_holds() {
     let d = demand(&[("train", 1, &["t4"])]);
-    let claims = [holding("me", 2, "train", &[3])];
+    let claims = [Claim {
+        request: d.to_json(),
+        ..holding("me", 2, "train", &[3])
+    }];
     match decide(&claims, &d) {
         Decision::Reuse(a) => assert_eq!(a[0].index, 3),
         d => panic!("{d:?}"),
     }
+    // Held for another request under the same revision number (an update
+    // rolled back, its number used again): placed afresh.
+    let a100 = demand(&[("train", 1, &["a100"])]);
+    let claims = [Claim {
+        request: a100.to_json(),
+        ..holding("me", 2, "train", &[0])
+    }];
+    assert!(matches!(decide(&claims, &d), Decision::Place(_)));
     // Holding the wrong number: placed again.
     let claims = [holding("me", 2, "train", &[2, 3])];
     assert_eq!(placed(decide(&claims, &d)).len(), 1);
