@@ -128,6 +128,32 @@ fn rest_get(api: &Api, token: &str, id: &str) -> Value {
     c
 }
 
+/// Wait until `/metrics` says the GPU `uuid` is (un)healthy.
+fn wait_health(api: &Api, uuid: &str, healthy: bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let want = if healthy { " 1" } else { " 0" };
+    loop {
+        let text = api
+            .raw("GET", "/metrics", None, None)
+            .text()
+            .unwrap_or_default();
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with("gantry_gpu_healthy{") && l.contains(&format!("uuid=\"{uuid}\""))
+            })
+            .map(str::to_string);
+        if line.as_deref().is_some_and(|l| l.ends_with(want)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{uuid} never turned healthy={healthy}: {line:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn uuids(c: &Value) -> Vec<String> {
     let mut u: Vec<String> = c["assignedGPUs"]
         .as_array()
@@ -328,7 +354,7 @@ fn gpu_workloads_are_placed_queued_and_keep_their_gpus_across_a_restart() {
     // A GPU whose node disappears takes nothing new; back, it does.
     let t4_node = api.dir().join("dev/gpu3");
     std::fs::remove_file(&t4_node).expect("remove stand-in");
-    std::thread::sleep(Duration::from_millis(800));
+    wait_health(&api, "GPU-t4-3", false);
     let t4 = rest_create(&api, &token, rest_body("t4", 1, &["t4"]));
     let id_t4 = t4["id"].as_str().expect("id").to_string();
     assert_eq!(t4["message"], "waiting for 1 × t4, 0 free", "{t4}");

@@ -1,8 +1,10 @@
-//! Prometheus metrics: per-plugin calls, failures by kind, and latency.
+//! Prometheus metrics: per-plugin calls, failures by kind, and latency;
+//! the health of each GPU.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,13 @@ struct FailureLabel {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GpuLabel {
+    index: u32,
+    uuid: String,
+    model: String,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
@@ -31,6 +40,7 @@ pub struct Metrics {
     instances: Family<PluginLabel, Counter>,
     failures: Family<FailureLabel, Counter>,
     latency: Family<PluginLabel, Histogram, fn() -> Histogram>,
+    gpu_healthy: Family<GpuLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -65,13 +75,32 @@ impl Metrics {
             "Latency of plugin calls",
             latency.clone(),
         );
+        let gpu_healthy = Family::<GpuLabel, Gauge>::default();
+        registry.register(
+            "gpu_healthy",
+            "Whether each GPU of the inventory takes new placements (1) or not (0)",
+            gpu_healthy.clone(),
+        );
         Self {
             registry: Arc::new(Mutex::new(registry)),
             calls,
             instances,
             failures,
             latency,
+            gpu_healthy,
         }
+    }
+
+    /// Record whether a GPU takes new placements.
+    pub fn gpu_health(&self, index: u32, uuid: &str, model: &str, healthy: bool) {
+        let label = GpuLabel {
+            index,
+            uuid: uuid.to_string(),
+            model: model.to_string(),
+        };
+        self.gpu_healthy
+            .get_or_create(&label)
+            .set(i64::from(healthy));
     }
 
     /// The handle of one plugin's metrics.

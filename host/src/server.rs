@@ -129,6 +129,7 @@ pub struct Host {
     listen: String,
     resync: Duration,
     gpu_health: Duration,
+    metrics: Metrics,
 }
 
 /// Build a host from config. Plugins that are missing or do not fit are
@@ -291,6 +292,7 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         }
     }
     let verifier = Verifier::from_config(&config.auth)?;
+    let gpu_metrics = metrics.clone();
     let router = ingress::router(Ingress {
         frontends,
         verifier,
@@ -304,6 +306,7 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         listen: config.server.listen.clone(),
         resync: Duration::from_secs(config.server.resync_seconds.max(1)),
         gpu_health: Duration::from_millis(config.devices.health_interval_ms.max(100)),
+        metrics: gpu_metrics,
     })
 }
 
@@ -345,7 +348,12 @@ impl Host {
             .with_context(|| format!("binding {}", self.listen))?;
         tracing::info!(listen = %listener.local_addr()?, "gantry serving");
         self.control.reconciler().spawn(self.resync);
-        tokio::spawn(self.control.ledger().clone().watch_health(self.gpu_health));
+        tokio::spawn(
+            self.control
+                .ledger()
+                .clone()
+                .watch_health(self.gpu_health, self.metrics.clone()),
+        );
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown())
             .await?;

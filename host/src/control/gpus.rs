@@ -7,6 +7,7 @@ use super::records::Records;
 use crate::bindings::gantry::plugin::allocations::Claim;
 use crate::bindings::types::{Error, GpuAssignment};
 use crate::gpu::Inventory;
+use crate::metrics::Metrics;
 use crate::store::HeldElsewhere;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -220,10 +221,13 @@ impl GpuLedger {
         Ok(w.into_iter().map(|(_, id, r)| (id, r)).collect())
     }
 
-    /// Check the inventory's health every `interval`, for ever: a GPU that
-    /// turns unhealthy takes no new placement, one healthy again wakes the
-    /// waiters.
-    pub async fn watch_health(self: Arc<Self>, interval: std::time::Duration) {
+    /// Check the inventory's health every `interval`, for ever (and say it
+    /// in `gantry_gpu_healthy`): a GPU that turns unhealthy takes no new
+    /// placement, one healthy again wakes the waiters.
+    pub async fn watch_health(self: Arc<Self>, interval: std::time::Duration, metrics: Metrics) {
+        let gauge =
+            |g: &crate::gpu::GpuInfo| metrics.gpu_health(g.index, &g.uuid, &g.model, g.healthy);
+        self.inventory.snapshot().iter().for_each(gauge);
         loop {
             tokio::time::sleep(interval).await;
             let inventory = self.inventory.clone();
@@ -232,6 +236,7 @@ impl GpuLedger {
                 continue;
             };
             for g in &changed {
+                gauge(g);
                 match &g.problem {
                     Some(p) => {
                         tracing::warn!(gpu = g.index, uuid = %g.uuid, problem = %p, "GPU unhealthy: no new placements")
