@@ -253,3 +253,65 @@ fn token_mints_a_jwt_with_the_configured_secret() {
         "a JWT has three parts"
     );
 }
+
+#[test]
+fn check_plugin_names_every_problem_of_one_file_with_what_the_world_expects() {
+    let (code, out) = gantry(&[
+        "check",
+        "--plugin",
+        &docker().display().to_string(),
+        "--world",
+        "backend",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("world gantry:plugin/backend@0.1.2") && out.ends_with("ok\n"),
+        "{out}"
+    );
+
+    // An HTTP frontend checked as a backend: the missing export with the
+    // functions it must have, and the import a backend is not given.
+    let (code, out) = gantry(&[
+        "check",
+        "--plugin",
+        &misbehave().display().to_string(),
+        "--world",
+        "backend",
+        "--json",
+    ]);
+    assert_ne!(code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let problems = report["problems"].as_array().expect("problems");
+    let kinds: Vec<&str> = problems.iter().filter_map(|p| p["kind"].as_str()).collect();
+    assert_eq!(kinds, ["missing-export", "foreign-import"], "{report}");
+    assert!(
+        problems[0]["expected"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|l| l == "capabilities: func() -> result<backend-capabilities, error>;")),
+        "{report}"
+    );
+    assert!(
+        problems[1]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("gantry:plugin/control")
+                && m.contains("worlds http-frontend, mqtt-frontend do")),
+        "{report}"
+    );
+
+    // Without --world, the world is read from the exports.
+    let (code, out) = gantry(&["check", "--plugin", &compat_0_1_0().display().to_string()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("mqtt-frontend@0.1.2 (read from its exports)"),
+        "{out}"
+    );
+    let (code, out) = gantry(&[
+        "check",
+        "--plugin",
+        &docker().display().to_string(),
+        "--world",
+        "daemon",
+    ]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("unknown world `daemon`"), "{out}");
+}

@@ -25,11 +25,23 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Validate the config and every plugin it names, without serving.
+    /// Validate the config and every plugin it names, without serving; or,
+    /// with `--plugin`, one component file against a world, naming every
+    /// missing or mismatched export and import.
     Check {
         /// Config file (TOML); the embedded dev profile when absent.
-        #[arg(long, short)]
+        #[arg(long, short, conflicts_with = "plugin")]
         config: Option<PathBuf>,
+        /// A component (`.wasm`) to check on its own, without a config.
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+        /// The world it must implement (`backend`, `scheduler`,
+        /// `http-frontend`, `mqtt-frontend`); read from its exports when absent.
+        #[arg(long, requires = "plugin")]
+        world: Option<String>,
+        /// Print the report as JSON (with `--plugin`).
+        #[arg(long, requires = "plugin")]
+        json: bool,
     },
     /// Print the GPU inventory as JSON: where it comes from (NVML or the
     /// config's `[devices]`), versions, and each GPU with its health.
@@ -84,6 +96,57 @@ fn init_tracing(json: bool) {
     }
 }
 
+/// `gantry check --plugin FILE`: one component against a world.
+fn check_plugin(
+    file: &std::path::Path,
+    world: Option<&str>,
+    json: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    use gantry::plugin::authoring;
+    let world = match world {
+        None => None,
+        Some(w) => Some(authoring::world_named(w).with_context(|| {
+            format!("unknown world `{w}`: backend, scheduler, http-frontend or mqtt-frontend")
+        })?),
+    };
+    let engine = gantry::runtime::engine::PluginEngine::new(128 << 20, None)?;
+    let component = engine.load(&file.display().to_string(), file)?;
+    let report = authoring::inspect(engine.engine(), &component, world);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{}: world {}{}",
+            file.display(),
+            report.world,
+            if report.inferred {
+                " (read from its exports)"
+            } else {
+                ""
+            }
+        );
+        for p in &report.problems {
+            println!("error   {}", p.message);
+            for e in &p.expected {
+                println!("          {e}");
+            }
+        }
+        println!(
+            "{}",
+            if report.problems.is_empty() {
+                "ok"
+            } else {
+                "problems found"
+            }
+        );
+    }
+    Ok(if report.problems.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
 fn main() -> std::process::ExitCode {
     match run() {
         Ok(code) => code,
@@ -107,7 +170,13 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
             })?;
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Check { config } => {
+        Command::Check {
+            plugin: Some(file),
+            world,
+            json,
+            ..
+        } => check_plugin(&file, world.as_deref(), json),
+        Command::Check { config, .. } => {
             let config = load(config)?;
             let loaded = gantry::server::load_plugins(&config)?;
             let mut ok = true;

@@ -6,6 +6,7 @@
 //! This is the wiring between the generic runtime and the capabilities; it
 //! depends on both, and neither depends on it.
 
+pub mod authoring;
 pub mod backend;
 pub mod http_frontend;
 mod state;
@@ -87,6 +88,14 @@ pub enum World {
 }
 
 impl World {
+    /// Every world plugins implement.
+    pub const ALL: [World; 4] = [
+        World::HttpFrontend,
+        World::MqttFrontend,
+        World::Backend,
+        World::Scheduler,
+    ];
+
     /// The world's name, e.g. `gantry:plugin/backend@0.1.2`.
     pub fn name(self) -> String {
         format!("{}@{PACKAGE_VERSION}", self.contract().world)
