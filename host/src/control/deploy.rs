@@ -82,11 +82,7 @@ impl Deployer {
 
     /// Whether `spec` asks for GPUs.
     pub fn wants_gpu(spec: &WorkloadSpec) -> bool {
-        spec.containers.iter().any(|c| {
-            c.gpu
-                .as_ref()
-                .is_some_and(|g| g.count > 0 || !g.device_ids.is_empty())
-        })
+        spec.containers.iter().any(|c| c.wants_gpu())
     }
 
     /// The backend a new workload with `spec` goes to.

@@ -200,13 +200,10 @@ impl GpuLedger {
         workload_id: &str,
         revision: u32,
     ) -> Result<Vec<GpuAssignment>, Error> {
-        Ok(self
-            .claims()
-            .await?
-            .into_iter()
-            .find(|c| c.workload_id == workload_id && c.revision == revision)
-            .map(|c| c.gpus)
-            .unwrap_or_default())
+        let id = workload_id.to_string();
+        self.records
+            .with_store(move |s| s.gpu_holds_of(&id, revision))
+            .await
     }
 
     /// The revisions waiting, first come first.

@@ -15,11 +15,7 @@ pub fn failed_to_start(c: &crate::bindings::types::ContainerState) -> bool {
 /// scheduler waiting for GPUs): every container still `creating`, none on
 /// the runtime, each with the reason.
 pub fn waiting_for(containers: &[crate::bindings::types::ContainerState]) -> Option<String> {
-    if containers.is_empty()
-        || !containers
-            .iter()
-            .all(|c| c.status == S::Creating && c.runtime_id.is_none() && c.error.is_some())
-    {
+    if containers.is_empty() || !containers.iter().all(|c| c.held_back()) {
         return None;
     }
     containers.first().and_then(|c| c.error.clone())

@@ -25,7 +25,22 @@ CREATE TABLE IF NOT EXISTS gpu_holds (
     memory_bytes INTEGER NOT NULL,
     PRIMARY KEY (uuid, workload_id, revision)
 );
+CREATE INDEX IF NOT EXISTS gpu_holds_revision ON gpu_holds(workload_id, revision);
 ";
+
+/// The columns of a `gpu_holds` row read as an assignment, after two others.
+const HOLD_COLUMNS: &str = "container, gpu_index, uuid, model, memory_bytes";
+
+/// The assignment in columns `at..at + 5` of a row selecting [`HOLD_COLUMNS`].
+fn assignment(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<GpuAssignment> {
+    Ok(GpuAssignment {
+        container: r.get(at)?,
+        index: r.get(at + 1)?,
+        uuid: r.get(at + 2)?,
+        model: r.get(at + 3)?,
+        memory_bytes: r.get::<_, i64>(at + 4)?.max(0) as u64,
+    })
+}
 
 /// Why a hold was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,20 +56,14 @@ impl StateStore {
     pub fn gpu_claims(&self) -> Result<Vec<Claim>, StoreError> {
         let conn = self.lock();
         let mut holds: BTreeMap<(String, u32), Vec<GpuAssignment>> = BTreeMap::new();
-        let mut stmt = conn.prepare_cached(
-            "SELECT workload_id, revision, container, gpu_index, uuid, model, memory_bytes
-             FROM gpu_holds ORDER BY workload_id, revision, container, gpu_index",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT workload_id, revision, {HOLD_COLUMNS}
+             FROM gpu_holds ORDER BY workload_id, revision, container, gpu_index"
+        ))?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 (r.get::<_, String>(0)?, r.get::<_, u32>(1)?),
-                GpuAssignment {
-                    container: r.get(2)?,
-                    index: r.get(3)?,
-                    uuid: r.get(4)?,
-                    model: r.get(5)?,
-                    memory_bytes: r.get::<_, i64>(6)?.max(0) as u64,
-                },
+                assignment(r, 2)?,
             ))
         })?;
         for row in rows {
@@ -83,6 +92,21 @@ impl StateStore {
             out.push(c);
         }
         Ok(out)
+    }
+
+    /// The GPUs one revision holds.
+    pub fn gpu_holds_of(
+        &self,
+        workload_id: &str,
+        revision: u32,
+    ) -> Result<Vec<GpuAssignment>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {HOLD_COLUMNS} FROM gpu_holds WHERE workload_id = ?1 AND revision = ?2
+             ORDER BY container, gpu_index"
+        ))?;
+        let rows = stmt.query_map(params![workload_id, revision], |r| assignment(r, 0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Record that a revision holds `gpus`, unless another workload holds

@@ -121,12 +121,7 @@ fn gpu_codes() -> Vec<String> {
 
 /// The container group of `w`, with the GPUs its containers hold.
 fn group_view(w: &Workload, group: &ResourceGroup, provisioning: Option<&str>) -> Value {
-    let asks = w.spec.containers.iter().any(|c| {
-        c.gpu
-            .as_ref()
-            .is_some_and(|g| g.count > 0 || !g.device_ids.is_empty())
-    });
-    let gpus = if asks {
+    let gpus = if w.spec.containers.iter().any(|c| c.wants_gpu()) {
         control::gpus(&w.id).unwrap_or_default()
     } else {
         Vec::new()

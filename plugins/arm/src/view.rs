@@ -150,18 +150,13 @@ fn event(name: &str, kind: &str, message: String, at: &Option<Timestamp>, count:
     Value::Object(e)
 }
 
-/// Whether a container is held back by its backend (waiting for GPUs).
-fn pending(c: &ContainerState) -> bool {
-    c.status == ContainerStatus::Creating && c.runtime_id.is_none() && c.error.is_some()
-}
-
 fn container_events(
     spec: &ContainerSpec,
     c: &ContainerState,
     gpus: &[&GpuAssignment],
 ) -> Vec<Value> {
     let mut events = Vec::new();
-    if pending(c) {
+    if c.held_back() {
         let why = c.error.clone().unwrap_or_default();
         events.push(event("Pending", "Normal", why, &None, 1));
         return events;

@@ -134,31 +134,27 @@ pub fn create_body(
         (None, None)
     };
     let r = &c.resources;
-    let gpu = c
-        .gpu
-        .as_ref()
-        .filter(|g| g.count > 0 || !g.device_ids.is_empty())
-        .map(|g| {
-            vec![DeviceRequest {
-                driver: Some("nvidia".into()),
-                count: if g.device_ids.is_empty() {
-                    Some(i64::from(g.count))
-                } else {
-                    None
-                },
-                device_ids: if g.device_ids.is_empty() {
-                    None
-                } else {
-                    Some(g.device_ids.clone())
-                },
-                capabilities: Some(vec![if g.capabilities.is_empty() {
-                    vec!["gpu".to_string()]
-                } else {
-                    g.capabilities.clone()
-                }]),
-                options: None,
-            }]
-        });
+    let gpu = c.gpu.as_ref().filter(|g| g.asks()).map(|g| {
+        vec![DeviceRequest {
+            driver: Some("nvidia".into()),
+            count: if g.device_ids.is_empty() {
+                Some(i64::from(g.count))
+            } else {
+                None
+            },
+            device_ids: if g.device_ids.is_empty() {
+                None
+            } else {
+                Some(g.device_ids.clone())
+            },
+            capabilities: Some(vec![if g.capabilities.is_empty() {
+                vec!["gpu".to_string()]
+            } else {
+                g.capabilities.clone()
+            }]),
+            options: None,
+        }]
+    });
     let log_config = c.log.as_ref().map(|l| {
         let mut config = HashMap::new();
         if let Some(n) = l.max_files {

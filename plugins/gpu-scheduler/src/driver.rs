@@ -5,13 +5,12 @@
 use crate::placement::{Gpu, Policy, inventory_summary};
 use crate::request::Demand;
 use crate::schedule::{Decision, Situation, waiting_states};
+use gantry_sdk::relay::{convert, downstream_ref};
 use gantry_sdk::scheduler::exports::gantry::plugin::driver as exported;
 use gantry_sdk::scheduler::gantry::plugin::driver as downstream;
 use gantry_sdk::scheduler::gantry::plugin::logging::{self, Level};
 use gantry_sdk::scheduler::gantry::plugin::types::{ContainerState, Error};
 use gantry_sdk::scheduler::gantry::plugin::{allocations, config, devices};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 /// The config key naming the placement policy: `binpack` (default),
 /// `spread` or `first-fit`.
@@ -19,22 +18,6 @@ pub const POLICY_KEY: &str = "policy";
 
 /// How many times a lost race for GPUs (`hold` answering `conflict`) is retried.
 const HOLD_RETRIES: u32 = 3;
-
-/// The exported and imported `driver` records are the same WIT records in
-/// two Rust types: move a value across through its serde form.
-pub(crate) fn convert<A: Serialize, B: DeserializeOwned>(a: A) -> Result<B, Error> {
-    serde_json::to_value(a)
-        .and_then(serde_json::from_value)
-        .map_err(|e| Error::Internal(format!("gpu-scheduler conversion: {e}")))
-}
-
-/// The downstream's reference to the same instance.
-pub(crate) fn to_ref(i: &exported::InstanceRef) -> downstream::InstanceRef {
-    downstream::InstanceRef {
-        workload_id: i.workload_id.clone(),
-        revision: i.revision,
-    }
-}
 
 fn policy() -> Result<Policy, String> {
     config::get(POLICY_KEY).map_or(Ok(Policy::default()), |v| v.parse())
@@ -183,7 +166,7 @@ fn queue(
 /// The downstream's state of `r`; while it waits for GPUs (nothing
 /// downstream, a waiting claim), one `creating` state per container.
 pub(crate) fn inspect(r: exported::InstanceRef) -> Result<Vec<ContainerState>, Error> {
-    let found = match downstream::inspect(&to_ref(&r)) {
+    let found = match downstream::inspect(&downstream_ref(&r)) {
         Ok(s) if !s.is_empty() => return Ok(s),
         Ok(s) => Ok(s),
         Err(Error::NotFound(m)) => Err(Error::NotFound(m)),
@@ -208,7 +191,7 @@ pub(crate) fn inspect(r: exported::InstanceRef) -> Result<Vec<ContainerState>, E
 /// Remove `r` downstream, then forget what it holds or waits for (also when
 /// the downstream has nothing: a waiting deployment never reached it).
 pub(crate) fn remove(r: exported::InstanceRef, force: bool) -> Result<(), Error> {
-    match downstream::remove(&to_ref(&r), force) {
+    match downstream::remove(&downstream_ref(&r), force) {
         Ok(()) | Err(Error::NotFound(_)) => {
             match allocations::release(&r.workload_id, r.revision) {
                 Ok(()) | Err(Error::NotFound(_)) => Ok(()),

@@ -1,26 +1,18 @@
 //! The exported `driver`: placement on create, inspect and remove; every
 //! other call passes through to the downstream.
 
-use crate::driver::{self, convert, to_ref};
+use crate::driver;
+use gantry_sdk::relay::{DownstreamLogs, convert, downstream_ref};
 use gantry_sdk::scheduler::exports::gantry::plugin::driver as exported;
 use gantry_sdk::scheduler::gantry::plugin::driver as downstream;
 use gantry_sdk::scheduler::gantry::plugin::types::{
-    ContainerState, ContainerStats, Error, LogLine, LogOptions, Resources, RestartPolicy, Timestamp,
+    ContainerState, ContainerStats, Error, LogOptions, Resources, RestartPolicy, Timestamp,
 };
 
 struct GpuScheduler;
 
-/// A downstream log reader, handed on.
-struct Reader(downstream::LogReader);
-
-impl exported::GuestLogReader for Reader {
-    fn next(&self, wait_ms: u32) -> Result<Option<Vec<LogLine>>, Error> {
-        self.0.next(wait_ms)
-    }
-}
-
 impl exported::Guest for GpuScheduler {
-    type LogReader = Reader;
+    type LogReader = DownstreamLogs;
 
     fn capabilities() -> Result<exported::BackendCapabilities, Error> {
         driver::capabilities()
@@ -29,7 +21,7 @@ impl exported::Guest for GpuScheduler {
         driver::create(d, start)
     }
     fn start(i: exported::InstanceRef, c: Option<String>) -> Result<(), Error> {
-        downstream::start(&to_ref(&i), c.as_deref())
+        downstream::start(&downstream_ref(&i), c.as_deref())
     }
     fn stop(
         i: exported::InstanceRef,
@@ -37,27 +29,32 @@ impl exported::Guest for GpuScheduler {
         signal: Option<String>,
         timeout: Option<u32>,
     ) -> Result<(), Error> {
-        downstream::stop(&to_ref(&i), c.as_deref(), signal.as_deref(), timeout)
+        downstream::stop(
+            &downstream_ref(&i),
+            c.as_deref(),
+            signal.as_deref(),
+            timeout,
+        )
     }
     fn kill(
         i: exported::InstanceRef,
         c: Option<String>,
         signal: Option<String>,
     ) -> Result<(), Error> {
-        downstream::kill(&to_ref(&i), c.as_deref(), signal.as_deref())
+        downstream::kill(&downstream_ref(&i), c.as_deref(), signal.as_deref())
     }
     fn restart(
         i: exported::InstanceRef,
         c: Option<String>,
         timeout: Option<u32>,
     ) -> Result<(), Error> {
-        downstream::restart(&to_ref(&i), c.as_deref(), timeout)
+        downstream::restart(&downstream_ref(&i), c.as_deref(), timeout)
     }
     fn pause(i: exported::InstanceRef, c: Option<String>) -> Result<(), Error> {
-        downstream::pause(&to_ref(&i), c.as_deref())
+        downstream::pause(&downstream_ref(&i), c.as_deref())
     }
     fn resume(i: exported::InstanceRef, c: Option<String>) -> Result<(), Error> {
-        downstream::resume(&to_ref(&i), c.as_deref())
+        downstream::resume(&downstream_ref(&i), c.as_deref())
     }
     fn remove(i: exported::InstanceRef, force: bool) -> Result<(), Error> {
         driver::remove(i, force)
@@ -69,7 +66,7 @@ impl exported::Guest for GpuScheduler {
         convert(downstream::list(&selector)?)
     }
     fn stats(i: exported::InstanceRef, c: Option<String>) -> Result<ContainerStats, Error> {
-        downstream::stats(&to_ref(&i), c.as_deref())
+        downstream::stats(&downstream_ref(&i), c.as_deref())
     }
     fn update(
         i: exported::InstanceRef,
@@ -77,17 +74,17 @@ impl exported::Guest for GpuScheduler {
         resources: Option<Resources>,
         restart: Option<RestartPolicy>,
     ) -> Result<(), Error> {
-        downstream::update(&to_ref(&i), c.as_deref(), resources, restart)
+        downstream::update(&downstream_ref(&i), c.as_deref(), resources, restart)
     }
     fn rename(i: exported::InstanceRef, name: String) -> Result<(), Error> {
-        downstream::rename(&to_ref(&i), &name)
+        downstream::rename(&downstream_ref(&i), &name)
     }
     fn watch(since: Option<Timestamp>, wait_ms: u32) -> Result<Vec<exported::RuntimeEvent>, Error> {
         convert(downstream::watch(since, wait_ms)?)
     }
     fn logs(i: exported::InstanceRef, options: LogOptions) -> Result<exported::LogReader, Error> {
-        let reader = downstream::logs(&to_ref(&i), &options)?;
-        Ok(exported::LogReader::new(Reader(reader)))
+        let reader = downstream::logs(&downstream_ref(&i), &options)?;
+        Ok(exported::LogReader::new(DownstreamLogs(reader)))
     }
 }
 

@@ -62,7 +62,7 @@ impl Demand {
         let mut fields = Vec::new();
         for (i, c) in spec.containers.iter().enumerate() {
             let gpu = match &c.gpu {
-                Some(g) if g.count > 0 || !g.device_ids.is_empty() => {
+                Some(g) if g.asks() => {
                     let min_memory_bytes = min_memory(i, c).unwrap_or_else(|e| {
                         fields.push(e);
                         None

@@ -61,13 +61,7 @@ fn field_name(spec_field: &str) -> &str {
 /// The container object of `w`, with the GPUs it holds.
 fn view(w: &Workload, domain: &str) -> Value {
     let mut c = model::container(w, domain);
-    let asked = w
-        .spec
-        .containers
-        .first()
-        .and_then(|c| c.gpu.as_ref())
-        .is_some_and(|g| g.count > 0 || !g.device_ids.is_empty());
-    if asked {
+    if w.spec.containers.first().is_some_and(|c| c.wants_gpu()) {
         let names = control::gpu_models();
         c.assigned_gpus = Some(
             control::gpus(&w.id)

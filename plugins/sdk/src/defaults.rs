@@ -91,6 +91,18 @@ macro_rules! wit_record_defaults {
                         labels: Vec::new(),
                     }
                 }
+
+                /// Whether this container asks for GPUs.
+                pub fn wants_gpu(&self) -> bool {
+                    self.gpu.as_ref().is_some_and(t::GpuRequest::asks)
+                }
+            }
+
+            impl t::GpuRequest {
+                /// Whether it asks for any GPU: a count, or devices by id.
+                pub fn asks(&self) -> bool {
+                    self.count > 0 || !self.device_ids.is_empty()
+                }
             }
 
             impl t::WorkloadSpec {
@@ -121,6 +133,14 @@ macro_rules! wit_record_defaults {
             }
 
             impl t::ContainerState {
+                /// Whether its backend holds it back (a scheduler waiting for
+                /// GPUs): not created yet, nothing on the runtime, and why.
+                pub fn held_back(&self) -> bool {
+                    self.status == t::ContainerStatus::Creating
+                        && self.runtime_id.is_none()
+                        && self.error.is_some()
+                }
+
                 /// A container in `status` that never ran (no pid, times or
                 /// exit code), with the runtime's `error` if any.
                 pub fn bare(

@@ -66,6 +66,8 @@ pub mod http;
 pub mod gpus;
 #[cfg(feature = "backend")]
 pub mod listing;
+#[cfg(feature = "scheduler")]
+pub mod relay;
 
 #[cfg(all(feature = "backend", feature = "scheduler"))]
 compile_error!(
