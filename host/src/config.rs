@@ -77,6 +77,23 @@ pub struct Config {
     /// Where this config came from, for messages.
     #[serde(skip)]
     pub origin: String,
+    /// Where to read it again (a reload).
+    #[serde(skip)]
+    pub source: ConfigSource,
+    /// The file as TOML, to tell what a reload changes.
+    #[serde(skip)]
+    pub raw: toml::Table,
+}
+
+/// Where a configuration is read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigSource {
+    /// The embedded dev profile.
+    #[default]
+    Embedded,
+    /// A file.
+    File(PathBuf),
 }
 
 /// `[server]`.
@@ -261,7 +278,17 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        Self::parse(&text, &path.display().to_string(), base)
+        let mut config = Self::parse(&text, &path.display().to_string(), base)?;
+        config.source = ConfigSource::File(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Read the config again from where this one came from.
+    pub fn reread(&self) -> Result<Config, ConfigError> {
+        match &self.source {
+            ConfigSource::File(path) => Self::load(path),
+            ConfigSource::Embedded => Self::embedded(self.base_dir.clone()),
+        }
     }
 
     /// The embedded dev profile; relative plugin paths resolve against `base`.
@@ -272,6 +299,10 @@ impl Config {
     /// Parse TOML text.
     pub fn parse(text: &str, origin: &str, base_dir: PathBuf) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: describe_toml_error(text, &e),
+        })?;
+        config.raw = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_string(),
             message: describe_toml_error(text, &e),
         })?;
@@ -304,6 +335,14 @@ impl Config {
             limits: &b.limits,
         });
         frontends.chain(backends)
+    }
+
+    /// The `config` table and endpoint grants of plugin `name`.
+    pub fn grants_of(&self, name: &str) -> Option<(&PluginTable, &EndpointGrants)> {
+        let f = self.frontends.iter().find(|f| f.name == name);
+        let b = self.backends.iter().find(|b| b.name == name);
+        f.map(|f| (&f.config, &f.endpoints))
+            .or_else(|| b.map(|b| (&b.config, &b.endpoints)))
     }
 
     /// Resolve a plugin path against the config's directory.

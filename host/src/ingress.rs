@@ -1,16 +1,18 @@
-//! The HTTP ingress: health, readiness and metrics, and everything else routed
-//! by path prefix to the HTTP frontends, with the caller authenticated here.
+//! The HTTP ingress: health, readiness and metrics, the admin's reload
+//! (`POST /-/reload`, as Prometheus names it), and everything else routed by
+//! path prefix to the HTTP frontends, with the caller authenticated here.
 
 use crate::auth::Verifier;
 use crate::capability::control::Identity;
 use crate::control::BackendHealth;
 use crate::metrics::Metrics;
 use crate::plugin::http_frontend::{FrontendError, HttpFrontend};
+use crate::reload::{Outcome, Reloader};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use gantry_sdk::CALLER_HEADER;
 use http_body_util::BodyExt;
@@ -28,6 +30,8 @@ pub struct Ingress {
     pub problems: Vec<String>,
     /// Which backends answer; one that does not keeps the host not ready.
     pub health: Arc<BackendHealth>,
+    /// Swaps plugins, for `POST /-/reload`.
+    pub reloader: Arc<Reloader>,
 }
 
 /// The axum router.
@@ -43,6 +47,7 @@ pub fn router(mut ingress: Ingress) -> Router {
         )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/-/reload", post(reload))
         .fallback(route)
         .with_state(state)
 }
@@ -70,6 +75,31 @@ async fn metrics(State(s): State<Arc<Ingress>>) -> Response {
         s.metrics.render(),
     )
         .into_response()
+}
+
+/// `POST /-/reload`, for callers with the ADMIN role: the reload's report,
+/// 200 when applied or unchanged, 422 when refused (nothing was swapped).
+async fn reload(State(s): State<Arc<Ingress>>, req: Request) -> Response {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match s.verifier.verify_header(auth) {
+        Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
+        Ok(c) if !c.is_admin() => {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("{} may not reload: the ADMIN role is required", c.subject),
+            );
+        }
+        Ok(c) => tracing::info!(caller = %c.subject, "reload requested"),
+    }
+    let report = s.reloader.reload().await;
+    let status = match report.outcome {
+        Outcome::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    (status, Json(report)).into_response()
 }
 
 /// The `gantry-caller` header naming the caller the host verified:

@@ -13,7 +13,8 @@
 //! - [`capability`]: one module per WIT import the host provides to plugins;
 //! - [`plugin`]: worlds as lists of capabilities, the store data, the adapters
 //!   calling a world's exports; [`mqtt`]: the MQTT runtime of MQTT frontends;
-//! - [`auth`], [`config`], [`ingress`], [`server`]: the wiring of a running host.
+//! - [`auth`], [`config`], [`reload`], [`ingress`], [`server`]: the wiring of
+//!   a running host, and swapping its plugins while it serves.
 #![deny(missing_docs)]
 
 pub mod auth;
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod model;
 pub mod mqtt;
 pub mod plugin;
+pub mod reload;
 pub mod runtime;
 pub mod secrets;
 pub mod server;

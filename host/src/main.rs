@@ -1,4 +1,4 @@
-//! The `gantry` command: serve, check, token.
+//! The `gantry` command: serve, check, reload, devices, token.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -43,6 +43,21 @@ enum Command {
         #[arg(long, requires = "plugin")]
         json: bool,
     },
+    /// Ask the host serving this config to reload it: plugins whose
+    /// component, settings, endpoints or limits changed are compiled and
+    /// checked, then swapped without dropping a request; a plugin that fails
+    /// its check is refused and the running one keeps serving. Prints the
+    /// host's report (JSON); fails when the reload was refused. SIGHUP to the
+    /// host reloads too.
+    Reload {
+        /// Config file (TOML) the host serves; the embedded dev profile when absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Bearer token with the ADMIN role; by default one is minted with
+        /// the config's HS256 secret.
+        #[arg(long, env = "GANTRY_ADMIN_TOKEN")]
+        token: Option<String>,
+    },
     /// Print the GPU inventory as JSON: where it comes from (NVML or the
     /// config's `[devices]`), versions, and each GPU with its health.
     Devices {
@@ -75,6 +90,17 @@ fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {
             Config::embedded(cwd.join("examples/profiles"))?
         }
     })
+}
+
+/// A token signed with the config's HS256 secret.
+fn mint(config: &Config, sub: &str, roles: &[String], ttl: u64) -> anyhow::Result<String> {
+    let v = gantry::auth::Verifier::from_config(&config.auth)?;
+    let env = config
+        .auth
+        .hs256_secret_env
+        .clone()
+        .unwrap_or_else(|| "GANTRY_JWT_SECRET".into());
+    Ok(v.mint(sub, roles, ttl, &env)?)
 }
 
 fn init_tracing(json: bool) {
@@ -205,6 +231,24 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
                 std::process::ExitCode::FAILURE
             })
         }
+        Command::Reload { config, token } => {
+            let config = load(config)?;
+            let token = match token {
+                Some(t) => t,
+                None => mint(&config, "gantry-reload", &["ADMIN".to_string()], 60)?,
+            };
+            let address = gantry::reload::client::address_of(&config.server.listen)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            let (status, body) =
+                rt.block_on(gantry::reload::client::request_reload(address, &token))?;
+            println!("{body}");
+            Ok(if status == 200 {
+                std::process::ExitCode::SUCCESS
+            } else {
+                eprintln!("gantry: the host answered {status}");
+                std::process::ExitCode::FAILURE
+            })
+        }
         Command::Devices { config } => {
             let config = load(config)?;
             let inventory = gantry::gpu::Inventory::discover(&config.devices);
@@ -218,13 +262,7 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
             config,
         } => {
             let config = load(config)?;
-            let v = gantry::auth::Verifier::from_config(&config.auth)?;
-            let env = config
-                .auth
-                .hs256_secret_env
-                .clone()
-                .unwrap_or_else(|| "GANTRY_JWT_SECRET".into());
-            println!("{}", v.mint(&sub, &roles, ttl, &env)?);
+            println!("{}", mint(&config, &sub, &roles, ttl)?);
             Ok(std::process::ExitCode::SUCCESS)
         }
     }

@@ -5,8 +5,8 @@
 
 use crate::auth::Verifier;
 use crate::capability::config::{ConfigCtx, PluginTable};
-use crate::capability::outgoing_http::{EndpointGrants, EndpointRouter};
-use crate::config::{Config, PluginTableRef};
+use crate::capability::outgoing_http::EndpointGrants;
+use crate::config::Config;
 use crate::control::gpus::GpuLedger;
 use crate::control::{ControlPlane, EventBus, Placement, Records};
 use crate::driver::Driver;
@@ -17,8 +17,8 @@ use crate::mqtt::MqttFrontend;
 use crate::plugin::backend::WasmDriver;
 use crate::plugin::http_frontend::HttpFrontend;
 use crate::plugin::{PluginSetup, PluginState, World};
+use crate::reload::{self, Reloader, Swap};
 use crate::runtime::RuntimeError;
-use crate::runtime::check::check;
 use crate::runtime::engine::PluginEngine;
 use crate::runtime::limits::LimitsOverride;
 use crate::runtime::pool::{ExportLoader, InstancePool, PoolSpec};
@@ -43,7 +43,10 @@ pub struct PluginReport {
 
 /// Plugins of a config, loaded and checked.
 pub struct LoadedPlugins {
+    /// The engine they were compiled for (a reload compiles on it too).
+    pub engine: PluginEngine,
     pres: HashMap<String, InstancePre<PluginState>>,
+    digests: HashMap<String, String>,
     /// One report per configured plugin.
     pub reports: Vec<PluginReport>,
 }
@@ -63,30 +66,28 @@ pub fn load_plugins(config: &Config) -> anyhow::Result<LoadedPlugins> {
         }
     });
     let engine = PluginEngine::new(max_mib.saturating_mul(1 << 20), cache)?;
-    let mut linkers = HashMap::new();
     let mut pres = HashMap::new();
+    let mut digests = HashMap::new();
     let mut reports = Vec::new();
     for table in config.plugin_tables() {
-        let result = engine
-            .load(table.name, &config.plugin_path(table.plugin))
-            .and_then(|component| {
-                let world = fits(engine.engine(), &table, &component)?;
-                let linker = match linkers.entry(world) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(world.linker(engine.engine())?)
-                    }
-                };
-                check(
-                    engine.engine(),
-                    linker,
-                    &world.contract(),
-                    table.name,
-                    &component,
-                )
+        let path = config.plugin_path(table.plugin);
+        let result = std::fs::read(&path)
+            .map_err(|source| RuntimeError::Missing {
+                plugin: table.name.to_string(),
+                path: path.clone(),
+                source,
             })
-            .map(|pre| {
+            .and_then(|bytes| {
+                let component = engine.load_bytes(table.name, &path, &bytes)?;
+                let pre = table.world.prepare(
+                    engine.engine(),
+                    table.name,
+                    table.listed_as(),
+                    &component,
+                )?;
+                digests.insert(table.name.to_string(), reload::digest(&bytes));
                 pres.insert(table.name.to_string(), pre);
+                Ok(())
             });
         reports.push(PluginReport {
             name: table.name.to_string(),
@@ -94,31 +95,12 @@ pub fn load_plugins(config: &Config) -> anyhow::Result<LoadedPlugins> {
             result,
         });
     }
-    Ok(LoadedPlugins { pres, reports })
-}
-
-/// The world `component` implements, when it is the one its table calls
-/// for; otherwise an error naming both. A component that implements no
-/// gantry world is checked against the table's, which names what is missing.
-fn fits(
-    engine: &wasmtime::Engine,
-    table: &PluginTableRef<'_>,
-    component: &wasmtime::component::Component,
-) -> Result<World, RuntimeError> {
-    match World::of(engine, component) {
-        Some(found) if found != table.world => Err(RuntimeError::Invalid {
-            plugin: table.name.to_string(),
-            message: format!(
-                "listed as {} (world {}, exporting `{}`), but the component implements world {} (it exports `{}`)",
-                table.listed_as(),
-                table.world.name(),
-                table.world.contract().export,
-                found.name(),
-                found.contract().export,
-            ),
-        }),
-        _ => Ok(table.world),
-    }
+    Ok(LoadedPlugins {
+        engine,
+        pres,
+        digests,
+        reports,
+    })
 }
 
 /// A host ready to serve.
@@ -130,6 +112,7 @@ pub struct Host {
     resync: Duration,
     gpu_health: Duration,
     metrics: Metrics,
+    reloader: Arc<Reloader>,
 }
 
 /// Build a host from config. Plugins that are missing or do not fit are
@@ -168,10 +151,15 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
                  table: &PluginTable,
                  endpoints: &EndpointGrants|
      -> anyhow::Result<PluginSetup> {
-        let mut s = PluginSetup::new(name, ConfigCtx::from_table(table));
-        s.router = EndpointRouter::from_grants(endpoints)
-            .map_err(|e| anyhow::anyhow!("plugin `{name}`: {e}"))?;
-        Ok(s)
+        PluginSetup::new(name, ConfigCtx::default())
+            .with_grants(table, endpoints)
+            .map_err(anyhow::Error::msg)
+    };
+    let reloader = Arc::new(Reloader::new(loaded.engine.clone(), config.clone()));
+    let track = |name: &str, world: World, setup: &PluginSetup, pool: Arc<dyn Swap>| {
+        if let Some(digest) = loaded.digests.get(name) {
+            reloader.track(name, world, digest.clone(), setup.clone(), pool);
+        }
     };
     // Backends in stacking order: a scheduler is built once its downstream is
     // (config has refused loops), and is left out when its downstream is.
@@ -211,19 +199,17 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
             })?;
             s.read_dirs = b.read_dirs.clone();
             let pre = &loaded.pres[&b.name];
-            let backend_pool = pool(
+            let backend_pool = Arc::new(pool(
                 config,
                 &metrics,
                 world,
-                s,
+                s.clone(),
                 &b.limits,
                 pre,
                 WasmDriver::loader(),
-            );
-            drivers.insert(
-                b.name.clone(),
-                Arc::new(WasmDriver::new(Arc::new(backend_pool))),
-            );
+            ));
+            track(&b.name, world, &s, backend_pool.clone());
+            drivers.insert(b.name.clone(), Arc::new(WasmDriver::new(backend_pool)));
         }
         if waiting.len() == before {
             for b in &waiting {
@@ -258,16 +244,16 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         s.control = Some(control.clone());
         match (&f.http, &f.mqtt) {
             (Some(http), _) => {
-                let p = pool(
+                let p = Arc::new(pool(
                     config,
                     &metrics,
                     World::HttpFrontend,
-                    s,
+                    s.clone(),
                     &f.limits,
                     pre,
                     HttpFrontend::loader(),
-                );
-                let p = Arc::new(p);
+                ));
+                track(&f.name, World::HttpFrontend, &s, p.clone());
                 for prefix in http.prefixes() {
                     frontends.push(HttpFrontend::new(prefix.clone(), p.clone()));
                 }
@@ -275,16 +261,17 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
             (None, Some(binding)) => match MqttFrontend::connect(&f.name, binding) {
                 Ok((link, connection)) => {
                     s.mqtt = Some(link);
-                    let p = pool(
+                    let p = Arc::new(pool(
                         config,
                         &metrics,
                         World::MqttFrontend,
-                        s,
+                        s.clone(),
                         &f.limits,
                         pre,
                         MqttFrontend::loader(),
-                    );
-                    MqttFrontend::serve(connection, Arc::new(p), &control);
+                    ));
+                    track(&f.name, World::MqttFrontend, &s, p.clone());
+                    MqttFrontend::serve(connection, p, &control);
                 }
                 Err(e) => problems.push(format!("frontend `{}`: {e}", f.name)),
             },
@@ -299,6 +286,7 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         metrics,
         problems,
         health: control.health().clone(),
+        reloader: reloader.clone(),
     });
     Ok(Host {
         control,
@@ -307,6 +295,7 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         resync: Duration::from_secs(config.server.resync_seconds.max(1)),
         gpu_health: Duration::from_millis(config.devices.health_interval_ms.max(100)),
         metrics: gpu_metrics,
+        reloader,
     })
 }
 
@@ -341,7 +330,12 @@ impl Host {
         self.router.clone()
     }
 
-    /// Serve until the process is stopped.
+    /// Swaps this host's plugins (`gantry reload`, SIGHUP).
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
+    }
+
+    /// Serve until the process is stopped; SIGHUP reloads.
     pub async fn serve(self) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&self.listen)
             .await
@@ -354,10 +348,24 @@ impl Host {
                 .clone()
                 .watch_health(self.gpu_health, self.metrics.clone()),
         );
+        tokio::spawn(reload_on_hangup(self.reloader.clone()));
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown())
             .await?;
         Ok(())
+    }
+}
+
+/// SIGHUP reloads, as daemons do; the report goes to the log.
+async fn reload_on_hangup(reloader: Arc<Reloader>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP; reload with `gantry reload`");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading");
+        reloader.reload().await;
     }
 }
 

@@ -104,6 +104,34 @@ impl Gantry {
         self.spawn();
     }
 
+    /// The config file it serves.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// `gantry reload` against this process: whether it succeeded, and the
+    /// host's report (JSON) or the command's error.
+    pub fn reload(&self) -> (bool, serde_json::Value) {
+        let out = Command::new(gantry_bin())
+            .args(["reload", "--config"])
+            .arg(&self.config)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("gantry reload");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+            serde_json::Value::String(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+        });
+        (out.status.success(), report)
+    }
+
+    /// Send the process SIGHUP (a reload whose report goes to its log).
+    pub fn hangup(&self) {
+        if let Some(pid) = self.pid() {
+            crate::runtimes::kill_process(pid, libc::SIGHUP);
+        }
+    }
+
     /// Mint a token with the config's secret, through `gantry token`.
     pub fn token(&self, sub: &str, roles: &[&str]) -> String {
         let mut cmd = Command::new(gantry_bin());

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod backends;
 pub mod bench;
+pub mod builds;
 pub mod config;
 pub mod gantry;
 pub mod load;
@@ -17,6 +18,7 @@ pub mod python;
 pub mod registry;
 pub mod rpc;
 pub mod runtimes;
+pub mod swap;
 pub mod wasm_plugins;
 
 use std::path::PathBuf;

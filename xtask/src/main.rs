@@ -192,6 +192,7 @@ const BENCHES: &[&str] = &[
     "bench-containerd-create",
     "bench-kanto",
     "bench-gpu-placement",
+    "bench-hot-swap",
     "bench-list-scale",
 ];
 

@@ -2,7 +2,9 @@
 //! calls the plugin, so messages, events and timers reach it in order, and
 //! a received message is acknowledged only once the plugin has handled it.
 //! A plugin call that fails (trap, deadline, memory) loses its instance; the
-//! worker then repeats the connection routine on the fresh one.
+//! worker then repeats the connection routine on the fresh one, as it does
+//! when a reload swaps the plugin: the broker session is the host's and
+//! outlives both.
 
 use super::{EmbeddedBroker, MqttBinding, MqttError};
 use crate::bindings::exports::gantry::plugin::mqtt_handler::{self as guest, Guest};
@@ -28,6 +30,8 @@ enum Work {
     Message(Publish),
     Event(Box<Event>),
     Timer(String),
+    /// A reload swapped the plugin.
+    Swapped,
 }
 
 /// The instances of an MQTT frontend plugin (one long-lived instance, as
@@ -178,6 +182,16 @@ impl MqttFrontend {
             }
         });
 
+        let work = work_tx.clone();
+        let mut swaps = pool.swaps();
+        tokio::spawn(async move {
+            while swaps.changed().await.is_ok() {
+                if work.send(Work::Swapped).is_err() {
+                    return;
+                }
+            }
+        });
+
         tokio::spawn(run_timers(timers_rx, work_tx));
         tokio::spawn(
             Worker {
@@ -242,6 +256,13 @@ impl Worker {
             let ok = match item {
                 Work::Connected => {
                     connected = true;
+                    self.connected().await
+                }
+                // Before the broker answered, the new instance is greeted on
+                // connection like any other.
+                Work::Swapped if !connected => true,
+                Work::Swapped => {
+                    tracing::info!(plugin = %self.name, "plugin swapped; greeting its new instance");
                     self.connected().await
                 }
                 Work::Message(p) => {

@@ -18,7 +18,7 @@ use crate::runtime::RuntimeError;
 use crate::runtime::check::{self, Contract};
 use crate::runtime::limits::InstancePolicy;
 use wasmtime::Engine;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 
 /// The `gantry:plugin` package version this host provides. Plugins built
 /// against any `0.1.x` load: 0.x packages change compatibly only in patch
@@ -158,6 +158,36 @@ impl World {
             })?;
         }
         Ok(l)
+    }
+
+    /// Check `component` as plugin `name`, listed (`listed_as`, for the
+    /// message) as implementing this world: the world its exports tell must
+    /// be this one, and its imports must all be linked. A component that
+    /// implements no gantry world is checked against this one, which names
+    /// what is missing.
+    pub fn prepare(
+        self,
+        engine: &Engine,
+        name: &str,
+        listed_as: &str,
+        component: &Component,
+    ) -> Result<InstancePre<PluginState>, RuntimeError> {
+        if let Some(found) = World::of(engine, component)
+            && found != self
+        {
+            return Err(RuntimeError::Invalid {
+                plugin: name.to_string(),
+                message: format!(
+                    "listed as {listed_as} (world {}, exporting `{}`), but the component implements world {} (it exports `{}`)",
+                    self.name(),
+                    self.contract().export,
+                    found.name(),
+                    found.contract().export,
+                ),
+            });
+        }
+        let linker = self.linker(engine)?;
+        check::check(engine, &linker, &self.contract(), name, component)
     }
 
     /// The world a component implements, read from what it exports (and, to

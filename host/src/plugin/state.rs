@@ -61,6 +61,18 @@ impl PluginSetup {
         }
     }
 
+    /// This setup with the settings and endpoint grants of a plugin table.
+    pub fn with_grants(
+        mut self,
+        config: &crate::capability::config::PluginTable,
+        endpoints: &crate::capability::outgoing_http::EndpointGrants,
+    ) -> Result<Self, String> {
+        self.config = ConfigCtx::from_table(config);
+        self.router = EndpointRouter::from_grants(endpoints)
+            .map_err(|e| format!("plugin `{}`: {e}", self.name))?;
+        Ok(self)
+    }
+
     /// The store data of a fresh instance.
     pub fn instance(&self, guards: Guards) -> PluginState {
         let mut wasi = WasiCtx::builder();

@@ -19,6 +19,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct PluginEngine {
     engine: Engine,
     cache_dir: Option<PathBuf>,
+    max_memory_bytes: u64,
 }
 
 impl PluginEngine {
@@ -47,7 +48,17 @@ impl PluginEngine {
                 }
             })
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        Ok(Self { engine, cache_dir })
+        Ok(Self {
+            engine,
+            cache_dir,
+            max_memory_bytes,
+        })
+    }
+
+    /// The largest linear memory the engine's pool can give an instance:
+    /// a plugin's `memory_mib` cannot grow past it without a new engine.
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.max_memory_bytes
     }
 
     /// The wasmtime engine.
@@ -62,8 +73,18 @@ impl PluginEngine {
             path: path.to_path_buf(),
             source,
         })?;
+        self.load_bytes(plugin, path, &bytes)
+    }
+
+    /// Load a component read from `path` already.
+    pub fn load_bytes(
+        &self,
+        plugin: &str,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Component, RuntimeError> {
         let compile = || {
-            Component::new(&self.engine, &bytes).map_err(|e| RuntimeError::Invalid {
+            Component::new(&self.engine, bytes).map_err(|e| RuntimeError::Invalid {
                 plugin: plugin.to_string(),
                 message: format!("{}: not a valid component: {e:#}", path.display()),
             })
@@ -71,7 +92,7 @@ impl PluginEngine {
         let Some(dir) = &self.cache_dir else {
             return compile();
         };
-        let entry = dir.join(format!("{}.cwasm", self.cache_key(&bytes)));
+        let entry = dir.join(format!("{}.cwasm", self.cache_key(bytes)));
         if entry.exists() {
             match self.deserialize(&entry) {
                 Ok(c) => return Ok(c),

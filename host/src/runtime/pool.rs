@@ -5,13 +5,19 @@
 //!
 //! The pool is generic over the store's data: what a plugin can import is the
 //! business of whoever builds that data, not of the runtime.
+//!
+//! A pool can be handed a new component while it serves ([`InstancePool::replace`]):
+//! calls that start afterwards get instances of the new one, calls already
+//! running (and response bodies still streaming from them) finish on the
+//! instance they hold, which is then dropped instead of going back to the pool.
 
 use super::CallError;
 use super::limits::{self, InstancePolicy, LimitsConfig, PluginData};
 use crate::metrics::PluginMetrics;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use wasmtime::Store;
 use wasmtime::component::{Instance, InstancePre};
@@ -23,6 +29,7 @@ pub struct Pooled<D: 'static, I> {
     /// Typed exports of the instance.
     pub exports: I,
     uses: u32,
+    generation: u64,
 }
 
 /// Loads typed exports from a fresh instance.
@@ -34,12 +41,25 @@ pub type DataFactory<D> = Arc<dyn Fn(limits::Guards) -> D + Send + Sync>;
 /// A boxed call on a checked-out instance.
 pub type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 
+/// What a pool instantiates: one component with the data and limits of its
+/// instances. Replaced as a whole when the plugin is swapped.
+pub struct Generation<D: 'static> {
+    /// The checked, pre-instantiated component.
+    pub pre: InstancePre<D>,
+    /// Store data of a fresh instance.
+    pub data: DataFactory<D>,
+    /// Its limits, overrides applied.
+    pub limits: LimitsConfig,
+}
+
 /// The instances of one plugin.
 pub struct InstancePool<D: 'static, I> {
     name: String,
-    pre: InstancePre<D>,
-    data: DataFactory<D>,
-    limits: LimitsConfig,
+    current: RwLock<Arc<Generation<D>>>,
+    /// Counts swaps; an instance remembers the one it was made in.
+    generation: AtomicU64,
+    /// Tells long-lived callers of each swap.
+    swaps: tokio::sync::watch::Sender<u64>,
     policy: InstancePolicy,
     load: ExportLoader<D, I>,
     idle: Mutex<Vec<Pooled<D, I>>>,
@@ -70,9 +90,13 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
     pub fn new(pre: InstancePre<D>, spec: PoolSpec<D, I>) -> Self {
         Self {
             name: spec.name,
-            pre,
-            data: spec.data,
-            limits: spec.limits,
+            current: RwLock::new(Arc::new(Generation {
+                pre,
+                data: spec.data,
+                limits: spec.limits,
+            })),
+            generation: AtomicU64::new(0),
+            swaps: tokio::sync::watch::Sender::new(0),
             policy: spec.policy,
             load: spec.load,
             idle: Mutex::new(Vec::new()),
@@ -91,17 +115,57 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
         &self.metrics
     }
 
+    /// How many times the plugin has been swapped; changes when
+    /// [`Self::replace`] does, so a long-lived caller can tell that its next
+    /// call reaches a fresh instance of another component.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// What new instances are made from.
+    fn current(&self) -> (Arc<Generation<D>>, u64) {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        (current.clone(), self.generation())
+    }
+
+    /// Serve later calls from `next`. Warm instances of the previous
+    /// component are dropped now; those checked out finish their call (or
+    /// their streaming response) and are dropped when they come back.
+    pub fn replace(&self, next: Generation<D>) -> u64 {
+        let number = {
+            let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+            *current = Arc::new(next);
+            // Bumped under the lock, so a reader never pairs the new
+            // component with the old number.
+            self.generation.fetch_add(1, Ordering::AcqRel) + 1
+        };
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.swaps.send_replace(number);
+        number
+    }
+
+    /// Changes with every [`Self::replace`]: a long-lived caller (an MQTT
+    /// frontend's worker) greets the new component's instance without
+    /// waiting for its next message.
+    pub fn swaps(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.swaps.subscribe()
+    }
+
     /// A warm instance, or a new one.
     pub async fn checkout(&self) -> Result<Pooled<D, I>, CallError> {
         if let Some(p) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(p);
         }
+        let (current, generation) = self.current();
         self.metrics.instantiated();
-        let mut store = Store::new(self.pre.engine(), (self.data)(self.limits.guards()));
+        let mut store = Store::new(
+            current.pre.engine(),
+            (current.data)(current.limits.guards()),
+        );
         limits::install(&mut store);
         store.data_mut().guards().begin_call();
         let instantiate = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
+            let instance = current.pre.instantiate_async(&mut store).await?;
             (self.load)(&mut store, &instance)
         };
         match instantiate.await {
@@ -109,6 +173,7 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
                 store,
                 exports,
                 uses: 0,
+                generation,
             }),
             Err(e) => {
                 let err = classify(&self.name, &mut store, &e);
@@ -127,20 +192,25 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
     pub fn checkin(&self, mut p: Pooled<D, I>) {
         p.uses += 1;
         p.store.data_mut().end_call();
+        let (current, generation) = self.current();
+        let limits = &current.limits;
         let (max_reuse, max_idle) = match self.policy {
-            InstancePolicy::Pooled => (self.limits.max_reuse, self.limits.max_idle),
+            InstancePolicy::Pooled => (limits.max_reuse, limits.max_idle),
             InstancePolicy::LongLived => (u32::MAX, 1),
         };
-        if p.uses >= max_reuse {
+        if p.uses >= max_reuse || p.generation != generation {
             return;
         }
         if self.policy == InstancePolicy::Pooled
-            && p.store.data_mut().guards().memory.grown() > self.limits.retain_bytes()
+            && p.store.data_mut().guards().memory.grown() > limits.retain_bytes()
         {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < max_idle {
+        // Checked again under the idle lock, which `replace` takes after
+        // bumping the number: an instance of the old component never lands
+        // in the idle list after it was cleared.
+        if idle.len() < max_idle && p.generation == self.generation() {
             idle.push(p);
         }
     }

@@ -20,6 +20,27 @@ use serde_json::{Value, json};
 /// The OpenAPI 3 document of this API, served at `/v1/openapi.json`.
 const OPENAPI: &str = include_str!("../openapi.json");
 
+/// Which build of this plugin answers, as `info.x-gantry-build` of the
+/// served document: the crate version, and the `GANTRY_BUILD_ID` the build
+/// was given (a CI run, a commit), so an operator swapping builds sees which
+/// one serves.
+fn build() -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    match option_env!("GANTRY_BUILD_ID") {
+        Some(id) if !id.is_empty() => format!("{version}+{id}"),
+        _ => version.to_string(),
+    }
+}
+
+fn openapi() -> Answer {
+    let mut doc = serde_json::from_str::<Value>(OPENAPI)
+        .map_err(|e| fail(500, format!("openapi document: {e}")))?;
+    if let Some(info) = doc.get_mut("info").and_then(Value::as_object_mut) {
+        info.insert("x-gantry-build".into(), Value::String(build()));
+    }
+    Ok((200, doc))
+}
+
 struct Rest;
 
 /// A failed request: status and body.
@@ -357,10 +378,7 @@ fn method_not_allowed(out: ResponseOutparam, allow: &str) {
 fn route(req: &Request, out: ResponseOutparam) {
     let segments: Vec<&str> = req.path.trim_end_matches('/').split('/').skip(1).collect();
     let answer: Answer = match (&req.method, segments.as_slice()) {
-        (Method::Get, ["v1", "openapi.json"]) => match serde_json::from_str::<Value>(OPENAPI) {
-            Ok(doc) => Ok((200, doc)),
-            Err(e) => Err(fail(500, format!("openapi document: {e}"))),
-        },
+        (Method::Get, ["v1", "openapi.json"]) => openapi(),
         (Method::Get, ["v1", "containers"]) => list(req),
         (Method::Post, ["v1", "containers"]) => create(req),
         (Method::Get, ["v1", "containers", id]) => get(id, req),
