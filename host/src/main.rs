@@ -1,4 +1,4 @@
-//! The `gantry` command: serve, check, reload, devices, token.
+//! The `gantry` command: serve, check, reload, new, devices, token.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -58,6 +58,13 @@ enum Command {
         #[arg(long, env = "GANTRY_ADMIN_TOKEN")]
         token: Option<String>,
     },
+    /// Generate a plugin project: a standalone Cargo project depending on
+    /// the SDK, with a README, a profile and a test that loads it into a
+    /// real host.
+    New {
+        #[command(subcommand)]
+        what: NewPlugin,
+    },
     /// Print the GPU inventory as JSON: where it comes from (NVML or the
     /// config's `[devices]`), versions, and each GPU with its health.
     Devices {
@@ -80,6 +87,68 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum NewPlugin {
+    /// A runtime backend (world `backend`).
+    Backend {
+        #[command(flatten)]
+        project: NewProject,
+    },
+    /// A protocol frontend, over HTTP (world `http-frontend`) or MQTT
+    /// (world `mqtt-frontend`).
+    Frontend {
+        #[command(flatten)]
+        project: NewProject,
+        /// Served over HTTP under a path prefix.
+        #[arg(long, conflicts_with = "mqtt", required_unless_present = "mqtt")]
+        http: bool,
+        /// Served over MQTT.
+        #[arg(long)]
+        mqtt: bool,
+        /// The HTTP path prefix (default `/NAME`).
+        #[arg(long, requires = "http")]
+        prefix: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct NewProject {
+    /// Plugin and package name: lowercase letters, digits and '-'.
+    name: String,
+    /// Directory to create (default `./NAME`); must be absent or empty.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The gantry SDK (`plugins/sdk` of gantry's sources) to depend on.
+    #[arg(long)]
+    sdk: Option<PathBuf>,
+}
+
+/// `gantry new`: write the project and say what to do next.
+fn new_plugin(what: NewPlugin) -> anyhow::Result<std::process::ExitCode> {
+    use gantry::plugin::template::{Kind, Template, default_sdk};
+    let (kind, project, prefix) = match what {
+        NewPlugin::Backend { project } => (Kind::Backend, project, None),
+        NewPlugin::Frontend {
+            project,
+            http: true,
+            prefix,
+            ..
+        } => (Kind::HttpFrontend, project, prefix),
+        NewPlugin::Frontend { project, .. } => (Kind::MqttFrontend, project, None),
+    };
+    let sdk = project.sdk.unwrap_or_else(default_sdk);
+    let template = Template::new(kind, &project.name, prefix.as_deref(), &sdk)?;
+    let dir = project.dir.unwrap_or_else(|| PathBuf::from(&project.name));
+    for file in template.write(&dir)? {
+        println!("created {}", file.display());
+    }
+    println!(
+        "\nnext:\n  cd {}\n  cargo build --target wasm32-wasip2 --release\n  cargo test",
+        dir.display()
+    );
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {
@@ -249,6 +318,7 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
                 std::process::ExitCode::FAILURE
             })
         }
+        Command::New { what } => new_plugin(what),
         Command::Devices { config } => {
             let config = load(config)?;
             let inventory = gantry::gpu::Inventory::discover(&config.devices);

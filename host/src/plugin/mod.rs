@@ -10,6 +10,7 @@ pub mod authoring;
 pub mod backend;
 pub mod http_frontend;
 mod state;
+pub mod template;
 
 pub use state::{PluginSetup, PluginState};
 
