@@ -134,6 +134,9 @@ fn the_rest_frontend_is_swapped_under_load_without_dropping_a_request() {
         .expect("a numbered line");
     let after = format!("tick-{}", last_before + 15);
     read_until(&mut stream, &after);
+    // Closing it ends the old build's last call: its instance must be
+    // dropped, not put back where later requests would find it.
+    drop(stream);
 
     // 2. A broken build is refused, and the new build keeps serving.
     std::fs::write(&served, b"\0asm not really a component").expect("write");
