@@ -2,6 +2,7 @@
 //! then SIGHUP) while concurrent GETs and an SSE log stream run. Two real
 //! builds of the plugin that differ visibly: the workspace's, serving
 //! `info.x-gantry-build = "<version>"`, and one built with a build id.
+//! And the Kanto frontend swapped for new settings on the same broker session.
 
 use gantry_tests::builds;
 use gantry_tests::gantry::Gantry;
@@ -244,4 +245,54 @@ fn reload_needs_an_admin() {
     let (ok, report) = g.reload();
     assert!(ok, "{report}");
     assert_eq!(report["outcome"], "unchanged", "nothing changed: {report}");
+}
+
+#[test]
+fn an_mqtt_frontend_keeps_its_broker_session_across_a_swap() {
+    use gantry_tests::mqtt::{TestClient, kanto_config};
+    const THING: &str = "edge:device:edge:containers";
+    let wait = Duration::from_secs(60);
+    let port = gantry_tests::free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = Gantry::start_in(dir.path(), &kanto_config("embedded", Some(port)));
+    let client = TestClient::connect(port, &format!("cloud-{port}"), &["command//+/res/#", "e/#"]);
+    let ask = |req: &str| {
+        client.kanto_command(
+            THING,
+            (req, "Container:absent", "stop"),
+            json!({"signal": "SIGTERM"}),
+            wait,
+        )["status"]
+            .clone()
+    };
+    let before = ask("before-swap");
+
+    // The plugin's settings change (another tenant): a swap, not a restart.
+    let text = std::fs::read_to_string(g.config_path()).expect("config");
+    std::fs::write(
+        g.config_path(),
+        text.replace("tenant-id = \"t1\"", "tenant-id = \"t2\""),
+    )
+    .expect("config");
+    let (ok, report) = g.reload();
+    assert!(ok, "{report}\n{}", g.log());
+    assert_eq!(report["swapped"][0]["plugin"], "kanto", "{report}");
+    assert_eq!(report["swapped"][0]["changed"], json!(["settings"]));
+    assert_eq!(report["restartRequired"], json!([]), "{report}");
+
+    // The new instance is greeted on the same connection and answers as the old did.
+    client.wait_for("the twin of tenant t2", wait, |t, _| {
+        t == format!("e/t2/{THING}")
+    });
+    assert_eq!(ask("after-swap"), before);
+    let log = g.log();
+    assert_eq!(
+        log.matches("MQTT connected").count(),
+        1,
+        "one broker session throughout:\n{log}"
+    );
+    assert!(
+        log.contains("plugin swapped; greeting its new instance"),
+        "{log}"
+    );
 }
