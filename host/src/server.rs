@@ -341,6 +341,14 @@ impl Host {
             .await
             .with_context(|| format!("binding {}", self.listen))?;
         tracing::info!(listen = %listener.local_addr()?, "gantry serving");
+        // A frontend streams its body in chunks: without TCP_NODELAY the
+        // second chunk waits for the client's delayed ACK (40 ms) whenever
+        // a response spans more than one write.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         self.control.reconciler().spawn(self.resync);
         tokio::spawn(
             self.control

@@ -183,13 +183,20 @@ impl Reloader {
             .running
             .reread()
             .map_err(|e| ReloadReport::refused(vec![e.to_string()], vec![]))?;
-        let restart_required = diff::restart_only(&self.running.raw, &next.raw);
+        let mut restart_required = diff::restart_only(&self.running.raw, &next.raw);
         let plugins = self.lock();
         let mut plan = Vec::new();
         let mut problems = Vec::new();
         for table in next.plugin_tables() {
-            // Added, or moved to another world: named as needing a restart.
+            // Added, or moved to another world: named by the diff already.
             let Some(live) = plugins.get(table.name).filter(|l| l.world == table.world) else {
+                let listed_before = self.running.plugin_tables().any(|t| t.name == table.name);
+                if listed_before && !plugins.contains_key(table.name) {
+                    restart_required.push(format!(
+                        "plugin `{}` was not loaded when the host started: restart to load it",
+                        table.name
+                    ));
+                }
                 continue;
             };
             match self.prepare_one(&next, &table, live) {
