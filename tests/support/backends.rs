@@ -1,7 +1,8 @@
 //! The backends the conformance suite runs against, each with the gantry
 //! config that drives it and an independent view of its runtime: bollard for
-//! dockerd, `ctr` and `/proc` for containerd. Tests assert on what the
-//! runtime really holds through this view, never through gantry.
+//! dockerd, `ctr` and `/proc` for containerd, the `podman` CLI on the
+//! service's own storage for Podman. Tests assert on what the runtime really
+//! holds through this view, never through gantry.
 
 use crate::runtimes::{CONTAINERD_NAMESPACE, runtimes};
 use std::collections::HashMap;
@@ -15,6 +16,9 @@ pub enum Backend {
     Docker,
     /// `plugins/containerd` on the harness's containerd.
     Containerd,
+    /// `examples/podman-backend` (a third-party plugin outside the
+    /// workspace) on the harness's `podman system service`.
+    Podman,
 }
 
 /// One container as the runtime reports it.
@@ -28,7 +32,7 @@ pub struct Observed {
     pub state: String,
     /// Its main process, while it runs.
     pub pid: Option<u32>,
-    /// Its name as the runtime shows it (Docker's name; containerd's `io.gantry.name` label).
+    /// Its name as the runtime shows it (Docker's and Podman's name; containerd's `io.gantry.name` label).
     pub name: String,
 }
 
@@ -59,7 +63,7 @@ fn ctr() -> Command {
 }
 
 fn output(c: &mut Command) -> String {
-    let o = c.output().expect("running ctr");
+    let o = c.output().expect("running a runtime CLI");
     assert!(
         o.status.success(),
         "{c:?}: {}",
@@ -156,6 +160,55 @@ fn docker_observe(c: &bollard::models::ContainerSummary) -> Observed {
     }
 }
 
+/// The `podman` CLI on the harness's Podman state, its JSON output.
+fn podman_json(args: &[&str]) -> serde_json::Value {
+    let out = output(runtimes().podman().cli().args(args));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("podman {args:?}: {e}: {out}"))
+}
+
+/// A state word as the other backends' views say it.
+fn podman_state(word: &str) -> String {
+    match word {
+        "configured" | "initialized" => "created".into(),
+        "stopped" => "exited".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Containers `podman ps` lists under `filter` (a `label=...` filter), stopped ones included.
+fn podman_ps(filter: &str) -> Vec<Observed> {
+    let list = podman_json(&["ps", "-a", "--format", "json", "--filter", filter]);
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| Observed {
+            id: c["Id"].as_str().unwrap_or_default().to_string(),
+            labels: serde_json::from_value(c["Labels"].clone()).unwrap_or_default(),
+            state: podman_state(c["State"].as_str().unwrap_or_default()),
+            pid: c["Pid"]
+                .as_u64()
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p > 0),
+            name: c["Names"][0].as_str().unwrap_or_default().to_string(),
+        })
+        .collect()
+}
+
+fn podman_observe(id: &str) -> Observed {
+    let info = podman_json(&["inspect", "--type", "container", "--format", "json", id]);
+    let c = &info[0];
+    Observed {
+        id: c["Id"].as_str().unwrap_or_default().to_string(),
+        labels: serde_json::from_value(c["Config"]["Labels"].clone()).unwrap_or_default(),
+        state: podman_state(c["State"]["Status"].as_str().unwrap_or_default()),
+        pid: c["State"]["Pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p > 0),
+        name: c["Name"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
 fn read_number(path: PathBuf) -> Option<i64> {
     let text = std::fs::read_to_string(path).ok()?;
     let t = text.split_whitespace().next()?;
@@ -208,6 +261,7 @@ impl Backend {
         match self {
             Backend::Docker => "docker",
             Backend::Containerd => "containerd",
+            Backend::Podman => "podman",
         }
     }
 
@@ -218,6 +272,7 @@ impl Backend {
         match self {
             Backend::Docker => b.docker_backend(),
             Backend::Containerd => b.containerd_backend(),
+            Backend::Podman => b.podman_backend(),
         }
         .build()
     }
@@ -242,6 +297,7 @@ impl Backend {
                 .filter_map(|id| ctr_observe(id.trim(), &tasks))
                 .collect()
             }
+            Backend::Podman => podman_ps(&format!("label=io.gantry.workload={workload_id}")),
         }
     }
 
@@ -263,6 +319,7 @@ impl Backend {
             Backend::Containerd => {
                 ctr_observe(id, &ctr_tasks()).unwrap_or_else(|| panic!("no container {id}"))
             }
+            Backend::Podman => podman_observe(id),
         }
     }
 
@@ -293,6 +350,7 @@ impl Backend {
                     .filter_map(|id| ctr_observe(id.trim(), &tasks))
                     .collect()
             }
+            Backend::Podman => podman_ps("label=io.gantry.workload"),
         }
     }
 
@@ -321,10 +379,17 @@ impl Backend {
             .unwrap_or_default()
     }
 
-    /// Whether snapshots (containerd) remain for a container id.
+    /// Whether snapshots (containerd) or a container directory (Podman's
+    /// vfs storage) remain for a container id.
     pub fn leftover_storage(self, id: &str) -> bool {
         match self {
             Backend::Docker => false,
+            Backend::Podman => runtimes()
+                .podman()
+                .dir
+                .join("root/vfs-containers")
+                .join(id)
+                .exists(),
             Backend::Containerd => output(ctr().args(["snapshots", "ls"]))
                 .lines()
                 .any(|l| l.split_whitespace().next() == Some(id)),
@@ -341,6 +406,11 @@ impl Backend {
                 runtimes()
                     .restart_containerd()
                     .expect("containerd restarts");
+            }
+            Backend::Podman => {
+                runtimes()
+                    .restart_podman()
+                    .expect("the Podman service restarts");
             }
         }
     }

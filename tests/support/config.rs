@@ -89,6 +89,18 @@ impl ConfigBuilder {
         self
     }
 
+    /// The Podman example backend (`examples/podman-backend`) on the test
+    /// run's Podman service, granted its libpod socket as `podman`.
+    pub fn podman_backend(mut self) -> Self {
+        let _ = write!(
+            self.tables,
+            "[[backend]]\nname = \"podman\"\nplugin = \"{}\"\nendpoints = {{ podman = \"{}\" }}\n\n",
+            crate::plugins::podman_backend().display(),
+            crate::runtimes::runtimes().podman().url()
+        );
+        self
+    }
+
     /// The containerd backend on the test run's containerd, in the namespace
     /// the test image is loaded into, logging through gantry's logger into a
     /// directory granted read-only.

@@ -14,6 +14,7 @@ pub mod gantry;
 pub mod load;
 pub mod mqtt;
 pub mod plugins;
+pub mod podman;
 pub mod python;
 pub mod registry;
 pub mod rpc;

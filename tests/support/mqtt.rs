@@ -272,6 +272,7 @@ pub fn kanto_config_on(
     match backend {
         crate::backends::Backend::Docker => b.docker_backend(),
         crate::backends::Backend::Containerd => b.containerd_backend(),
+        crate::backends::Backend::Podman => b.podman_backend(),
     }
     .build()
 }

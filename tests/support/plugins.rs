@@ -139,6 +139,26 @@ pub fn containerd() -> PathBuf {
     wasm("gantry-containerd")
 }
 
+/// The Podman backend, a standalone example outside the workspace
+/// (`examples/podman-backend`), built into the out-of-tree target dir if
+/// missing (as `cargo xtask build` builds it).
+pub fn podman_backend() -> PathBuf {
+    let target = crate::builds::target_dir();
+    let path = target.join("wasm32-wasip2/release/gantry_podman_backend.wasm");
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(workspace_root().join("examples/podman-backend"))
+            .status()
+            .expect("running cargo to build the Podman example backend");
+        assert!(status.success(), "building examples/podman-backend failed");
+    }
+    assert!(path.exists(), "{} missing after build", path.display());
+    path
+}
+
 fn native_bin(package: &str, bin: &str) -> PathBuf {
     let path = workspace_root().join("target/debug").join(bin);
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());

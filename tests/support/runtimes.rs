@@ -2,6 +2,9 @@
 //! `containerd` and `runc`: data and sockets under one directory, loopback
 //! only (`--bridge=none --iptables=false`), and a test image built from
 //! Debian's `busybox-static` loaded into both engines (no registry is reachable).
+//! A rootful `podman system service` (Debian's `podman`) runs beside them for
+//! the Podman example backend, its state under the same directory; it is
+//! started best-effort, so a host without Podman still runs the other tests.
 //!
 //! `cargo xtask test` starts them once for the whole run (`gantry-test-runtimes
 //! start DIR`, then `GANTRY_TEST_RUNTIMES=DIR` for every test binary) and stops
@@ -14,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+pub use crate::podman::PodmanService;
+use crate::podman::{spawn_podman, start_podman, stop_podman};
 
 /// The test image, in both engines.
 pub const TEST_IMAGE: &str = "gantry-test/busybox:1.0";
@@ -35,6 +41,12 @@ pub struct Runtimes {
     pub dockerd_pid: u32,
     /// PID of containerd.
     pub containerd_pid: u32,
+    /// The Podman service, when it started.
+    #[serde(default)]
+    pub podman: Option<PodmanService>,
+    /// Why the Podman service did not start, when it did not.
+    #[serde(default)]
+    pub podman_error: Option<String>,
 }
 
 static SHARED: OnceLock<Runtimes> = OnceLock::new();
@@ -99,6 +111,31 @@ impl Runtimes {
         let pid = spawn_containerd(&self.dir)?;
         let mut next = current;
         next.containerd_pid = pid;
+        next.save()?;
+        Ok(next)
+    }
+
+    /// The Podman service; panics (failing the test) with the reason it did not start.
+    pub fn podman(&self) -> &PodmanService {
+        self.podman.as_ref().unwrap_or_else(|| {
+            panic!(
+                "the harness's Podman service is not running: {}",
+                self.podman_error.as_deref().unwrap_or("not started")
+            )
+        })
+    }
+
+    /// Kill the Podman service (SIGKILL) and start it again on the same
+    /// state; conmon keeps the containers running. Returns when it answers.
+    pub fn restart_podman(&self) -> Result<Runtimes> {
+        let current = Runtimes::load(&self.dir)?;
+        let podman = current.podman().clone();
+        kill_pid(podman.pid, libc::SIGKILL);
+        wait_gone(podman.pid);
+        let _ = std::fs::remove_file(&podman.sock);
+        let pid = spawn_podman(&podman.dir)?;
+        let mut next = current;
+        next.podman = Some(PodmanService { pid, ..podman });
         next.save()?;
         Ok(next)
     }
@@ -206,7 +243,7 @@ fn ensure_installed() -> Result<()> {
     Ok(())
 }
 
-fn which(bin: &str) -> Option<PathBuf> {
+pub(crate) fn which(bin: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -214,7 +251,7 @@ fn which(bin: &str) -> Option<PathBuf> {
     dirs.into_iter().map(|d| d.join(bin)).find(|p| p.is_file())
 }
 
-fn spawn_logged(dir: &Path, name: &str, cmd: &mut Command) -> Result<u32> {
+pub(crate) fn spawn_logged(dir: &Path, name: &str, cmd: &mut Command) -> Result<u32> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -268,7 +305,11 @@ fn spawn_containerd(dir: &Path) -> Result<u32> {
     Ok(pid)
 }
 
-fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
+pub(crate) fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut ready: impl FnMut() -> bool,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if ready() {
@@ -319,9 +360,20 @@ pub fn start(dir: &Path) -> Result<Runtimes> {
         containerd_sock,
         dockerd_pid,
         containerd_pid,
+        podman: None,
+        podman_error: None,
     };
     rt.save()?;
     build_test_image(&rt)?;
+    let mut rt = rt;
+    match start_podman(dir) {
+        Ok(p) => rt.podman = Some(p),
+        Err(e) => {
+            eprintln!("gantry-test-runtimes: Podman not started (its tests will fail): {e:#}");
+            rt.podman_error = Some(format!("{e:#}"));
+        }
+    }
+    rt.save()?;
     Ok(rt)
 }
 
@@ -442,13 +494,13 @@ pub(crate) fn kill_pid(pid: u32, sig: i32) {
     }
 }
 
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .is_ok_and(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
 }
 
-fn wait_gone(pid: u32) {
+pub(crate) fn wait_gone(pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while alive(pid) && Instant::now() < deadline {
         // Reap it if it is our child.
@@ -465,9 +517,13 @@ fn wait_gone(pid: u32) {
     }
 }
 
-/// Stop the runtimes recorded under `dir` by PID: containers first, then dockerd, then containerd.
+/// Stop the runtimes recorded under `dir` by PID: Podman (its containers, then
+/// its service), then dockerd's containers, dockerd and containerd.
 pub fn stop(dir: &Path) -> Result<()> {
     let rt = Runtimes::load(dir)?;
+    if let Some(p) = &rt.podman {
+        stop_podman(p);
+    }
     let _ = Command::new("sh")
         .arg("-c")
         .arg(format!(

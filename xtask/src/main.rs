@@ -1,7 +1,8 @@
 //! `cargo xtask`: build the plugins, run the host on its embedded defaults,
 //! run the whole test suite.
 //!
-//! - `cargo xtask build`  builds every wasm32-wasip2 crate (plugins and test fixtures)
+//! - `cargo xtask build`  builds every wasm32-wasip2 crate (plugins and test fixtures),
+//!   and the out-of-tree example plugins under `examples/` into `target/out-of-tree`
 //! - `cargo xtask serve`  builds them, then runs `gantry serve` on the embedded dev profile
 //! - `cargo xtask test`   installs what the tests need if missing, builds, runs every test
 //! - `cargo xtask lint`   `cargo fmt --check` and `cargo clippy -D warnings`, native and wasm
@@ -25,7 +26,15 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ctr", "containerd"),
     ("python3", "python3-venv"),
     ("docker-registry", "docker-registry"),
+    ("podman", "podman"),
+    ("catatonit", "catatonit"),
 ];
+
+/// Example plugins: standalone Cargo projects outside the workspace (each
+/// with its own `[workspace]` and lock file), built as a third party would
+/// build them, into `target/out-of-tree` (shared with the tests' out-of-tree
+/// builds, so their crates.io dependencies compile once).
+const EXAMPLES: &[&str] = &["examples/podman-backend"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -119,6 +128,21 @@ fn ensure_packages() -> Result<()> {
     Ok(())
 }
 
+/// `cargo` in example `dir`, its output under `target/out-of-tree`.
+fn example_cargo(dir: &str) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root().join(dir))
+        .env("CARGO_TARGET_DIR", root().join("target/out-of-tree"));
+    c
+}
+
+fn build_examples() -> Result<()> {
+    for dir in EXAMPLES {
+        run(example_cargo(dir).args(["build", "--release", "--target", "wasm32-wasip2"]))?;
+    }
+    Ok(())
+}
+
 fn build_wasm() -> Result<()> {
     ensure_wasm_target()?;
     for (p, _) in WASM_LIBS {
@@ -139,7 +163,8 @@ fn build_wasm() -> Result<()> {
     for (p, _) in WASM_BINS {
         c.args(["-p", p]);
     }
-    run(&mut c)
+    run(&mut c)?;
+    build_examples()
 }
 
 /// Plugins whose native unit tests and lints run one package at a time
@@ -151,6 +176,10 @@ const ALONE: &[&str] = &["gantry-gpu-scheduler"];
 fn test_with_runtimes(extra: &[String]) -> Result<()> {
     for p in ALONE {
         run(cargo().args(["test", "-p", p]))?;
+    }
+    // The examples' unit tests, natively.
+    for dir in EXAMPLES {
+        run(example_cargo(dir).args(["test"]))?;
     }
     run(cargo().args([
         "build",
@@ -416,6 +445,19 @@ fn main() -> Result<()> {
                     "wasm32-wasip2",
                     "-p",
                     p,
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))?;
+            }
+            for dir in EXAMPLES {
+                run(example_cargo(dir).args(["fmt", "--", "--check"]))?;
+                run(example_cargo(dir).args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+                run(example_cargo(dir).args([
+                    "clippy",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
                     "--",
                     "-D",
                     "warnings",

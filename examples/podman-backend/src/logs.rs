@@ -1,0 +1,178 @@
+//! Container logs: libpod's log stream split into lines.
+//!
+//! libpod frames every log answer as `[stream, 0, 0, 0, size (u32 BE)]`
+//! followed by `size` bytes, with a TTY too (Docker's API sends a TTY's
+//! output raw); stream 1 is stdout, 2 stderr. With `timestamps`, each line
+//! starts with an RFC 3339 time and a space.
+
+use crate::client::BodyStream;
+use crate::members::timestamp;
+use gantry_sdk::backend::gantry::plugin::types::{Error, LogLine, LogStream};
+use std::cell::RefCell;
+
+/// Splits libpod's framed log output into lines.
+#[derive(Debug, Default)]
+pub struct Splitter {
+    container: String,
+    timestamps: bool,
+    raw: Vec<u8>,
+    partial: [Vec<u8>; 2],
+}
+
+impl Splitter {
+    /// A splitter for one container's output.
+    pub fn new(container: String, timestamps: bool) -> Self {
+        Self {
+            container,
+            timestamps,
+            ..Self::default()
+        }
+    }
+
+    /// Feed bytes; the complete lines they finish.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<LogLine> {
+        self.raw.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(header) = self.raw.get(at..at + 8) {
+            let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            let idx = usize::from(header[0] == 2);
+            let Some(payload) = self.raw.get(at + 8..at + 8 + size) else {
+                break;
+            };
+            let payload = payload.to_vec();
+            self.take_lines(idx, &payload, &mut out);
+            at += 8 + size;
+        }
+        self.raw.drain(..at);
+        out
+    }
+
+    /// Lines left without a final newline, at the end of the stream.
+    pub fn finish(&mut self) -> Vec<LogLine> {
+        let mut out = Vec::new();
+        for idx in 0..2 {
+            let rest = std::mem::take(&mut self.partial[idx]);
+            if !rest.is_empty() {
+                out.push(self.line(idx, &rest));
+            }
+        }
+        out
+    }
+
+    fn take_lines(&mut self, idx: usize, bytes: &[u8], out: &mut Vec<LogLine>) {
+        self.partial[idx].extend_from_slice(bytes);
+        while let Some(pos) = self.partial[idx].iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial[idx].drain(..=pos).collect();
+            let line = &line[..line.len() - 1];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            out.push(self.line(idx, line));
+        }
+    }
+
+    fn line(&self, idx: usize, bytes: &[u8]) -> LogLine {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let (at, text) = match text.split_once(' ') {
+            Some((t, rest)) if self.timestamps && timestamp(t).is_some() => {
+                (timestamp(t), rest.to_string())
+            }
+            _ => (None, text),
+        };
+        LogLine {
+            container: self.container.clone(),
+            stream: if idx == 1 {
+                LogStream::Stderr
+            } else {
+                LogStream::Stdout
+            },
+            timestamp: at,
+            line: text,
+        }
+    }
+}
+
+/// An open log stream: the `driver.log-reader` resource.
+pub struct LogReader {
+    body: RefCell<Option<BodyStream>>,
+    splitter: RefCell<Splitter>,
+}
+
+impl LogReader {
+    /// Wrap an open `/logs` answer.
+    pub fn new(body: BodyStream, splitter: Splitter) -> Self {
+        Self {
+            body: RefCell::new(Some(body)),
+            splitter: RefCell::new(splitter),
+        }
+    }
+
+    /// Lines that arrive within `wait_ms` (waiting for the first bytes only,
+    /// then taking what is there); `None` once the stream ended and every
+    /// line was delivered.
+    pub fn next(&self, wait_ms: u32) -> Result<Option<Vec<LogLine>>, Error> {
+        let mut body = self.body.borrow_mut();
+        let Some(stream) = body.as_mut() else {
+            return Ok(None);
+        };
+        let mut splitter = self.splitter.borrow_mut();
+        let mut lines = Vec::new();
+        let mut wait = u64::from(wait_ms) * 1_000_000;
+        loop {
+            match stream.read(wait)? {
+                Some(bytes) if !bytes.is_empty() => {
+                    lines.extend(splitter.push(&bytes));
+                    wait = 0;
+                    if lines.len() > 1000 {
+                        return Ok(Some(lines));
+                    }
+                }
+                Some(_) => return Ok(Some(lines)),
+                None => {
+                    lines.extend(splitter.finish());
+                    *body = None;
+                    return Ok((!lines.is_empty()).then_some(lines));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![kind, 0, 0, 0];
+        f.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(0).to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn splits_frames_cut_anywhere_and_tells_the_streams_apart() {
+        let mut all = frame(1, b"hello\nwor");
+        all.extend(frame(2, b"oops\r\n"));
+        all.extend(frame(1, b"ld\n"));
+        let mut s = Splitter::new("c".into(), false);
+        let mut lines = Vec::new();
+        for chunk in all.chunks(3) {
+            lines.extend(s.push(chunk));
+        }
+        let got: Vec<(bool, &str)> = lines
+            .iter()
+            .map(|l| (l.stream == LogStream::Stderr, l.line.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(false, "hello"), (true, "oops"), (false, "world")]
+        );
+    }
+
+    #[test]
+    fn timestamps_are_split_off() {
+        let mut s = Splitter::new("c".into(), true);
+        let lines = s.push(&frame(1, b"2026-11-24T04:49:12Z out-1\n"));
+        assert_eq!(lines[0].line, "out-1");
+        assert_eq!(lines[0].timestamp.map(|t| t.seconds), Some(1_795_495_752));
+    }
+}
