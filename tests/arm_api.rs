@@ -62,11 +62,13 @@ fn azure_sdk_drives_the_container_group_lifecycle_on_containerd() {
 
 fn azure_sdk_flow(backend: Backend) {
     let venv = gantry_tests::python::venv("azure-sdk-venv", AZURE_SDK);
-    let arm = Api::start_on(backend, 30);
+    // Over HTTPS, as Azure is reached: the SDK needs no plain-http tweak.
+    let arm = Api::start_with(&backend.config_builder(30).tls_self_signed().build());
     let token = arm.token("azure-sdk-user", "USER");
     let out = Command::new(venv.join("bin/python"))
         .arg(gantry_tests::workspace_root().join("tests/arm/sdk_flow.py"))
-        .env("GANTRY_URL", arm.g.url(""))
+        .env("GANTRY_URL", arm.g.https_url(""))
+        .env("REQUESTS_CA_BUNDLE", arm.g.authority())
         .env("GANTRY_TOKEN", &token)
         .env("TEST_IMAGE", TEST_IMAGE)
         .output()

@@ -198,6 +198,10 @@ fn dev_profile_serves_health_even_before_its_plugins_exist() {
     let cfg = profile
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
         .replace(
+            "127.0.0.1:8443",
+            &format!("127.0.0.1:{}", gantry_tests::free_port()),
+        )
+        .replace(
             "gantry-dev.db",
             &dir.path().join("dev.db").display().to_string(),
         )

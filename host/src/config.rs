@@ -115,6 +115,36 @@ pub struct ServerConfig {
     /// Seconds between full reconciliations of every backend.
     #[serde(default = "default_resync")]
     pub resync_seconds: u64,
+    /// An HTTPS listener beside the HTTP one.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: an HTTPS listener (HTTP/2 and HTTP/1.1 by ALPN) serving
+/// the same routes as `listen`, with a certificate from files or, for
+/// development, one gantry makes itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// HTTPS listen address.
+    pub listen: String,
+    /// PEM certificate chain (leaf first), with `key`.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    pub key: Option<PathBuf>,
+    /// Dev only: make a certificate authority and a certificate it signs
+    /// at first start, kept in `dir` and reused after.
+    #[serde(default)]
+    pub self_signed: bool,
+    /// The names a self-signed certificate is for (DNS names or IP addresses).
+    #[serde(default = "default_tls_names")]
+    pub names: Vec<String>,
+    /// Where a self-signed certificate is kept (default: `gantry-tls/`
+    /// beside the state file, or in the config's directory for `:memory:`).
+    pub dir: Option<PathBuf>,
+}
+
+fn default_tls_names() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
 }
 
 fn default_listen() -> String {
@@ -141,6 +171,7 @@ impl Default for ServerConfig {
             cache_dir: default_cache_dir(),
             log_format: default_log_format(),
             resync_seconds: default_resync(),
+            tls: None,
         }
     }
 }
@@ -376,6 +407,21 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(tls) = &self.server.tls {
+            match (&tls.cert, &tls.key, tls.self_signed) {
+                (Some(_), Some(_), false) | (None, None, true) => {}
+                _ => {
+                    return Err(self.invalid(
+                        "[server.tls] takes `cert` and `key`, or `self_signed = true`".into(),
+                    ));
+                }
+            }
+            if tls.self_signed && tls.names.is_empty() {
+                return Err(
+                    self.invalid("[server.tls] `names` is empty: a certificate for no name".into())
+                );
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for name in self
             .frontends

@@ -143,7 +143,8 @@ async fn route(State(s): State<Arc<Ingress>>, mut req: Request) -> Response {
     }
     let req =
         req.map(|b| b.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string()))));
-    match frontend.handle(req, identity).await {
+    let secure = req.extensions().get::<crate::tls::Secure>().is_some();
+    match frontend.handle(req, identity, secure).await {
         Ok(resp) => resp.map(Body::new),
         Err(e) => {
             tracing::error!(frontend = frontend.name(), error = %e, "frontend failed");

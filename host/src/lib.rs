@@ -13,8 +13,9 @@
 //! - [`capability`]: one module per WIT import the host provides to plugins;
 //! - [`plugin`]: worlds as lists of capabilities, the store data, the adapters
 //!   calling a world's exports; [`mqtt`]: the MQTT runtime of MQTT frontends;
-//! - [`auth`], [`config`], [`reload`], [`ingress`], [`server`]: the wiring of
-//!   a running host, and swapping its plugins while it serves.
+//! - [`auth`], [`config`], [`reload`], [`tls`], [`ingress`], [`server`]: the
+//!   wiring of a running host, swapping its plugins while it serves, and its
+//!   HTTPS listener.
 #![deny(missing_docs)]
 
 pub mod auth;
@@ -35,3 +36,4 @@ pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod tls;

@@ -23,6 +23,7 @@ use crate::runtime::engine::PluginEngine;
 use crate::runtime::limits::LimitsOverride;
 use crate::runtime::pool::{ExportLoader, InstancePool, PoolSpec};
 use crate::store::StateStore;
+use crate::tls::Tls;
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -113,6 +114,7 @@ pub struct Host {
     gpu_health: Duration,
     metrics: Metrics,
     reloader: Arc<Reloader>,
+    tls: Option<(String, Tls)>,
 }
 
 /// Build a host from config. Plugins that are missing or do not fit are
@@ -279,6 +281,20 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         }
     }
     let verifier = Verifier::from_config(&config.auth)?;
+    let tls = match &config.server.tls {
+        None => None,
+        Some(t) => {
+            let beside_state = match config.server.state.as_str() {
+                ":memory:" => config.base_dir.clone(),
+                state => Path::new(state)
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+            };
+            let tls = Tls::from_config(t, &config.base_dir, &beside_state.join("gantry-tls"))?;
+            Some((t.listen.clone(), tls))
+        }
+    };
     let gpu_metrics = metrics.clone();
     let router = ingress::router(Ingress {
         frontends,
@@ -296,6 +312,7 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         gpu_health: Duration::from_millis(config.devices.health_interval_ms.max(100)),
         metrics: gpu_metrics,
         reloader,
+        tls,
     })
 }
 
@@ -357,8 +374,23 @@ impl Host {
                 .watch_health(self.gpu_health, self.metrics.clone()),
         );
         tokio::spawn(reload_on_hangup(self.reloader.clone()));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        if let Some((listen, tls)) = self.tls {
+            let secure = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("binding {listen} (HTTPS)"))?;
+            tracing::info!(
+                listen = %secure.local_addr()?,
+                authority = ?tls.authority,
+                "gantry serving HTTPS (HTTP/2 and HTTP/1.1)"
+            );
+            tokio::spawn(crate::tls::serve(secure, tls, self.router.clone(), stopped));
+        }
         axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown())
+            .with_graceful_shutdown(async move {
+                shutdown().await;
+                let _ = stop.send(true);
+            })
             .await?;
         Ok(())
     }

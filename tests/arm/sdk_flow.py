@@ -1,10 +1,10 @@
 """Drive a live gantry with the real Azure SDK for Container Instances.
 
-Unmodified SDK: only the base URL points at gantry, the credential hands out
-a gantry token, and a per-call policy allows bearer tokens over plain http
-(the SDK refuses them unless told, and the test server has no TLS).
+Unmodified SDK, no policy tweaks: the base URL points at gantry's HTTPS
+listener (its dev certificate authority trusted through REQUESTS_CA_BUNDLE),
+and the credential hands out a gantry token.
 
-Environment: GANTRY_URL, GANTRY_TOKEN, TEST_IMAGE. Prints one `ok <step>`
+Environment: GANTRY_URL, GANTRY_TOKEN, TEST_IMAGE, REQUESTS_CA_BUNDLE. Prints one `ok <step>`
 line per step; any failed expectation raises.
 """
 
@@ -13,7 +13,6 @@ import time
 
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ResourceNotFoundError
-from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 from azure.mgmt.containerinstance.models import (
     Container,
@@ -36,11 +35,6 @@ class StaticToken:
 
     def get_token(self, *scopes, **kwargs):
         return AccessToken(os.environ["GANTRY_TOKEN"], int(time.time()) + 3600)
-
-
-class AllowPlainHttp(SansIOHTTPPolicy):
-    def on_request(self, request):
-        request.context["enforce_https"] = False
 
 
 def step(name):
@@ -74,7 +68,6 @@ def main():
         credential=StaticToken(),
         subscription_id=SUB,
         base_url=os.environ["GANTRY_URL"],
-        per_call_policies=[AllowPlainHttp()],
     )
     groups = client.container_groups
 

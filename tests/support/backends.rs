@@ -268,13 +268,17 @@ impl Backend {
     /// A config serving the control-rpc fixture at `/rpc`, REST at `/v1`,
     /// ARM at `/subscriptions` and `/providers`, on this backend.
     pub fn config(self, resync_seconds: u64) -> String {
+        self.config_builder(resync_seconds).build()
+    }
+
+    /// [`Self::config`], still open to more settings.
+    pub fn config_builder(self, resync_seconds: u64) -> crate::config::ConfigBuilder {
         let b = crate::rpc::frontends("backend-tests", resync_seconds, 15_000);
         match self {
             Backend::Docker => b.docker_backend(),
             Backend::Containerd => b.containerd_backend(),
             Backend::Podman => b.podman_backend(),
         }
-        .build()
     }
 
     /// Every container the runtime holds for a workload (any revision, holders included).

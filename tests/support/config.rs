@@ -9,6 +9,7 @@ use std::path::Path;
 pub struct ConfigBuilder {
     state: String,
     resync_seconds: Option<u64>,
+    tls: bool,
     secret: String,
     limits: Vec<(String, String)>,
     tables: String,
@@ -21,6 +22,7 @@ impl ConfigBuilder {
         Self {
             state: "{dir}/state.db".into(),
             resync_seconds: None,
+            tls: false,
             secret: secret.into(),
             limits: Vec::new(),
             tables: String::new(),
@@ -36,6 +38,13 @@ impl ConfigBuilder {
     /// Seconds between full reconciliations.
     pub fn resync_seconds(mut self, s: u64) -> Self {
         self.resync_seconds = Some(s);
+        self
+    }
+
+    /// An HTTPS listener on `127.0.0.1:{tls_port}` with a self-signed
+    /// certificate gantry makes in `{dir}/gantry-tls` (beside the state).
+    pub fn tls_self_signed(mut self) -> Self {
+        self.tls = true;
         self
     }
 
@@ -150,6 +159,9 @@ impl ConfigBuilder {
         );
         if let Some(s) = self.resync_seconds {
             let _ = writeln!(out, "resync_seconds = {s}");
+        }
+        if self.tls {
+            out.push_str("\n[server.tls]\nlisten = \"127.0.0.1:{tls_port}\"\nself_signed = true\n");
         }
         let _ = write!(out, "\n[auth]\ndev_secret = \"{}\"\n\n", self.secret);
         if !self.limits.is_empty() {

@@ -10,6 +10,8 @@ pub struct Gantry {
     child: Option<Child>,
     /// Its listen port.
     pub port: u16,
+    /// Its HTTPS port (`{tls_port}` in its config; free unless the config uses it).
+    pub tls_port: u16,
     /// Its temp dir (config, state, cache, log).
     pub dir: PathBuf,
     config: PathBuf,
@@ -19,14 +21,17 @@ impl Gantry {
     /// Write `config` (with `{port}` and `{dir}` substituted) into `dir` and serve it.
     pub fn start_in(dir: &Path, config: &str) -> Gantry {
         let port = crate::free_port();
+        let tls_port = crate::free_port();
         let text = config
             .replace("{port}", &port.to_string())
+            .replace("{tls_port}", &tls_port.to_string())
             .replace("{dir}", &dir.display().to_string());
         let path = dir.join("gantry.toml");
         std::fs::write(&path, text).expect("writing gantry.toml");
         let mut g = Gantry {
             child: None,
             port,
+            tls_port,
             dir: dir.to_path_buf(),
             config: path,
         };
@@ -78,6 +83,16 @@ impl Gantry {
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `https://127.0.0.1:<tls_port><path>`.
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.tls_port)
+    }
+
+    /// The certificate authority of a self-signed HTTPS listener.
+    pub fn authority(&self) -> PathBuf {
+        self.dir.join("gantry-tls/ca.pem")
     }
 
     /// The process log so far.

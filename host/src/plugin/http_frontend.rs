@@ -75,12 +75,14 @@ impl HttpFrontend {
             || path.starts_with(&format!("{p}?"))
     }
 
-    /// Handle one request as `identity`. The response may still be streaming
-    /// when this returns; the instance goes back to the pool once the guest finishes.
+    /// Handle one request as `identity`, which came over TLS when `secure`.
+    /// The response may still be streaming when this returns; the instance
+    /// goes back to the pool once the guest finishes.
     pub async fn handle<B>(
         &self,
         req: hyper::Request<B>,
         identity: Identity,
+        secure: bool,
     ) -> Result<hyper::Response<HyperOutgoingBody>, FrontendError>
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
@@ -98,7 +100,7 @@ impl HttpFrontend {
             .store
             .data_mut()
             .http()
-            .new_incoming_request(Scheme::Http, req)
+            .new_incoming_request(if secure { Scheme::Https } else { Scheme::Http }, req)
             .map_err(host_err)?;
         let out = p
             .store

@@ -80,7 +80,8 @@ impl Ctx<'_> {
             .map(|u| u.trim_end_matches('/').to_string())
             .unwrap_or_else(|| {
                 format!(
-                    "http://{}",
+                    "{}://{}",
+                    self.req.scheme,
                     self.req.authority.as_deref().unwrap_or("127.0.0.1")
                 )
             })

@@ -22,6 +22,8 @@ pub struct Request {
     pub path: String,
     /// Query pairs, percent-decoded.
     pub query: Vec<(String, String)>,
+    /// `https` when the request came over the host's TLS listener, else `http`.
+    pub scheme: &'static str,
     /// The `Host` the client addressed (authority), if any.
     pub authority: Option<String>,
     /// Header pairs, names lower-case.
@@ -65,6 +67,10 @@ impl Request {
             method: req.method(),
             path: path.to_string(),
             query,
+            scheme: match req.scheme() {
+                Some(wasip2::http::types::Scheme::Https) => "https",
+                _ => "http",
+            },
             authority: req.authority(),
             headers: req.headers().entries(),
             body,
