@@ -53,7 +53,7 @@ fn the_rest_frontend_is_swapped_under_load_without_dropping_a_request() {
     let new_build = builds::rest_with_build_id(BUILD_ID);
     let old_build = plugins::rest();
     let version = env!("CARGO_PKG_VERSION");
-    let (old_id, new_id) = (version.to_string(), format!("{version}+{BUILD_ID}"));
+    let new_id = format!("{version}+{BUILD_ID}");
 
     // The REST plugin is served from a file in the host's dir, which the
     // test replaces as an operator would.
@@ -68,6 +68,17 @@ fn the_rest_frontend_is_swapped_under_load_without_dropping_a_request() {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client");
+    let build_served = || {
+        http.get(g.url("/v1/openapi.json"))
+            .bearer_auth(&token)
+            .send()
+            .and_then(|r| r.json::<Value>())
+            .ok()
+            .and_then(|d| d["info"]["x-gantry-build"].as_str().map(str::to_string))
+    };
+    // Whatever build id the workspace's build was given.
+    let old_id = build_served().expect("the workspace's build answers");
+    assert_ne!(old_id, new_id);
 
     // A container printing a numbered line every 100 ms, and its log stream.
     let created: Value = http
@@ -94,7 +105,8 @@ fn the_rest_frontend_is_swapped_under_load_without_dropping_a_request() {
     read_until(&mut stream, "tick-");
 
     let addr = format!("127.0.0.1:{}", g.port).parse().expect("address");
-    let load = BuildLoad::start(addr, &token, 8, 20_000, Duration::from_secs(90));
+    // Stopped by the test; the budget only bounds a test that went wrong.
+    let load = BuildLoad::start(addr, &token, 8, 50_000, Duration::from_secs(600));
     wait_for(
         "answers from the old build",
         Duration::from_secs(30),
@@ -154,6 +166,29 @@ fn the_rest_frontend_is_swapped_under_load_without_dropping_a_request() {
     builds::replace_file(&wrong_world, &served);
     let (ok, refused) = g.reload();
     assert!(!ok, "a component of another world is refused: {refused}");
+    // All or nothing: a good REST build beside a broken ARM one swaps neither.
+    builds::replace_file(&old_build, &served);
+    let garbage = dir.path().join("arm.wasm");
+    std::fs::write(&garbage, b"not a component").expect("write");
+    let arm = plugins::arm().display().to_string();
+    let text = std::fs::read_to_string(g.config_path()).expect("config");
+    std::fs::write(
+        g.config_path(),
+        text.replace(&arm, &garbage.display().to_string()),
+    )
+    .expect("config");
+    let (ok, refused) = g.reload();
+    assert!(
+        !ok,
+        "the broken ARM build refuses the whole reload: {refused}"
+    );
+    assert!(
+        refused["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("arm")),
+        "{refused}"
+    );
+    std::fs::write(g.config_path(), text).expect("config");
     let refused_at = load.now();
     std::thread::sleep(Duration::from_millis(800));
 
@@ -161,16 +196,8 @@ fn the_rest_frontend_is_swapped_under_load_without_dropping_a_request() {
     builds::replace_file(&old_build, &served);
     let hangup_sent = load.now();
     g.hangup();
-    let probe = || {
-        http.get(g.url("/v1/openapi.json"))
-            .bearer_auth(&token)
-            .send()
-            .and_then(|r| r.json::<Value>())
-            .ok()
-            .and_then(|d| d["info"]["x-gantry-build"].as_str().map(str::to_string))
-    };
     wait_for("SIGHUP to swap back", Duration::from_secs(60), || {
-        probe().as_deref() == Some(old_id.as_str())
+        build_served().as_deref() == Some(old_id.as_str())
     });
     let back_at = load.now();
     std::thread::sleep(Duration::from_millis(500));
@@ -274,8 +301,26 @@ fn an_mqtt_frontend_keeps_its_broker_session_across_a_swap() {
         text.replace("tenant-id = \"t1\"", "tenant-id = \"t2\""),
     )
     .expect("config");
+    // A command already on its way when the swap happens is answered (by
+    // the old instance, or by the new one once it is greeted).
+    let on_the_way = json!({
+        "topic": "edge/device:edge:containers/things/live/messages/stop",
+        "headers": {"response-required": true, "content-type": "application/json", "correlation-id": "corr-during"},
+        "path": "/features/Container:absent/inbox/messages/stop",
+        "value": {"signal": "SIGTERM"},
+    });
+    client.publish_acked(
+        &format!("command//{THING}/req/during-swap/stop"),
+        &on_the_way.to_string(),
+    );
     let (ok, report) = g.reload();
     assert!(ok, "{report}\n{}", g.log());
+    let (_, during) = client.wait_for(
+        "the answer to the command sent across the swap",
+        wait,
+        |t, _| t.starts_with(&format!("command//{THING}/res/during-swap/")),
+    );
+    assert_eq!(during["status"], before, "{during}");
     assert_eq!(report["swapped"][0]["plugin"], "kanto", "{report}");
     assert_eq!(report["swapped"][0]["changed"], json!(["settings"]));
     assert_eq!(report["restartRequired"], json!([]), "{report}");

@@ -306,10 +306,11 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
                 Some(t) => t,
                 None => mint(&config, "gantry-reload", &["ADMIN".to_string()], 60)?,
             };
-            let address = gantry::reload::client::address_of(&config.server.listen)?;
             let rt = tokio::runtime::Runtime::new()?;
-            let (status, body) =
-                rt.block_on(gantry::reload::client::request_reload(address, &token))?;
+            let (status, body) = rt.block_on(async {
+                let address = gantry::reload::client::address_of(&config.server.listen).await?;
+                gantry::reload::client::request_reload(address, &token).await
+            })?;
             println!("{body}");
             Ok(if status == 200 {
                 std::process::ExitCode::SUCCESS

@@ -375,6 +375,7 @@ impl Host {
         );
         tokio::spawn(reload_on_hangup(self.reloader.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut https = None;
         if let Some((listen, tls)) = self.tls {
             let secure = tokio::net::TcpListener::bind(&listen)
                 .await
@@ -384,7 +385,10 @@ impl Host {
                 authority = ?tls.authority,
                 "gantry serving HTTPS (HTTP/2 and HTTP/1.1)"
             );
-            tokio::spawn(crate::tls::serve(secure, tls, self.router.clone(), stopped));
+            let router = self.router.clone();
+            https = Some(tokio::spawn(crate::tls::serve(
+                secure, tls, router, stopped,
+            )));
         }
         axum::serve(listener, self.router)
             .with_graceful_shutdown(async move {
@@ -392,6 +396,10 @@ impl Host {
                 let _ = stop.send(true);
             })
             .await?;
+        // HTTPS requests in flight finish too.
+        if let Some(https) = https {
+            let _ = https.await;
+        }
         Ok(())
     }
 }

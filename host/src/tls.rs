@@ -39,6 +39,9 @@ pub enum TlsError {
     },
 }
 
+/// Longest a client may take to complete the TLS handshake.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Marks a request that came over the TLS listener (a request extension),
 /// so frontends are told the scheme their clients used.
 #[derive(Debug, Clone, Copy)]
@@ -217,11 +220,16 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(path)?;
-    f.write_all(text.as_bytes())
+    f.write_all(text.as_bytes())?;
+    // `mode` applies only to a file it creates: a key made again keeps
+    // whatever mode the old file had unless set here.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
 }
 
 /// Accept TLS connections on `listener` and serve `router` on each (HTTP/2
-/// or HTTP/1.1, as ALPN chose, upgrades included) until `stop` fires.
+/// or HTTP/1.1, as ALPN chose, upgrades included) until `stop` fires; then
+/// let the open connections finish what they are answering (up to
+/// [`DRAIN`]) before returning.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Tls,
@@ -229,39 +237,59 @@ pub async fn serve(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let router = router.layer(axum::Extension(Secure));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
+                    // Out of descriptors, say: wait rather than spin.
                     tracing::warn!(error = %e, "HTTPS accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     continue;
                 }
             },
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
         };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let acceptor = tls.acceptor.clone();
         let service = TowerToHyperService::new(router.clone());
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
+            // A client that never says hello must not hold a descriptor forever.
+            let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
                     return;
                 }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
             };
-            let served = auto::Builder::new(TokioExecutor::new())
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .await;
+                .into_owned();
+            let served = watcher.watch(connection).await;
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "HTTPS connection ended");
             }
         });
     }
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTPS connections still open after {DRAIN:?}; closing them");
+    }
 }
+
+/// Longest the HTTPS listener waits for open connections at shutdown.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {

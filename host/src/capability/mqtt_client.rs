@@ -23,6 +23,8 @@ pub enum TimerCommand {
     },
     /// Cancel `id`.
     Cancel(String),
+    /// Cancel every timer (the instance that set them was replaced).
+    CancelAll,
 }
 
 /// The MQTT side of one frontend plugin, shared by its instances.

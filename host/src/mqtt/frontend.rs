@@ -67,6 +67,8 @@ pub struct MqttConnection {
     client: AsyncClient,
     eventloop: EventLoop,
     timers: mpsc::UnboundedReceiver<TimerCommand>,
+    /// The same timers, for the worker to cancel when the plugin is swapped.
+    timer_control: mpsc::UnboundedSender<TimerCommand>,
     identity: Identity,
 }
 
@@ -105,7 +107,7 @@ impl MqttFrontend {
         let (timers_tx, timers) = mpsc::unbounded_channel();
         let link = MqttLink {
             client: client.clone(),
-            timers: timers_tx,
+            timers: timers_tx.clone(),
         };
         let identity = Identity::Caller(Caller {
             subject: binding
@@ -121,6 +123,7 @@ impl MqttFrontend {
                 client,
                 eventloop,
                 timers,
+                timer_control: timers_tx,
                 identity,
             },
         ))
@@ -133,6 +136,7 @@ impl MqttFrontend {
             client,
             mut eventloop,
             timers: timers_rx,
+            timer_control,
             identity,
         } = conn;
         let (work_tx, work_rx) = mpsc::unbounded_channel();
@@ -199,6 +203,9 @@ impl MqttFrontend {
                 pool,
                 client,
                 identity,
+                timers: timer_control,
+                greeted: 0,
+                subscribed: Vec::new(),
             }
             .run(work_rx),
         );
@@ -237,6 +244,11 @@ async fn run_timers(
                     old.abort();
                 }
             }
+            TimerCommand::CancelAll => {
+                for (_, t) in timers.drain() {
+                    t.abort();
+                }
+            }
         }
         timers.retain(|_, t| !t.is_finished());
     }
@@ -247,24 +259,34 @@ struct Worker {
     pool: Arc<MqttPool>,
     client: AsyncClient,
     identity: Identity,
+    timers: mpsc::UnboundedSender<TimerCommand>,
+    /// The pool generation the last connection routine ran on.
+    greeted: u64,
+    /// The filters subscribed for the plugin.
+    subscribed: Vec<String>,
 }
 
 impl Worker {
-    async fn run(self, mut work: mpsc::UnboundedReceiver<Work>) {
+    async fn run(mut self, mut work: mpsc::UnboundedReceiver<Work>) {
         let mut connected = false;
         while let Some(item) = work.recv().await {
+            // A reload swapped the plugin: greet its new instance before it
+            // gets anything else, whatever was queued before the swap.
+            if connected && self.pool.generation() != self.greeted {
+                tracing::info!(plugin = %self.name, "plugin swapped; greeting its new instance");
+                // Timers belong to the instance that set them.
+                let _ = self.timers.send(TimerCommand::CancelAll);
+                if !self.connected().await {
+                    tracing::error!(plugin = %self.name, "the swapped-in plugin failed its connection routine");
+                }
+            }
             let ok = match item {
                 Work::Connected => {
                     connected = true;
                     self.connected().await
                 }
-                // Before the broker answered, the new instance is greeted on
-                // connection like any other.
-                Work::Swapped if !connected => true,
-                Work::Swapped => {
-                    tracing::info!(plugin = %self.name, "plugin swapped; greeting its new instance");
-                    self.connected().await
-                }
+                // Greeted above (or, before the broker answered, on connection).
+                Work::Swapped => true,
                 Work::Message(p) => {
                     let message = guest::Message {
                         topic: p.topic.clone(),
@@ -332,8 +354,10 @@ impl Worker {
         }
     }
 
-    /// Subscribe to what the plugin asks for, then tell it it is connected.
-    async fn connected(&self) -> bool {
+    /// Subscribe to what the plugin asks for (and drop what it no longer
+    /// asks for), then tell it it is connected.
+    async fn connected(&mut self) -> bool {
+        self.greeted = self.pool.generation();
         let subscriptions = match self
             .pool
             .call(self.bind(), |s, g| {
@@ -344,6 +368,13 @@ impl Worker {
             Ok(s) => s,
             Err(_) => return false,
         };
+        let wanted: Vec<String> = subscriptions.iter().map(|s| s.filter.clone()).collect();
+        for gone in self.subscribed.iter().filter(|f| !wanted.contains(f)) {
+            if let Err(e) = self.client.unsubscribe(gone.clone()).await {
+                tracing::warn!(plugin = %self.name, filter = %gone, error = %e, "unsubscribing");
+            }
+        }
+        self.subscribed = wanted;
         for sub in subscriptions {
             if let Err(e) = self
                 .client

@@ -78,7 +78,16 @@ impl Template {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !name.ends_with('-');
-        if !valid {
+        // Not the name of a crate the project depends on (cargo would see a cycle).
+        let taken = [
+            "gantry-sdk",
+            "serde",
+            "serde-json",
+            "serde_json",
+            "wit-bindgen",
+            "wasip2",
+        ];
+        if !valid || taken.contains(&name) {
             return Err(TemplateError::Name(name.to_string()));
         }
         let prefix = prefix.map_or_else(|| format!("/{name}"), str::to_string);
@@ -89,6 +98,8 @@ impl Template {
         let sdk = sdk
             .canonicalize()
             .ok()
+            // Written into Cargo.toml as a TOML literal string.
+            .filter(|p| !p.to_string_lossy().contains(['\'', '\n']))
             .filter(|p| {
                 std::fs::read_to_string(p.join("Cargo.toml"))
                     .is_ok_and(|t| t.contains("name = \"gantry-sdk\""))
@@ -192,7 +203,15 @@ mod tests {
     fn names_and_prefixes_are_checked() {
         let sdk = default_sdk();
         assert!(Template::new(Kind::Backend, "acme-runtime", None, &sdk).is_ok());
-        for bad in ["Acme", "1acme", "acme_runtime", "acme-", ""] {
+        for bad in [
+            "Acme",
+            "1acme",
+            "acme_runtime",
+            "acme-",
+            "",
+            "serde",
+            "gantry-sdk",
+        ] {
             assert!(
                 matches!(
                     Template::new(Kind::Backend, bad, None, &sdk),

@@ -7,7 +7,10 @@
 //!
 //! What a swap cannot apply (a new listener, a plugin added, a frontend
 //! mounted elsewhere) is named in the report and left as it runs until a
-//! restart. A reload that fails any check changes nothing.
+//! restart. A reload that fails any check (compiling, linking against its
+//! world, one trial instantiation with its limits) changes nothing. Plugins
+//! are swapped one after the other, backends first, so a request may meet a
+//! new backend behind an old frontend for an instant, never the reverse.
 
 pub mod client;
 pub mod diff;
@@ -161,7 +164,22 @@ impl Reloader {
         let report = match prepared {
             Err(e) => ReloadReport::refused(vec![format!("reload task failed: {e}")], vec![]),
             Ok(Err(report)) => report,
-            Ok(Ok((plan, restart_required))) => self.apply(plan, restart_required),
+            Ok(Ok((plan, restart_required))) => {
+                let mut problems = Vec::new();
+                for p in &plan {
+                    if let Err(e) = p.generation.try_instantiate().await {
+                        problems.push(format!(
+                            "plugin `{}`: cannot be instantiated with its limits: {e}",
+                            p.name
+                        ));
+                    }
+                }
+                if problems.is_empty() {
+                    self.apply(plan, restart_required)
+                } else {
+                    ReloadReport::refused(problems, restart_required)
+                }
+            }
         };
         match report.outcome {
             Outcome::Refused => {
@@ -271,8 +289,14 @@ impl Reloader {
     }
 
     /// Swap every prepared plugin; nothing here can fail.
-    fn apply(&self, plan: Vec<Prepared>, restart_required: Vec<String>) -> ReloadReport {
+    fn apply(&self, mut plan: Vec<Prepared>, restart_required: Vec<String>) -> ReloadReport {
         let mut plugins = self.lock();
+        // Backends before the frontends that reach them.
+        plan.sort_by_key(|p| {
+            plugins
+                .get(&p.name)
+                .is_some_and(|l| matches!(l.world, World::HttpFrontend | World::MqttFrontend))
+        });
         let mut swapped = Vec::new();
         for p in plan {
             let Some(live) = plugins.get_mut(&p.name) else {

@@ -52,6 +52,22 @@ pub struct Generation<D: 'static> {
     pub limits: LimitsConfig,
 }
 
+impl<D: PluginData> Generation<D> {
+    /// Instantiate it once, as a call would, and drop the instance: what a
+    /// type check cannot tell (initial memory above the cap, a start that
+    /// traps) shows here, before anything is swapped.
+    pub async fn try_instantiate(&self) -> Result<(), String> {
+        let mut store = Store::new(self.pre.engine(), (self.data)(self.limits.guards()));
+        limits::install(&mut store);
+        store.data_mut().guards().begin_call();
+        self.pre
+            .instantiate_async(&mut store)
+            .await
+            .map(drop)
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
 /// The instances of one plugin.
 pub struct InstancePool<D: 'static, I> {
     name: String,
@@ -139,7 +155,9 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
             // component with the old number.
             self.generation.fetch_add(1, Ordering::AcqRel) + 1
         };
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        // Dropped once the lock is released: freeing stores takes a while.
+        let stale = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(stale);
         self.swaps.send_replace(number);
         number
     }

@@ -14,7 +14,9 @@ pub use crate::CALLER_HEADER;
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;
 
-/// A request, read whole.
+/// A request, read whole ([`Request::read`]); fields may be added, so it is
+/// not built by hand.
+#[non_exhaustive]
 pub struct Request {
     /// Method.
     pub method: Method,
