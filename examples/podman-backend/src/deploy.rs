@@ -23,7 +23,7 @@ const COMMAND_DENIED: &str = "OCI permission denied";
 pub fn start_refused(resp: &Response, container: &str) -> Option<Error> {
     let msg = resp.message();
     let message = format!("container `{container}`: its command cannot run: {msg}");
-    match resp.cause().as_str() {
+    match crate::client::cause(resp).as_str() {
         COMMAND_NOT_FOUND => Some(Error::NotFound(message)),
         COMMAND_DENIED if msg.contains("exec") => Some(invalid("command", message)),
         _ => None,

@@ -90,7 +90,7 @@ fn stop_with(t: &[Listed], signal: &str, secs: u32) -> Result<(), Error> {
 /// concurrent call, say: libpod then answers 404, or 500 `no such pod`).
 fn delete(path: &str, what: &str) -> Result<(), Error> {
     let resp = call(Method::Delete, path, None)?;
-    let cause = resp.cause();
+    let cause = client::cause(&resp);
     if resp.status == 404 || cause == "no such container" || cause == "no such pod" {
         return Ok(());
     }

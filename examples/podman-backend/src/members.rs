@@ -138,7 +138,7 @@ pub fn each(targets: &[Listed], action: &str, query: &str, already: &[&str]) -> 
         if resp.ok() || resp.status == 304 {
             continue;
         }
-        if resp.cause() == STATE_IMPROPER {
+        if crate::client::cause(&resp) == STATE_IMPROPER {
             let now = inspect_one(&c.id)?;
             if already.contains(&now.state.status.as_str()) {
                 continue;

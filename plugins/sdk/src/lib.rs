@@ -63,6 +63,8 @@ pub mod labels {
 pub mod http;
 
 #[cfg(feature = "backend")]
+pub mod client;
+#[cfg(feature = "backend")]
 pub mod gpus;
 #[cfg(feature = "backend")]
 pub mod listing;
