@@ -9,6 +9,7 @@ use gantry_sdk::backend::exports::gantry::plugin::driver::Deployment;
 use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
 use gantry_sdk::backend::gantry::plugin::progress;
 use gantry_sdk::backend::gantry::plugin::types::{ContainerState, Error, NetworkMode};
+use gantry_sdk::client::Line;
 use gantry_sdk::gpus::{self, GpuNeed};
 use gantry_sdk::wasip2::http::types::Method;
 
@@ -71,22 +72,22 @@ pub fn ensure_image(workload: &str, image: &str) -> Result<(), Error> {
     }
     // libpod streams one JSON object per line: `stream` (progress text),
     // `error` (the pull failed), `images`/`id` (done).
-    let mut pending = Vec::new();
-    while let Some(chunk) = stream.read(60_000_000_000)? {
-        pending.extend(chunk);
-        while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=pos).collect();
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-                return Err(Error::NotFound(format!(
-                    "image {image}: not present and cannot be pulled: {e}"
-                )));
-            }
-            if let Some(s) = v.get("stream").and_then(|s| s.as_str()) {
-                progress::report(workload, &format!("pulling {image}: {}", s.trim()), None);
-            }
+    loop {
+        let line = match stream.next_line(60_000_000_000)? {
+            Line::Text(line) => line,
+            Line::Waiting => continue,
+            Line::Ended => break,
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            return Err(Error::NotFound(format!(
+                "image {image}: not present and cannot be pulled: {e}"
+            )));
+        }
+        if let Some(s) = v.get("stream").and_then(|s| s.as_str()) {
+            progress::report(workload, &format!("pulling {image}: {}", s.trim()), None);
         }
     }
     if image_present(image)? {

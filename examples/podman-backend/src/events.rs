@@ -2,10 +2,12 @@
 //! call never outlives its wait.
 
 use crate::client::{enc, error, open};
+use crate::rfc3339;
 use crate::spec::labels;
-use crate::{now, rfc3339};
 use gantry_sdk::backend::exports::gantry::plugin::driver::{RuntimeAction, RuntimeEvent};
 use gantry_sdk::backend::gantry::plugin::types::{Error, Timestamp};
+use gantry_sdk::client::Line;
+use gantry_sdk::clock::now;
 use gantry_sdk::wasip2::http::types::Method;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -99,26 +101,16 @@ pub fn watch(since: Option<Timestamp>, wait_ms: u32) -> Result<Vec<RuntimeEvent>
         return Err(error(&r, "events"));
     }
     let mut events = Vec::new();
-    let mut pending = Vec::new();
     let mut wait_ns = u64::from(wait_ms) * 1_000_000;
-    while let Some(chunk) = stream.read(wait_ns)? {
-        if chunk.is_empty() {
-            break;
+    while let Line::Text(line) = stream.next_line(wait_ns)? {
+        let Ok(e) = serde_json::from_slice::<Event>(&line) else {
+            continue;
+        };
+        if i128::from(e.time_nano) < from {
+            continue;
         }
-        pending.extend(chunk);
-        while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=pos).collect();
-            let Ok(e) = serde_json::from_slice::<Event>(&line) else {
-                continue;
-            };
-            if i128::from(e.time_nano) < from {
-                continue;
-            }
-            if let Some(ev) = event(&e) {
-                events.push(ev);
-            }
-        }
-        if !events.is_empty() {
+        if let Some(ev) = event(&e) {
+            events.push(ev);
             // Collect what follows closely (a stop's died and cleanup), then answer.
             wait_ns = 50_000_000;
         }

@@ -18,20 +18,19 @@
 mod client;
 mod deploy;
 mod events;
-mod logs;
 mod members;
 mod spec;
 mod stats;
 
 use client::{call, enc, error};
 use gantry_sdk::backend::exports::gantry::plugin::driver::{
-    BackendCapabilities, Deployment, Guest, GuestLogReader, InstanceRef, InstanceSummary,
-    LogReader, RuntimeEvent,
+    BackendCapabilities, Deployment, Guest, InstanceRef, InstanceSummary, LogReader, RuntimeEvent,
 };
 use gantry_sdk::backend::gantry::plugin::types::{
-    ContainerState, ContainerStats, Error, LogLine, LogOptions, Resources, RestartPolicy, Timestamp,
+    ContainerState, ContainerStats, Error, LogOptions, Resources, RestartPolicy, Timestamp,
 };
 use gantry_sdk::listing::Summaries;
+use gantry_sdk::logs::{Demuxer, StreamedLogs};
 use gantry_sdk::wasip2::clocks::monotonic_clock;
 use gantry_sdk::wasip2::http::types::Method;
 use members::{Listed, each, everything, inspect_one, labelled, members, pods, targets};
@@ -46,14 +45,6 @@ const NOT_RUNNING: &[&str] = &["configured", "created", "stopped", "exited"];
 const DEFAULT_STOP_TIMEOUT: u32 = 10;
 
 /// The wall clock, as the host's timestamps.
-pub(crate) fn now() -> Timestamp {
-    let t = gantry_sdk::wasip2::clocks::wall_clock::now();
-    Timestamp {
-        seconds: i64::try_from(t.seconds).unwrap_or(i64::MAX),
-        nanoseconds: t.nanoseconds,
-    }
-}
-
 /// RFC 3339 with nanoseconds, as libpod's `since` and `until` take it.
 pub(crate) fn rfc3339(t: &Timestamp) -> String {
     gantry_sdk::clock::rfc3339(t.seconds, t.nanoseconds)
@@ -115,7 +106,7 @@ fn delete(path: &str, what: &str) -> Result<(), Error> {
 }
 
 impl Guest for Podman {
-    type LogReader = logs::LogReader;
+    type LogReader = StreamedLogs;
 
     fn capabilities() -> Result<BackendCapabilities, Error> {
         let resp = call(Method::Get, "/version", None)?;
@@ -328,14 +319,9 @@ impl Guest for Podman {
             let resp = stream.read_all()?;
             return Err(error(&resp, "logs"));
         }
-        let splitter = logs::Splitter::new(c.member().to_string(), options.timestamps);
-        Ok(LogReader::new(logs::LogReader::new(stream, splitter)))
-    }
-}
-
-impl GuestLogReader for logs::LogReader {
-    fn next(&self, wait_ms: u32) -> Result<Option<Vec<LogLine>>, Error> {
-        logs::LogReader::next(self, wait_ms)
+        // libpod frames every log answer, a TTY's too.
+        let demuxer = Demuxer::new(c.member().to_string(), true, options.timestamps);
+        Ok(LogReader::new(StreamedLogs::new(stream, demuxer)))
     }
 }
 

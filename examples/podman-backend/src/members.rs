@@ -4,9 +4,8 @@
 use crate::client::{STATE_IMPROPER, call, enc, error};
 use crate::spec::labels;
 use gantry_sdk::backend::exports::gantry::plugin::driver::InstanceRef;
-use gantry_sdk::backend::gantry::plugin::types::{
-    ContainerState, ContainerStatus, Error, Timestamp,
-};
+use gantry_sdk::backend::gantry::plugin::types::{ContainerState, ContainerStatus, Error};
+pub use gantry_sdk::clock::timestamp;
 use gantry_sdk::wasip2::http::types::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -201,18 +200,6 @@ pub fn inspect_one(id: &str) -> Result<Inspected, Error> {
         return Err(error(&resp, "inspecting a container"));
     }
     resp.json()
-}
-
-/// Parse an RFC 3339 time; Go's zero time and empty strings are none.
-pub fn timestamp(s: &str) -> Option<Timestamp> {
-    if s.is_empty() || s.starts_with("0001-01-01") {
-        return None;
-    }
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    Some(Timestamp {
-        seconds: t.unix_timestamp(),
-        nanoseconds: t.nanosecond(),
-    })
 }
 
 /// A libpod status word. `configured` and `initialized` are created and not

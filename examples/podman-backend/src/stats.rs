@@ -3,9 +3,9 @@
 
 use crate::client::{call, error};
 use crate::members::targets;
-use crate::now;
 use gantry_sdk::backend::exports::gantry::plugin::driver::InstanceRef;
 use gantry_sdk::backend::gantry::plugin::types::{ContainerStats, Error};
+use gantry_sdk::clock::now;
 use gantry_sdk::wasip2::http::types::Method;
 use serde::Deserialize;
 

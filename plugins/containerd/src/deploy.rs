@@ -9,7 +9,6 @@ use crate::api::containerd::services::containers::v1::{
 use crate::api::containerd::services::snapshots::v1::{
     PrepareSnapshotRequest, PrepareSnapshotResponse,
 };
-use crate::clock::{now, rfc3339};
 use crate::containers::{self, Member, container_id, labels, members, targets};
 use crate::grpc::{self, unary};
 use crate::image::{self, ImageConfig, SNAPSHOTTER};
@@ -20,6 +19,7 @@ use gantry_sdk::backend::exports::gantry::plugin::driver::{Deployment, InstanceR
 use gantry_sdk::backend::gantry::plugin::config;
 use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
 use gantry_sdk::backend::gantry::plugin::types::{ContainerState, Error, NetworkMode};
+use gantry_sdk::clock::{now, rfc3339};
 use gantry_sdk::gpus;
 use std::collections::HashMap;
 
@@ -215,7 +215,8 @@ pub fn start_member(m: &Member, holder_pid: Option<u32>) -> Result<(), Error> {
             }
         }
     }
-    let started = rfc3339(now());
+    let at = now();
+    let started = rfc3339(at.seconds, at.nanoseconds).unwrap_or_default();
     containers::set_labels(&m.id, &[(labels::STARTED, &started), (labels::OOM, "")])?;
     Ok(())
 }

@@ -126,7 +126,7 @@ pub fn watch(since: Option<Timestamp>, wait_ms: u32) -> Result<Vec<RuntimeEvent>
     let pending =
         crate::grpc::start_call("/containerd.services.events.v1.Events/Subscribe", &request)?;
     // Where the look-backs start: the last event the host saw, or now.
-    let look_back = since.unwrap_or_else(crate::clock::now);
+    let look_back = since.unwrap_or_else(gantry_sdk::clock::now);
     let mut events = match since {
         Some(s) => missed_exits(s)?,
         None => Vec::new(),
@@ -143,7 +143,7 @@ pub fn watch(since: Option<Timestamp>, wait_ms: u32) -> Result<Vec<RuntimeEvent>
         let Some((id, action, code, at)) = decode(&env) else {
             continue;
         };
-        let at = at.unwrap_or_else(crate::clock::now);
+        let at = at.unwrap_or_else(gantry_sdk::clock::now);
         if since.is_some_and(|s| !after(at, s)) {
             continue;
         }

@@ -13,11 +13,8 @@ const EXPIRY_SECONDS: i64 = 3600;
 
 /// Run `f` under a fresh lease, deleted afterwards whatever `f` returns.
 pub fn with_lease<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    let now = crate::clock::now();
-    let expire = crate::clock::rfc3339(gantry_sdk::backend::gantry::plugin::types::Timestamp {
-        seconds: now.seconds + EXPIRY_SECONDS,
-        nanoseconds: 0,
-    });
+    let now = gantry_sdk::clock::now();
+    let expire = gantry_sdk::clock::rfc3339(now.seconds + EXPIRY_SECONDS, 0).unwrap_or_default();
     let id = format!(
         "gantry-{}-{:x}",
         now.seconds,

@@ -1,7 +1,7 @@
 //! Observed state: a container's record and task as gantry's container state.
 
 use crate::api::containerd::v1::types::Process;
-use crate::clock::{parse_rfc3339, timestamp};
+use crate::clock::timestamp;
 use crate::containers::{Member, labels};
 use crate::task;
 use gantry_sdk::backend::gantry::plugin::types::{ContainerState, ContainerStatus, Error};
@@ -32,7 +32,9 @@ pub fn state_of(m: &Member, task: Option<&Process>) -> ContainerState {
         status,
         pid: pid.filter(|p| *p > 0),
         exit_code,
-        started_at: m.label(labels::STARTED).and_then(parse_rfc3339),
+        started_at: m
+            .label(labels::STARTED)
+            .and_then(gantry_sdk::clock::timestamp),
         finished_at,
         oom_killed: exited_killed && m.label(labels::OOM).is_some(),
         // Restart policies, and so their counts, are the host's.

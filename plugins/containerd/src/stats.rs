@@ -108,7 +108,7 @@ pub fn sample(id: &str, name: &str) -> Result<ContainerStats, Error> {
         net_rx_bytes: 0,
         net_tx_bytes: 0,
         pids: u32::try_from(b.pids).unwrap_or(u32::MAX),
-        at: crate::clock::now(),
+        at: gantry_sdk::clock::now(),
     })
 }
 

@@ -9,6 +9,7 @@ use gantry_sdk::backend::exports::gantry::plugin::driver::{Deployment, InstanceR
 use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
 use gantry_sdk::backend::gantry::plugin::progress;
 use gantry_sdk::backend::gantry::plugin::types::{ContainerState, Error};
+use gantry_sdk::client::Line;
 use gantry_sdk::gpus::{self, GpuNeed};
 use gantry_sdk::wasip2::http::types::Method;
 
@@ -84,26 +85,26 @@ pub(crate) fn ensure_image(workload: &str, image: &str) -> Result<(), Error> {
             r.message()
         )));
     }
-    let mut pending = Vec::new();
-    while let Some(chunk) = stream.read(60_000_000_000)? {
-        pending.extend(chunk);
-        while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=pos).collect();
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-                return Err(Error::NotFound(format!("image {image}: pull failed: {e}")));
-            }
-            let status = v.get("status").and_then(|s| s.as_str()).unwrap_or("");
-            let detail = v.get("progressDetail");
-            let pct = detail
-                .and_then(|d| Some((d.get("current")?.as_u64()?, d.get("total")?.as_u64()?)))
-                .and_then(|(c, t)| {
-                    (t > 0).then(|| u8::try_from(c.saturating_mul(100) / t).unwrap_or(100))
-                });
-            progress::report(workload, &format!("pulling {image}: {status}"), pct);
+    loop {
+        let line = match stream.next_line(60_000_000_000)? {
+            Line::Text(line) => line,
+            Line::Waiting => continue,
+            Line::Ended => break,
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            return Err(Error::NotFound(format!("image {image}: pull failed: {e}")));
         }
+        let status = v.get("status").and_then(|s| s.as_str()).unwrap_or("");
+        let detail = v.get("progressDetail");
+        let pct = detail
+            .and_then(|d| Some((d.get("current")?.as_u64()?, d.get("total")?.as_u64()?)))
+            .and_then(|(c, t)| {
+                (t > 0).then(|| u8::try_from(c.saturating_mul(100) / t).unwrap_or(100))
+            });
+        progress::report(workload, &format!("pulling {image}: {status}"), pct);
     }
     let resp = call(Method::Get, &format!("/images/{}/json", enc(image)), None)?;
     if resp.status == 200 {

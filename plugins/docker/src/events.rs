@@ -2,10 +2,11 @@
 
 use crate::engine::{enc, error, open};
 use crate::mapping::labels;
-use crate::now;
 use bollard_stubs::models::EventMessage;
 use gantry_sdk::backend::exports::gantry::plugin::driver::{RuntimeAction, RuntimeEvent};
 use gantry_sdk::backend::gantry::plugin::types::{Error, Timestamp};
+use gantry_sdk::client::Line;
+use gantry_sdk::clock::now;
 use gantry_sdk::wasip2::http::types::Method;
 use serde_json::json;
 
@@ -64,24 +65,14 @@ pub(crate) fn watch(since: Option<Timestamp>, wait_ms: u32) -> Result<Vec<Runtim
         return Err(error(&r, "events"));
     }
     let mut events = Vec::new();
-    let mut pending = Vec::new();
     let mut wait_ns = u64::from(wait_ms) * 1_000_000;
-    while let Some(chunk) = stream.read(wait_ns)? {
-        if chunk.is_empty() {
-            break;
-        }
-        pending.extend(chunk);
-        while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=pos).collect();
-            if let Some(ev) = serde_json::from_slice::<EventMessage>(&line)
-                .ok()
-                .as_ref()
-                .and_then(event)
-            {
-                events.push(ev);
-            }
-        }
-        if !events.is_empty() {
+    while let Line::Text(line) = stream.next_line(wait_ns)? {
+        if let Some(ev) = serde_json::from_slice::<EventMessage>(&line)
+            .ok()
+            .as_ref()
+            .and_then(event)
+        {
+            events.push(ev);
             // Collect what follows closely, then answer.
             wait_ns = 50_000_000;
         }

@@ -11,7 +11,6 @@
 mod deploy;
 mod engine;
 mod events;
-mod logs;
 mod mapping;
 mod members;
 mod stats;
@@ -19,27 +18,19 @@ mod stats;
 use deploy::{cap_cpu, host_cpus, start_holder, storage_enforced};
 use engine::{call, enc, error, open};
 use gantry_sdk::backend::exports::gantry::plugin::driver::{
-    BackendCapabilities, Deployment, Guest, GuestLogReader, InstanceRef, InstanceSummary,
-    LogReader, RuntimeEvent,
+    BackendCapabilities, Deployment, Guest, InstanceRef, InstanceSummary, LogReader, RuntimeEvent,
 };
 use gantry_sdk::backend::gantry::plugin::types::{
     ContainerState, ContainerStats, Error, LogOptions, Resources, RestartPolicy, Timestamp,
 };
 use gantry_sdk::listing::Summaries;
+use gantry_sdk::logs::{Demuxer, StreamedLogs};
 use gantry_sdk::wasip2::http::types::Method;
 use mapping::labels;
 use members::{Listed, each, id, inspect_one, is_holder, label, labelled_as, members, targets};
 use serde_json::json;
 
 struct Docker;
-
-pub(crate) fn now() -> Timestamp {
-    let t = gantry_sdk::wasip2::clocks::wall_clock::now();
-    Timestamp {
-        seconds: i64::try_from(t.seconds).unwrap_or(i64::MAX),
-        nanoseconds: t.nanoseconds,
-    }
-}
 
 fn stop(
     r: &InstanceRef,
@@ -71,7 +62,7 @@ fn stop(
 }
 
 impl Guest for Docker {
-    type LogReader = logs::LogReader;
+    type LogReader = StreamedLogs;
 
     fn capabilities() -> Result<BackendCapabilities, Error> {
         let resp = call(Method::Get, "/version", None)?;
@@ -287,21 +278,13 @@ impl Guest for Docker {
             let r = stream.read_all()?;
             return Err(error(&r, "logs"));
         }
-        let demux = logs::Demuxer::new(
+        // A TTY's output comes raw; everything else framed.
+        let demuxer = Demuxer::new(
             label(c, labels::CONTAINER).unwrap_or("").to_string(),
-            tty,
+            !tty,
             options.timestamps,
         );
-        Ok(LogReader::new(logs::LogReader::new(stream, demux)))
-    }
-}
-
-impl GuestLogReader for logs::LogReader {
-    fn next(
-        &self,
-        wait_ms: u32,
-    ) -> Result<Option<Vec<gantry_sdk::backend::gantry::plugin::types::LogLine>>, Error> {
-        logs::LogReader::next(self, wait_ms)
+        Ok(LogReader::new(StreamedLogs::new(stream, demuxer)))
     }
 }
 

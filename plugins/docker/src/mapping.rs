@@ -7,8 +7,9 @@ use bollard_stubs::models::{
 };
 use gantry_sdk::backend::exports::gantry::plugin::driver::Deployment;
 use gantry_sdk::backend::gantry::plugin::types::{
-    ContainerSpec, ContainerState, ContainerStatus, LogDriver, NetworkMode, PortProtocol, Timestamp,
+    ContainerSpec, ContainerState, ContainerStatus, LogDriver, NetworkMode, PortProtocol,
 };
+use gantry_sdk::clock::timestamp;
 use std::collections::HashMap;
 
 /// Label keys: the SDK's (the ones the host selects on), and this backend's own.
@@ -262,19 +263,6 @@ pub fn create_body(
     }
 }
 
-/// Parse an RFC 3339 time; Go's zero time and empty strings are none.
-pub fn timestamp(s: Option<&str>) -> Option<Timestamp> {
-    let s = s?;
-    if s.is_empty() || s.starts_with("0001-01-01") {
-        return None;
-    }
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    Some(Timestamp {
-        seconds: t.unix_timestamp(),
-        nanoseconds: t.nanosecond(),
-    })
-}
-
 /// A status word from the Engine (`running`, `exited`...).
 pub fn status(s: &str) -> ContainerStatus {
     match s {
@@ -322,9 +310,10 @@ pub fn state(i: &ContainerInspectResponse) -> ContainerState {
         } else {
             None
         },
-        started_at: timestamp(st.and_then(|s| s.started_at.as_deref())),
+        started_at: st.and_then(|s| s.started_at.as_deref()).and_then(timestamp),
         finished_at: if finished {
-            timestamp(st.and_then(|s| s.finished_at.as_deref()))
+            st.and_then(|s| s.finished_at.as_deref())
+                .and_then(timestamp)
         } else {
             None
         },
@@ -343,8 +332,8 @@ mod tests {
 
     #[test]
     fn parses_engine_times() {
-        assert!(timestamp(Some("0001-01-01T00:00:00Z")).is_none());
-        let t = timestamp(Some("2023-09-22T15:36:06.5Z")).expect("parses");
+        assert!(timestamp("0001-01-01T00:00:00Z").is_none());
+        let t = timestamp("2023-09-22T15:36:06.5Z").expect("parses");
         assert_eq!((t.seconds, t.nanoseconds), (1_695_396_966, 500_000_000));
     }
 }

@@ -3,10 +3,10 @@
 use crate::engine::{call, error};
 use crate::mapping::labels;
 use crate::members::{id, label, targets};
-use crate::now;
 use bollard_stubs::models::ContainerStatsResponse;
 use gantry_sdk::backend::exports::gantry::plugin::driver::InstanceRef;
 use gantry_sdk::backend::gantry::plugin::types::{ContainerStats, Error};
+use gantry_sdk::clock::now;
 use gantry_sdk::wasip2::http::types::Method;
 
 pub(crate) fn stats(r: &InstanceRef, container: Option<&str>) -> Result<ContainerStats, Error> {

@@ -102,6 +102,7 @@ impl Endpoint {
             status,
             closed: false,
             runtime: self.runtime,
+            pending: Vec::new(),
         })
     }
 
@@ -177,9 +178,40 @@ pub struct BodyStream {
     pub status: u16,
     closed: bool,
     runtime: &'static str,
+    /// Bytes read past the last line [`BodyStream::next_line`] returned.
+    pending: Vec<u8>,
+}
+
+/// The next line of a line-delimited body ([`BodyStream::next_line`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A complete line, without its newline.
+    Text(Vec<u8>),
+    /// No complete line came within the wait.
+    Waiting,
+    /// The body ended (a last piece without a newline is dropped).
+    Ended,
 }
 
 impl BodyStream {
+    /// The next newline-terminated line of a line-delimited body (JSON
+    /// lines: pull progress, an event stream), waiting at most `wait_ns` for
+    /// more bytes when no complete line is buffered.
+    pub fn next_line(&mut self, wait_ns: u64) -> Result<Line, Error> {
+        loop {
+            if let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
+                let mut line: Vec<u8> = self.pending.drain(..=pos).collect();
+                line.pop();
+                return Ok(Line::Text(line));
+            }
+            match self.read(wait_ns)? {
+                Some(chunk) if chunk.is_empty() => return Ok(Line::Waiting),
+                Some(chunk) => self.pending.extend(chunk),
+                None => return Ok(Line::Ended),
+            }
+        }
+    }
+
     /// What is available, waiting at most `wait_ns` for the first bytes: an
     /// empty chunk when none came in time, `None` once the body has ended.
     pub fn read(&mut self, wait_ns: u64) -> Result<Option<Vec<u8>>, Error> {

@@ -68,6 +68,8 @@ pub mod client;
 pub mod gpus;
 #[cfg(feature = "backend")]
 pub mod listing;
+#[cfg(feature = "backend")]
+pub mod logs;
 #[cfg(feature = "scheduler")]
 pub mod relay;
 

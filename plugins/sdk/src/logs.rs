@@ -1,38 +1,49 @@
-//! Container logs: libpod's log stream split into lines.
+//! Container logs as Docker's Engine API and Podman's libpod send them,
+//! split into `log-line`s, and the `driver.log-reader` over such a stream.
 //!
-//! libpod frames every log answer as `[stream, 0, 0, 0, size (u32 BE)]`
-//! followed by `size` bytes, with a TTY too (Docker's API sends a TTY's
-//! output raw); stream 1 is stdout, 2 stderr. With `timestamps`, each line
-//! starts with an RFC 3339 time and a space.
+//! The output is framed as `[stream, 0, 0, 0, size (u32 BE)]` followed by
+//! `size` bytes (stream 1 stdout, 2 stderr), except a TTY's on Docker's API,
+//! which is raw stdout. With `timestamps`, each line starts with an RFC 3339
+//! time and a space.
 
+use crate::backend::exports::gantry::plugin::driver::GuestLogReader;
+use crate::backend::gantry::plugin::types::{Error, LogLine, LogStream};
 use crate::client::BodyStream;
-use crate::members::timestamp;
-use gantry_sdk::backend::gantry::plugin::types::{Error, LogLine, LogStream};
 use std::cell::RefCell;
 
-/// Splits libpod's framed log output into lines.
+/// At most this many lines are handed over by one `next`.
+const MAX_LINES: usize = 1000;
+
+/// Splits one container's log output into lines.
 #[derive(Debug, Default)]
-pub struct Splitter {
-    container: String,
+pub struct Demuxer {
+    framed: bool,
     timestamps: bool,
+    container: String,
     raw: Vec<u8>,
     partial: [Vec<u8>; 2],
 }
 
-impl Splitter {
-    /// A splitter for one container's output.
-    pub fn new(container: String, timestamps: bool) -> Self {
+impl Demuxer {
+    /// A demuxer for `container`'s output, `framed` or raw, its lines
+    /// starting with a time when `timestamps`.
+    pub fn new(container: String, framed: bool, timestamps: bool) -> Self {
         Self {
-            container,
+            framed,
             timestamps,
+            container,
             ..Self::default()
         }
     }
 
     /// Feed bytes; the complete lines they finish.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<LogLine> {
-        self.raw.extend_from_slice(bytes);
         let mut out = Vec::new();
+        if !self.framed {
+            self.take_lines(0, bytes, &mut out);
+            return out;
+        }
+        self.raw.extend_from_slice(bytes);
         let mut at = 0;
         while let Some(header) = self.raw.get(at..at + 8) {
             let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
@@ -73,8 +84,8 @@ impl Splitter {
     fn line(&self, idx: usize, bytes: &[u8]) -> LogLine {
         let text = String::from_utf8_lossy(bytes).into_owned();
         let (at, text) = match text.split_once(' ') {
-            Some((t, rest)) if self.timestamps && timestamp(t).is_some() => {
-                (timestamp(t), rest.to_string())
+            Some((t, rest)) if self.timestamps && crate::clock::timestamp(t).is_some() => {
+                (crate::clock::timestamp(t), rest.to_string())
             }
             _ => (None, text),
         };
@@ -91,49 +102,56 @@ impl Splitter {
     }
 }
 
-/// An open log stream: the `driver.log-reader` resource.
-pub struct LogReader {
+/// An open log stream, as a backend's `driver.log-reader` resource hands it out.
+pub struct StreamedLogs {
     body: RefCell<Option<BodyStream>>,
-    splitter: RefCell<Splitter>,
+    demuxer: RefCell<Demuxer>,
 }
 
-impl LogReader {
-    /// Wrap an open `/logs` answer.
-    pub fn new(body: BodyStream, splitter: Splitter) -> Self {
+impl StreamedLogs {
+    /// Read the open `/logs` answer `body` through `demuxer`.
+    pub fn new(body: BodyStream, demuxer: Demuxer) -> Self {
         Self {
             body: RefCell::new(Some(body)),
-            splitter: RefCell::new(splitter),
+            demuxer: RefCell::new(demuxer),
         }
     }
 
     /// Lines that arrive within `wait_ms` (waiting for the first bytes only,
     /// then taking what is there); `None` once the stream ended and every
     /// line was delivered.
-    pub fn next(&self, wait_ms: u32) -> Result<Option<Vec<LogLine>>, Error> {
+    pub fn lines(&self, wait_ms: u32) -> Result<Option<Vec<LogLine>>, Error> {
         let mut body = self.body.borrow_mut();
         let Some(stream) = body.as_mut() else {
             return Ok(None);
         };
-        let mut splitter = self.splitter.borrow_mut();
+        let mut demuxer = self.demuxer.borrow_mut();
         let mut lines = Vec::new();
         let mut wait = u64::from(wait_ms) * 1_000_000;
         loop {
             match stream.read(wait)? {
                 Some(bytes) if !bytes.is_empty() => {
-                    lines.extend(splitter.push(&bytes));
+                    lines.extend(demuxer.push(&bytes));
                     wait = 0;
-                    if lines.len() > 1000 {
+                    if lines.len() > MAX_LINES {
                         return Ok(Some(lines));
                     }
                 }
                 Some(_) => return Ok(Some(lines)),
                 None => {
-                    lines.extend(splitter.finish());
+                    lines.extend(demuxer.finish());
                     *body = None;
                     return Ok((!lines.is_empty()).then_some(lines));
                 }
             }
         }
+    }
+}
+
+/// A backend exports it as its `log-reader` (`type LogReader = StreamedLogs`).
+impl GuestLogReader for StreamedLogs {
+    fn next(&self, wait_ms: u32) -> Result<Option<Vec<LogLine>>, Error> {
+        self.lines(wait_ms)
     }
 }
 
@@ -149,14 +167,14 @@ mod tests {
     }
 
     #[test]
-    fn splits_frames_cut_anywhere_and_tells_the_streams_apart() {
+    fn frames_split_anywhere_tell_the_streams_apart() {
         let mut all = frame(1, b"hello\nwor");
         all.extend(frame(2, b"oops\r\n"));
         all.extend(frame(1, b"ld\n"));
-        let mut s = Splitter::new("c".into(), false);
+        let mut d = Demuxer::new("c".into(), true, false);
         let mut lines = Vec::new();
         for chunk in all.chunks(3) {
-            lines.extend(s.push(chunk));
+            lines.extend(d.push(chunk));
         }
         let got: Vec<(bool, &str)> = lines
             .iter()
@@ -169,9 +187,21 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_are_split_off() {
-        let mut s = Splitter::new("c".into(), true);
-        let lines = s.push(&frame(1, b"2026-11-24T04:49:12Z out-1\n"));
+    fn raw_output_is_stdout_and_timestamps_are_split_off() {
+        let mut d = Demuxer::new("c".into(), false, true);
+        let lines = d.push(b"2023-09-22T15:36:06.000000001Z hi there\r\npartial");
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].line, "hi there");
+        assert_eq!(lines[0].stream, LogStream::Stdout);
+        assert_eq!(lines[0].timestamp.map(|t| t.nanoseconds), Some(1));
+        let rest = d.finish();
+        assert_eq!(rest[0].line, "partial");
+    }
+
+    #[test]
+    fn framed_lines_with_times() {
+        let mut d = Demuxer::new("c".into(), true, true);
+        let lines = d.push(&frame(1, b"2026-11-24T04:49:12Z out-1\n"));
         assert_eq!(lines[0].line, "out-1");
         assert_eq!(lines[0].timestamp.map(|t| t.seconds), Some(1_795_495_752));
     }
