@@ -12,23 +12,10 @@ use std::time::Duration;
 
 /// `curl` with `args`; its exit code and what `-w` wrote.
 fn curl(args: &[&str]) -> (i32, String) {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "30",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_version} %{http_code}",
-        ])
-        .args(args)
-        .output()
-        .expect("curl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let mut all = vec!["-o", "/dev/null", "-w", "%{http_version} %{http_code}"];
+    all.extend_from_slice(args);
+    let c = gantry_tests::curl::curl(&all);
+    (c.code, c.stdout)
 }
 
 fn config() -> ConfigBuilder {

@@ -6,10 +6,12 @@
 use crate::capability::config::PluginTable;
 use crate::capability::filesystem::ReadDirs;
 use crate::capability::outgoing_http::{self, EndpointGrants};
+use crate::gateway::IngressConfig;
 use crate::gpu::DevicesConfig;
 use crate::mqtt::MqttBinding;
 use crate::plugin::World;
 use crate::runtime::limits::{LimitsConfig, LimitsOverride};
+pub use crate::tls::TlsConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -71,6 +73,9 @@ pub struct Config {
     /// GPU inventory for schedulers and the gpu-models listing.
     #[serde(default)]
     pub devices: DevicesConfig,
+    /// Container URLs.
+    #[serde(default)]
+    pub ingress: IngressConfig,
     /// Directory that relative plugin paths are resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -117,34 +122,6 @@ pub struct ServerConfig {
     pub resync_seconds: u64,
     /// An HTTPS listener beside the HTTP one.
     pub tls: Option<TlsConfig>,
-}
-
-/// `[server.tls]`: an HTTPS listener (HTTP/2 and HTTP/1.1 by ALPN) serving
-/// the same routes as `listen`, with a certificate from files or, for
-/// development, one gantry makes itself.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// HTTPS listen address.
-    pub listen: String,
-    /// PEM certificate chain (leaf first), with `key`.
-    pub cert: Option<PathBuf>,
-    /// PEM private key of the certificate.
-    pub key: Option<PathBuf>,
-    /// Dev only: make a certificate authority and a certificate it signs
-    /// at first start, kept in `dir` and reused after.
-    #[serde(default)]
-    pub self_signed: bool,
-    /// The names a self-signed certificate is for (DNS names or IP addresses).
-    #[serde(default = "default_tls_names")]
-    pub names: Vec<String>,
-    /// Where a self-signed certificate is kept (default: `gantry-tls/`
-    /// beside the state file, or in the config's directory for `:memory:`).
-    pub dir: Option<PathBuf>,
-}
-
-fn default_tls_names() -> Vec<String> {
-    vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
 }
 
 fn default_listen() -> String {
@@ -340,6 +317,7 @@ impl Config {
         config.base_dir = base_dir;
         config.origin = origin.to_string();
         config.validate()?;
+        config.share_ingress();
         Ok(config)
     }
 
@@ -406,6 +384,31 @@ impl Config {
         }
     }
 
+    /// Give every HTTP frontend the ingress domain (and the address the
+    /// ingress listens on, when it is one address), unless its table sets
+    /// them: the names it hands out are the ones the host answers.
+    fn share_ingress(&mut self) {
+        use gantry_sdk::ingress::{ADDRESS_KEY, DOMAIN_KEY};
+        let domain = self.ingress.domain.trim_matches('.').to_ascii_lowercase();
+        let address = self
+            .server
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_unspecified());
+        for f in self.frontends.iter_mut().filter(|f| f.http.is_some()) {
+            f.config
+                .entry(DOMAIN_KEY.to_string())
+                .or_insert_with(|| toml::Value::String(domain.clone()));
+            if let Some(ip) = address {
+                f.config
+                    .entry(ADDRESS_KEY.to_string())
+                    .or_insert_with(|| toml::Value::String(ip.to_string()));
+            }
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(tls) = &self.server.tls {
             match (&tls.cert, &tls.key, tls.self_signed) {
@@ -421,6 +424,12 @@ impl Config {
                     self.invalid("[server.tls] `names` is empty: a certificate for no name".into())
                 );
             }
+        }
+        if !gantry_sdk::ingress::valid_name(&self.ingress.domain) {
+            return Err(self.invalid(format!(
+                "[ingress] domain `{}` is not a lower-case DNS name",
+                self.ingress.domain
+            )));
         }
         let mut names = std::collections::HashSet::new();
         for name in self
@@ -561,6 +570,24 @@ mod tests {
             .expect_err("must be refused")
             .to_string();
         assert!(msg.contains("line 4") && msg.contains("endpoint"), "{msg}");
+    }
+
+    #[test]
+    fn http_frontends_are_told_the_ingress_domain_unless_they_set_one() {
+        let text = "[server]\nlisten = \"127.0.0.1:8080\"\n[ingress]\ndomain = \"apps.test\"\n\
+            [[frontend]]\nname = \"a\"\nplugin = \"a.wasm\"\nhttp = { prefix = \"/a\" }\n\
+            [[frontend]]\nname = \"b\"\nplugin = \"b.wasm\"\nhttp = { prefix = \"/b\" }\n\
+            config = { ingress-domain = \"own.test\" }\n";
+        let c = Config::parse(text, "t.toml", PathBuf::from(".")).expect("valid");
+        let setting = |i: usize, k: &str| c.frontends[i].config.get(k).and_then(|v| v.as_str());
+        assert_eq!(setting(0, "ingress-domain"), Some("apps.test"));
+        assert_eq!(setting(0, "ingress-address"), Some("127.0.0.1"));
+        assert_eq!(setting(1, "ingress-domain"), Some("own.test"));
+        let bad = "[ingress]\ndomain = \"Not A Domain\"\n";
+        let msg = Config::parse(bad, "t.toml", PathBuf::from("."))
+            .expect_err("refused")
+            .to_string();
+        assert!(msg.contains("[ingress] domain"), "{msg}");
     }
 
     #[test]

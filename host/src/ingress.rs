@@ -1,10 +1,12 @@
-//! The HTTP ingress: health, readiness and metrics, the admin's reload
-//! (`POST /-/reload`, as Prometheus names it), and everything else routed by
-//! path prefix to the HTTP frontends, with the caller authenticated here.
+//! The HTTP ingress: container URLs first (by `Host`, see [`gateway`]);
+//! then health, readiness and metrics, the admin's reload (`POST
+//! /-/reload`, as Prometheus names it), and everything else routed by path
+//! prefix to the HTTP frontends, with the caller authenticated here.
 
 use crate::auth::Verifier;
 use crate::capability::control::Identity;
 use crate::control::BackendHealth;
+use crate::gateway::{self, Gateway};
 use crate::metrics::Metrics;
 use crate::plugin::http_frontend::{FrontendError, HttpFrontend};
 use crate::reload::{Outcome, Reloader};
@@ -32,6 +34,8 @@ pub struct Ingress {
     pub health: Arc<BackendHealth>,
     /// Swaps plugins, for `POST /-/reload`.
     pub reloader: Arc<Reloader>,
+    /// Container URLs, answered before any route; none when disabled.
+    pub gateway: Option<Arc<Gateway>>,
 }
 
 /// The axum router.
@@ -39,8 +43,9 @@ pub fn router(mut ingress: Ingress) -> Router {
     ingress
         .frontends
         .sort_by_key(|f| std::cmp::Reverse(f.prefix.trim_end_matches('/').len()));
+    let gateway = ingress.gateway.take();
     let state = Arc::new(ingress);
-    Router::new()
+    let api = Router::new()
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
@@ -49,7 +54,12 @@ pub fn router(mut ingress: Ingress) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/reload", post(reload))
         .fallback(route)
-        .with_state(state)
+        .with_state(state);
+    match gateway {
+        // The layer wraps the fallback too: a container URL never reaches the API.
+        Some(g) => api.layer(axum::middleware::from_fn_with_state(g, gateway::intercept)),
+        None => api,
+    }
 }
 
 async fn readyz(State(s): State<Arc<Ingress>>) -> Response {

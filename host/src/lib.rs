@@ -13,9 +13,9 @@
 //! - [`capability`]: one module per WIT import the host provides to plugins;
 //! - [`plugin`]: worlds as lists of capabilities, the store data, the adapters
 //!   calling a world's exports; [`mqtt`]: the MQTT runtime of MQTT frontends;
-//! - [`auth`], [`config`], [`reload`], [`tls`], [`ingress`], [`server`]: the
-//!   wiring of a running host, swapping its plugins while it serves, and its
-//!   HTTPS listener.
+//! - [`auth`], [`config`], [`reload`], [`tls`], [`gateway`], [`ingress`],
+//!   [`server`]: the wiring of a running host, swapping its plugins while it
+//!   serves, its HTTPS listener, and container URLs.
 #![deny(missing_docs)]
 
 pub mod auth;
@@ -25,6 +25,7 @@ pub mod capability;
 pub mod config;
 pub mod control;
 pub mod driver;
+pub mod gateway;
 pub mod gpu;
 pub mod ingress;
 pub mod metrics;

@@ -22,6 +22,23 @@ struct FailureLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkloadLabel {
+    workload: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkloadCodeLabel {
+    workload: String,
+    code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkloadDirectionLabel {
+    workload: String,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GpuLabel {
     index: u32,
     uuid: String,
@@ -41,6 +58,9 @@ pub struct Metrics {
     failures: Family<FailureLabel, Counter>,
     latency: Family<PluginLabel, Histogram, fn() -> Histogram>,
     gpu_healthy: Family<GpuLabel, Gauge>,
+    url_requests: Family<WorkloadCodeLabel, Counter>,
+    url_bytes: Family<WorkloadDirectionLabel, Counter>,
+    url_upstream: Family<WorkloadLabel, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -81,7 +101,31 @@ impl Metrics {
             "Whether each GPU of the inventory takes new placements (1) or not (0)",
             gpu_healthy.clone(),
         );
+        let url_requests = Family::<WorkloadCodeLabel, Counter>::default();
+        registry.register(
+            "url_requests",
+            "Requests to each workload's container URL, by answer status",
+            url_requests.clone(),
+        );
+        let url_bytes = Family::<WorkloadDirectionLabel, Counter>::default();
+        registry.register(
+            "url_bytes",
+            "Body bytes through each workload's container URL (in: to the workload)",
+            url_bytes.clone(),
+        );
+        let url_upstream =
+            Family::<WorkloadLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register(
+            "url_upstream_seconds",
+            "Time from forwarding a request to a workload to its answer's head",
+            url_upstream.clone(),
+        );
         Self {
+            url_requests,
+            url_bytes,
+            url_upstream,
             registry: Arc::new(Mutex::new(registry)),
             calls,
             instances,
@@ -101,6 +145,30 @@ impl Metrics {
         self.gpu_healthy
             .get_or_create(&label)
             .set(i64::from(healthy));
+    }
+
+    /// The handle of one workload's container-URL traffic.
+    pub fn workload_traffic(&self, workload: &str) -> WorkloadTraffic {
+        let bytes = |direction| {
+            self.url_bytes
+                .get_or_create(&WorkloadDirectionLabel {
+                    workload: workload.to_string(),
+                    direction,
+                })
+                .clone()
+        };
+        WorkloadTraffic {
+            workload: workload.to_string(),
+            inbound: bytes("in"),
+            outbound: bytes("out"),
+            upstream: self
+                .url_upstream
+                .get_or_create(&WorkloadLabel {
+                    workload: workload.to_string(),
+                })
+                .clone(),
+            requests: self.url_requests.clone(),
+        }
     }
 
     /// The handle of one plugin's metrics.
@@ -127,6 +195,43 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         out
+    }
+}
+
+/// Traffic through one workload's container URL.
+#[derive(Clone)]
+pub struct WorkloadTraffic {
+    workload: String,
+    inbound: Counter,
+    outbound: Counter,
+    upstream: Histogram,
+    requests: Family<WorkloadCodeLabel, Counter>,
+}
+
+impl WorkloadTraffic {
+    /// Body bytes sent to the workload.
+    pub fn bytes_in(&self, n: usize) {
+        self.inbound.inc_by(n as u64);
+    }
+
+    /// Body bytes the workload answered.
+    pub fn bytes_out(&self, n: usize) {
+        self.outbound.inc_by(n as u64);
+    }
+
+    /// How long the workload took to answer a request's head.
+    pub fn upstream(&self, elapsed: Duration) {
+        self.upstream.observe(elapsed.as_secs_f64());
+    }
+
+    /// A request answered with `code`.
+    pub fn answered(&self, code: u16) {
+        self.requests
+            .get_or_create(&WorkloadCodeLabel {
+                workload: self.workload.clone(),
+                code,
+            })
+            .inc();
     }
 }
 

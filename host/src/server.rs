@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::control::gpus::GpuLedger;
 use crate::control::{ControlPlane, EventBus, Placement, Records};
 use crate::driver::Driver;
+use crate::gateway::Gateway;
 use crate::gpu::Inventory;
 use crate::ingress::{self, Ingress};
 use crate::metrics::Metrics;
@@ -291,12 +292,33 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
                     .map(Path::to_path_buf)
                     .unwrap_or_default(),
             };
-            let tls = Tls::from_config(t, &config.base_dir, &beside_state.join("gantry-tls"))?;
+            // A dev certificate covers container URLs too (one level deep:
+            // `<label>.<domain>`).
+            let wildcard: Vec<String> = config
+                .ingress
+                .enabled
+                .then(|| format!("*.{}", config.ingress.domain))
+                .into_iter()
+                .collect();
+            let tls = Tls::from_config(
+                t,
+                &config.base_dir,
+                &beside_state.join("gantry-tls"),
+                &wildcard,
+            )?;
             Some((t.listen.clone(), tls))
         }
     };
+    let gateway = if config.ingress.enabled {
+        let g = Gateway::new(&config.ingress, control.clone(), metrics.clone())
+            .context("starting the container-URL gateway")?;
+        Some(Arc::new(g))
+    } else {
+        None
+    };
     let gpu_metrics = metrics.clone();
     let router = ingress::router(Ingress {
+        gateway,
         frontends,
         verifier,
         metrics,
@@ -390,7 +412,11 @@ impl Host {
                 secure, tls, router, stopped,
             )));
         }
-        axum::serve(listener, self.router)
+        // The peer's address, for the X-Forwarded-For of container URLs.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 shutdown().await;
                 let _ = stop.send(true);

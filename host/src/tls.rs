@@ -4,12 +4,12 @@
 //! listener offers HTTP/2 and HTTP/1.1 by ALPN and serves the same router as
 //! the HTTP one.
 
-use crate::config::TlsConfig;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
@@ -37,6 +37,34 @@ pub enum TlsError {
         /// What failed.
         message: String,
     },
+}
+
+/// `[server.tls]`: an HTTPS listener (HTTP/2 and HTTP/1.1 by ALPN) serving
+/// the same routes as `listen`, with a certificate from files or, for
+/// development, one gantry makes itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// HTTPS listen address.
+    pub listen: String,
+    /// PEM certificate chain (leaf first), with `key`.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    pub key: Option<PathBuf>,
+    /// Dev only: make a certificate authority and a certificate it signs
+    /// at first start, kept in `dir` and reused after.
+    #[serde(default)]
+    pub self_signed: bool,
+    /// The names a self-signed certificate is for (DNS names or IP addresses).
+    #[serde(default = "default_tls_names")]
+    pub names: Vec<String>,
+    /// Where a self-signed certificate is kept (default: `gantry-tls/`
+    /// beside the state file, or in the config's directory for `:memory:`).
+    pub dir: Option<PathBuf>,
+}
+
+fn default_tls_names() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
 }
 
 /// Longest a client may take to complete the TLS handshake.
@@ -76,11 +104,14 @@ impl Files {
 
 impl Tls {
     /// The identity `config` names; relative paths resolve against `base`,
-    /// and a self-signed one is kept in `default_dir` unless the config says where.
+    /// and a self-signed one is kept in `default_dir` unless the config says
+    /// where, made for the config's names and `also` (the container URLs'
+    /// wildcard).
     pub fn from_config(
         config: &TlsConfig,
         base: &Path,
         default_dir: &Path,
+        also: &[String],
     ) -> Result<Tls, TlsError> {
         let resolve = |p: &Path| {
             if p.is_absolute() {
@@ -96,7 +127,9 @@ impl Tls {
                     .dir
                     .as_deref()
                     .map_or_else(|| default_dir.to_path_buf(), resolve);
-                let files = self_signed(&dir, &config.names)?;
+                let mut names = config.names.clone();
+                names.extend(also.iter().filter(|n| !config.names.contains(n)).cloned());
+                let files = self_signed(&dir, &names)?;
                 (files.cert, files.key, Some(files.ca))
             }
         };
@@ -255,7 +288,15 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let acceptor = tls.acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
+        // The peer's address, as the plain listener gives it (X-Forwarded-For).
+        let with_peer = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut r: http::Request<hyper::body::Incoming>| {
+                r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                r
+            },
+        );
+        let service = TowerToHyperService::new(with_peer);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             // A client that never says hello must not hold a descriptor forever.
@@ -326,7 +367,7 @@ mod tests {
             names: Vec::new(),
             dir: None,
         };
-        match Tls::from_config(&config, dir.path(), dir.path()) {
+        match Tls::from_config(&config, dir.path(), dir.path(), &[]) {
             Err(TlsError::Pem { path, .. }) => assert!(path.ends_with("bad.pem")),
             Err(e) => panic!("expected a PEM error, got {e}"),
             Ok(_) => panic!("expected a PEM error"),

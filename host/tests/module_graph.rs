@@ -159,7 +159,7 @@ fn the_runtime_knows_nothing_of_the_domain() {
 fn capabilities_know_neither_each_other_nor_the_wiring() {
     let graph = edges(2);
     let wiring = [
-        "plugin", "server", "config", "ingress", "mqtt", "auth", "reload", "tls",
+        "plugin", "server", "config", "ingress", "gateway", "mqtt", "auth", "reload", "tls",
     ];
     for (from, to) in graph.iter().filter(|(m, _)| m.starts_with("capability::")) {
         for t in to {

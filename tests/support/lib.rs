@@ -10,6 +10,7 @@ pub mod backends;
 pub mod bench;
 pub mod builds;
 pub mod config;
+pub mod curl;
 pub mod gantry;
 pub mod load;
 pub mod mqtt;

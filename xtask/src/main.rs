@@ -222,6 +222,7 @@ const BENCHES: &[&str] = &[
     "bench-kanto",
     "bench-gpu-placement",
     "bench-hot-swap",
+    "bench-ingress",
     "bench-list-scale",
 ];
 

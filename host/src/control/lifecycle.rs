@@ -21,6 +21,8 @@ impl ControlPlane {
     pub async fn create(&self, caller: &Caller, req: CreateRequest) -> Result<Workload, Error> {
         validate::name(&req.name)?;
         validate::spec(&req.spec)?;
+        validate::annotations(&req.annotations, &req.spec)?;
+        self.ingress_name_free(None, &req.annotations).await?;
         if !req.namespace.is_empty() {
             let (namespace, name) = (req.namespace.clone(), req.name.clone());
             if self
@@ -108,9 +110,15 @@ impl ControlPlane {
         annotations: Option<Vec<Annotation>>,
     ) -> Result<Workload, Error> {
         validate::spec(&spec)?;
+        if let Some(a) = &annotations {
+            validate::annotations(a, &spec)?;
+        }
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
         let old = self.records.load(caller, id).await?;
+        if let Some(a) = &annotations {
+            self.ingress_name_free(Some(id), a).await?;
+        }
         let driver = self.deployer.driver(&old.backend)?.clone();
         let mut w = old.clone();
         w.revision += 1;
@@ -226,6 +234,8 @@ impl ControlPlane {
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
         let mut w = self.records.load(caller, id).await?;
+        validate::annotations(&annotations, &w.spec)?;
+        self.ingress_name_free(Some(id), &annotations).await?;
         w.annotations = annotations;
         self.records.commit(w, EventKind::Updated, None).await
     }

@@ -7,13 +7,15 @@
 //! - `lifecycle`: the operations (create, update, delete, start, stop...);
 //! - [`reconciler`]: observed state kept current, restart policies, adoption;
 //! - [`health`]: which backends answer;
-//! - [`gpus`]: the GPU ledger schedulers record their placements in.
+//! - [`gpus`]: the GPU ledger schedulers record their placements in;
+//! - `ingress`: the names container URLs answer to.
 
 mod authz;
 pub mod deploy;
 mod events;
 pub mod gpus;
 pub mod health;
+mod ingress;
 mod lifecycle;
 mod phase;
 pub mod reconciler;

@@ -11,6 +11,16 @@ use std::sync::{Arc, Mutex};
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
+        // The one constraint a caller can break: a claimed ingress name
+        // taken between the check and the write by a concurrent request.
+        if let StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) = &e
+            && f.code == rusqlite::ErrorCode::ConstraintViolation
+        {
+            return Error::Conflict(format!(
+                "{}: another workload took it meanwhile",
+                gantry_sdk::ingress::NAME_TAKEN
+            ));
+        }
         tracing::error!(error = %e, "state store failure");
         Error::Internal(e.to_string())
     }
@@ -114,6 +124,20 @@ impl Records {
     pub async fn get(&self, id: &str) -> Result<Option<Workload>, Error> {
         let key = id.to_string();
         self.with_store(move |s| s.get(&key)).await
+    }
+
+    /// The workload carrying annotation `key` = `value`, unauthorised.
+    pub async fn find_by_annotation(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Option<Workload>, Error> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.with_store(move |s| match s.find_by_annotation(&key, &value)? {
+            Some(id) => s.get(&id),
+            None => Ok(None),
+        })
+        .await
     }
 
     /// Delete a record and announce it.

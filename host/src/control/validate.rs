@@ -1,7 +1,8 @@
 //! Protocol-independent validation of what callers send.
 
-use crate::bindings::types::{Error, FieldError, InvalidInput, WorkloadSpec};
+use crate::bindings::types::{Annotation, Error, FieldError, InvalidInput, WorkloadSpec};
 use crate::model::invalid_field;
+use gantry_sdk::ingress;
 use std::collections::HashSet;
 
 /// A workload or container name: 1..=128 characters, no whitespace or control characters.
@@ -87,4 +88,44 @@ pub fn spec(s: &WorkloadSpec) -> Result<(), Error> {
             .join("; ");
         Err(Error::Invalid(InvalidInput { message, fields }))
     }
+}
+
+/// The annotations the host reads itself (`gantry_sdk::ingress`): one
+/// claimed name, a DNS name; ports, decimal and exposed by the spec over TCP.
+pub fn annotations(a: &[Annotation], spec: &WorkloadSpec) -> Result<(), Error> {
+    let names: Vec<&str> = a
+        .iter()
+        .filter(|(k, _)| k == ingress::NAME_ANNOTATION)
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if names.len() > 1 {
+        return Err(invalid_field(
+            ingress::NAME_ANNOTATION,
+            "a workload claims one ingress name",
+        ));
+    }
+    if let Some(n) = names.first()
+        && !ingress::valid_name(n)
+    {
+        return Err(invalid_field(
+            ingress::NAME_ANNOTATION,
+            "DNS labels of lower-case letters, digits and inner '-', joined by '.'",
+        ));
+    }
+    for (_, ports) in a.iter().filter(|(k, _)| k == ingress::PORTS_ANNOTATION) {
+        for p in ports.split(',') {
+            let exposed = p.trim().parse::<u16>().ok().is_some_and(|p| {
+                spec.containers.iter().flat_map(|c| &c.ports).any(|m| {
+                    m.container_port == p && m.protocol == crate::bindings::types::PortProtocol::Tcp
+                })
+            });
+            if !exposed {
+                return Err(invalid_field(
+                    ingress::PORTS_ANNOTATION,
+                    format!("`{p}` is not a TCP port the spec exposes"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }

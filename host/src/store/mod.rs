@@ -153,6 +153,8 @@ CREATE TABLE IF NOT EXISTS annotations (
     PRIMARY KEY (workload_id, key, value)
 );
 CREATE INDEX IF NOT EXISTS annotations_key_value ON annotations(key, value);
+-- A name claimed on the ingress belongs to one workload (gantry_sdk::ingress).
+CREATE UNIQUE INDEX IF NOT EXISTS annotations_ingress_name ON annotations(value) WHERE key = 'io.gantry.ingress.name';
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -328,6 +330,16 @@ impl StateStore {
             .read()
             .prepare_cached("SELECT id FROM workloads WHERE namespace = ?1 AND name = ?2")?
             .query_row(params![namespace, name], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// The id of the workload carrying annotation `key` = `value` (the
+    /// first one, for a key that is not unique).
+    pub fn find_by_annotation(&self, key: &str, value: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .read()
+            .prepare_cached("SELECT workload_id FROM annotations WHERE key = ?1 AND value = ?2")?
+            .query_row(params![key, value], |r| r.get(0))
             .optional()?)
     }
 

@@ -110,6 +110,11 @@ impl From<Error> for CloudError {
             ),
             Error::Forbidden(m) => Self::new(403, "AuthorizationFailed", m),
             Error::Unauthenticated(m) => Self::new(401, "AuthenticationFailed", m),
+            Error::Conflict(m) if m.starts_with(gantry_sdk::ingress::NAME_TAKEN) => Self::new(
+                409,
+                "DnsNameLabelNotAvailable",
+                format!("The DNS name label is not available ({m}). Try using a different label."),
+            ),
             Error::Conflict(m) => Self::new(409, "Conflict", m),
             Error::Unsupported(m) => Self::new(400, "NotSupported", m),
             Error::Unavailable(m) => Self::new(503, "ServiceUnavailable", m),

@@ -270,7 +270,8 @@ fn create_or_update(ctx: &Ctx, group: &ResourceGroup, name: &str) -> Answer {
     let mut annotations: Vec<(String, String)> = current
         .annotations
         .iter()
-        .filter(|(k, _)| !k.starts_with("arm."))
+        // What the new definition says replaces what the old one said.
+        .filter(|(k, _)| !k.starts_with("arm.") && !k.starts_with("io.gantry.ingress."))
         .cloned()
         .collect();
     annotations.extend(desired.annotations);

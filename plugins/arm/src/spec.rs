@@ -6,6 +6,7 @@ use gantry_sdk::http_frontend::gantry::plugin::types::{
     ContainerSpec, EnvVar, GpuRequest, PortMapping, PortProtocol, Resources, RestartKind,
     RestartPolicy, WorkloadSpec,
 };
+use gantry_sdk::ingress;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -553,6 +554,23 @@ pub fn desired(
         ));
     }
     if let Some(ip) = props.ip_address {
+        // The group's ports and name on the host's ingress: reachable there
+        // are the ports of `ipAddress`, at `<label>.<location>.<domain>`.
+        let tcp: Vec<String> = ip
+            .ports
+            .iter()
+            .filter(|p| protocol(&p.protocol) == Some(PortProtocol::Tcp))
+            .map(|p| p.port.to_string())
+            .collect();
+        if !tcp.is_empty() {
+            annotations.push((ingress::PORTS_ANNOTATION.to_string(), tcp.join(",")));
+        }
+        if let Some(label) = &ip.dns_name_label {
+            annotations.push((
+                ingress::NAME_ANNOTATION.to_string(),
+                format!("{label}.{location}"),
+            ));
+        }
         annotations.push((
             keys::IP_ADDRESS.to_string(),
             serde_json::to_string(&ip).unwrap_or_default(),

@@ -3,6 +3,7 @@
 
 use crate::path::ResourceGroup;
 use crate::spec::{IpAddress, ResourceRequirements, keys};
+use gantry_sdk::http_frontend::gantry::plugin::config;
 use gantry_sdk::http_frontend::gantry::plugin::types::{
     ContainerSpec, ContainerState, ContainerStatus, DesiredState, GpuAssignment, PortProtocol,
     RestartKind, Timestamp, Workload, WorkloadPhase,
@@ -304,10 +305,10 @@ fn restart_policy(k: RestartKind) -> &'static str {
     }
 }
 
-/// Where the group's DNS names live (`<label>.<location>.<suffix>`).
-fn dns_suffix() -> String {
-    gantry_sdk::http_frontend::gantry::plugin::config::get("dns-suffix")
-        .unwrap_or_else(|| "azurecontainer.gantry.localhost".into())
+/// The host's ingress domain: a group's FQDN is `<label>.<location>.<domain>`.
+fn ingress_domain() -> String {
+    config::get(gantry_sdk::ingress::DOMAIN_KEY)
+        .unwrap_or_else(|| gantry_sdk::ingress::DEFAULT_DOMAIN.into())
 }
 
 /// The container group resource for `w`. `provisioning` overrides the
@@ -347,8 +348,12 @@ pub fn group(
         annotation(w, keys::IP_ADDRESS).and_then(|s| serde_json::from_str::<IpAddress>(s).ok())
     {
         let mut v = serde_json::to_value(&ip).unwrap_or(Value::Null);
+        // The address the group is reached at: the host's ingress.
+        if let Some(address) = config::get(gantry_sdk::ingress::ADDRESS_KEY) {
+            v["ip"] = address.into();
+        }
         if let Some(label) = &ip.dns_name_label {
-            v["fqdn"] = format!("{label}.{location}.{}", dns_suffix()).into();
+            v["fqdn"] = format!("{label}.{location}.{}", ingress_domain()).into();
         }
         props.insert("ipAddress".into(), v);
     }

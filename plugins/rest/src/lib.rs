@@ -183,7 +183,8 @@ fn envelope(items: Vec<Value>, total: u64, page: u32, rows: u32) -> Value {
 }
 
 fn ingress_domain() -> String {
-    config::get("ingress-domain").unwrap_or_else(|| "ingress.gantry.localhost".into())
+    config::get(gantry_sdk::ingress::DOMAIN_KEY)
+        .unwrap_or_else(|| gantry_sdk::ingress::DEFAULT_DOMAIN.into())
 }
 
 fn caller(req: &Request) -> Result<Caller, Failure> {

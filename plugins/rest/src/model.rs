@@ -139,29 +139,6 @@ pub fn rfc3339(t: Option<Timestamp>) -> String {
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
 }
 
-/// Lower-case base32hex of the workload's UUID: the 26-character ingress host label.
-pub fn ingress_label(id: &str) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
-    let hex: String = id.chars().filter(char::is_ascii_hexdigit).collect();
-    let bytes: Vec<u8> = (0..hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-        .collect();
-    let mut out = String::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for b in bytes {
-        buffer = (buffer << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
-    }
-    out
-}
-
 fn number(v: f64) -> serde_json::Number {
     if v.fract() == 0.0 && v.abs() < 9e15 {
         serde_json::Number::from(v as i64)
@@ -205,8 +182,12 @@ pub fn container(w: &Workload, ingress_domain: &str) -> Container {
         date_created: rfc3339(Some(w.created_at)),
         date_updated: rfc3339(w.updated_at),
         status,
-        urls: (w.phase == WorkloadPhase::Deployed)
-            .then(|| vec![format!("{}.{ingress_domain}", ingress_label(&w.id))]),
+        urls: (w.phase == WorkloadPhase::Deployed).then(|| {
+            vec![format!(
+                "{}.{ingress_domain}",
+                gantry_sdk::ingress::label(&w.id)
+            )]
+        }),
         desired_gpus: annotation(w, annotations::GPUS).and_then(|g| serde_json::from_str(g).ok()),
         gpu_memory: annotation(w, annotations::GPU_MEMORY).map(str::to_string),
         assigned_gpus: None,
@@ -546,17 +527,6 @@ mod tests {
         ] {
             assert!(!memory_spelling(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn ingress_labels_are_26_base32hex_characters() {
-        let l = ingress_label("fa71f25f-f982-4bde-bc14-1d250776325d");
-        assert_eq!(l.len(), 26);
-        assert!(
-            l.chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='v').contains(&c)),
-            "{l}"
-        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub use wasip2;
 
 pub mod clock;
 pub mod defaults;
+pub mod ingress;
 pub mod units;
 
 /// The request header in which the host names the caller it verified to an
