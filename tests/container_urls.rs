@@ -11,11 +11,11 @@ use gantry_tests::api::Api;
 use gantry_tests::backends::Backend;
 use gantry_tests::curl::{Curl, curl};
 use gantry_tests::rpc::Rpc;
-use gantry_tests::runtimes::TEST_IMAGE;
+use gantry_tests::runtimes::{TEST_IMAGE, wait_for};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const API: &str = "api-version=2023-05-01";
 const GROUPS: &str = "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/urls/providers/Microsoft.ContainerInstance/containerGroups";
@@ -64,14 +64,6 @@ nc -ll -p 8081 -e /ws.sh &
 
 fn start(backend: Backend) -> Api {
     Api::start_with(&backend.config_builder(30).tls_self_signed().build())
-}
-
-fn wait_for(what: &str, budget: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + budget;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what} within {budget:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// curl `path` at `host` on gantry's HTTP (or HTTPS) port, the name
@@ -124,7 +116,8 @@ fn rest_create(api: &Api, token: &str, name: &str, script: &str, port: &str) -> 
         assert_eq!(s, 200, "{c}");
         last = c;
         last["status"] == "deployed"
-    });
+    })
+    .expect("waiting");
     last
 }
 
@@ -149,7 +142,8 @@ fn rest_container_answers_at_its_url(backend: Backend) {
     // The server may still be starting when the container runs.
     wait_for("the page answers", Duration::from_secs(20), || {
         status_and_body(&api, &url, "/").0 == 200
-    });
+    })
+    .expect("waiting");
     assert_eq!(
         status_and_body(&api, &url, "/"),
         (200, "hello-from-the-workload\n".into())
@@ -286,7 +280,8 @@ fn an_arm_group_answers_at_its_fqdn_and_upgrades_to_websocket() {
         let (_, g) = api.send("GET", &format!("{GROUPS}/web?{API}"), Some(&t), None);
         shown = g;
         shown["properties"]["provisioningState"] == "Succeeded"
-    });
+    })
+    .expect("waiting");
     let ip = &shown["properties"]["ipAddress"];
     let fqdn = ip["fqdn"].as_str().expect("fqdn").to_string();
     assert_eq!(fqdn, "shop.westeurope.ingress.gantry.localhost");
@@ -296,7 +291,8 @@ fn an_arm_group_answers_at_its_fqdn_and_upgrades_to_websocket() {
 
     wait_for("the group's page answers", Duration::from_secs(20), || {
         status_and_body(&api, &fqdn, "/").0 == 200
-    });
+    })
+    .expect("waiting");
     let page = at(&api, &fqdn, "/", false, &[]);
     assert_eq!(page.stdout, "hello-from-the-workload\n", "{}", page.stderr);
 
@@ -371,5 +367,6 @@ fn an_arm_group_answers_at_its_fqdn_and_upgrades_to_websocket() {
     assert!(s == 200 || s == 202, "{s} {v}");
     wait_for("the group gone", Duration::from_secs(60), || {
         status_and_body(&api, &fqdn, "/").0 == 404
-    });
+    })
+    .expect("waiting");
 }

@@ -7,22 +7,14 @@
 use gantry_tests::builds;
 use gantry_tests::gantry::Gantry;
 use gantry_tests::plugins;
+use gantry_tests::runtimes::wait_for;
 use gantry_tests::swap::{Answer, BuildLoad};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use std::io::BufRead;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BUILD_ID: &str = "swap-b";
-
-/// Wait until `done` holds, or panic naming `what`.
-fn wait_for(what: &str, budget: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + budget;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The answers that failed (status other than 200, or no answer).
 fn failures(answers: &[Answer]) -> Vec<&Answer> {
@@ -111,7 +103,8 @@ fn the_rest_frontend_is_swapped_under_load_without_dropping_a_request() {
         "answers from the old build",
         Duration::from_secs(30),
         || load.now() > Duration::from_millis(1500),
-    );
+    )
+    .expect("waiting");
 
     // 1. A new build, dropped in and reloaded with `gantry reload`; the
     // config's restart-only change is named, not applied.
@@ -198,7 +191,8 @@ fn the_rest_frontend_is_swapped_under_load_without_dropping_a_request() {
     g.hangup();
     wait_for("SIGHUP to swap back", Duration::from_secs(60), || {
         build_served().as_deref() == Some(old_id.as_str())
-    });
+    })
+    .expect("waiting");
     let back_at = load.now();
     std::thread::sleep(Duration::from_millis(500));
     let answers = load.stop();

@@ -305,11 +305,8 @@ fn spawn_containerd(dir: &Path) -> Result<u32> {
     Ok(pid)
 }
 
-pub(crate) fn wait_for(
-    what: &str,
-    timeout: Duration,
-    mut ready: impl FnMut() -> bool,
-) -> Result<()> {
+/// Poll `ready` until it holds; an error naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if ready() {

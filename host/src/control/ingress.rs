@@ -30,12 +30,14 @@ impl ControlPlane {
         let Some((_, name)) = annotations.iter().find(|(k, _)| k == NAME_ANNOTATION) else {
             return Ok(());
         };
-        match self
+        // Only the holder's id is needed: no record is read and decoded.
+        let wanted = name.clone();
+        let holder = self
             .records
-            .find_by_annotation(NAME_ANNOTATION, name)
-            .await?
-        {
-            Some(holder) if Some(holder.id.as_str()) != id => Err(Error::Conflict(format!(
+            .with_store(move |s| s.find_by_annotation(NAME_ANNOTATION, &wanted))
+            .await?;
+        match holder {
+            Some(holder) if Some(holder.as_str()) != id => Err(Error::Conflict(format!(
                 "{}: `{name}` is held by another workload",
                 ingress::NAME_TAKEN
             ))),

@@ -26,9 +26,11 @@ pub struct Named {
 /// Split `host` (`name.domain[:port]`) when it is under `suffix`
 /// (`.domain`, lower-case).
 pub fn named(host: &str, suffix: &str) -> Option<Named> {
+    // An IPv6 literal never ends in the suffix, so splitting at its last
+    // colon does no harm.
     let (bare, port) = match host.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, Some(p.parse().ok()?)),
-        _ => (host, None),
+        Some((h, p)) => (h, Some(p.parse().ok()?)),
+        None => (host, None),
     };
     let bare = bare.trim_end_matches('.').to_ascii_lowercase();
     let name = bare.strip_suffix(suffix)?;
