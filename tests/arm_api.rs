@@ -152,6 +152,107 @@ fn api_version_is_required_and_checked() {
 }
 
 #[test]
+fn subscriptions_and_resource_groups_answer_as_the_resource_manager() {
+    let arm = Api::start(30);
+    let token = arm.token("subscriptions-user", "USER");
+    let other = arm.token("someone-else", "USER");
+    let subs = "/subscriptions?api-version=2022-12-01";
+    // None configured and no group yet: nothing to list.
+    let (s, v) = arm.send("GET", subs, Some(&token), None);
+    assert_eq!((s, v["value"].clone()), (200, json!([])), "{v}");
+    let (s, v) = arm.send(
+        "GET",
+        "/subscriptions?api-version=2023-05-01",
+        Some(&token),
+        None,
+    );
+    assert_eq!((s, code(&v)), (400, "NoRegisteredProviderFound"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("'subscriptions'"),
+        "{v}"
+    );
+    let (s, v) = arm.send("GET", "/subscriptions", None, None);
+    assert_eq!(s, 401, "{v}");
+
+    let (s, v) = arm.send(
+        "PUT",
+        &format!("{RG_PATH}/listed?{API}"),
+        Some(&token),
+        Some(group_body("sleep 600")),
+    );
+    assert_eq!(s, 201, "{v}");
+    // Listed once the caller has a group in it, in the caller's spelling.
+    let (s, v) = arm.send("GET", subs, Some(&token), None);
+    assert_eq!(s, 200, "{v}");
+    let listed = v["value"].as_array().expect("value");
+    assert_eq!(listed.len(), 1, "{v}");
+    assert_eq!(listed[0]["id"], format!("/subscriptions/{SUB}"));
+    assert_eq!(listed[0]["subscriptionId"], SUB);
+    assert_eq!(listed[0]["state"], "Enabled");
+    let (s, v) = arm.send(
+        "GET",
+        &format!("/subscriptions/{SUB}?api-version=2022-12-01"),
+        Some(&token),
+        None,
+    );
+    assert_eq!((s, v["subscriptionId"].clone()), (200, json!(SUB)), "{v}");
+    // Not another caller's.
+    let (s, v) = arm.send("GET", subs, Some(&other), None);
+    assert_eq!((s, v["value"].clone()), (200, json!([])), "{v}");
+    let (s, v) = arm.send(
+        "GET",
+        &format!("/subscriptions/{SUB}?api-version=2022-12-01"),
+        Some(&other),
+        None,
+    );
+    assert_eq!((s, code(&v)), (404, "SubscriptionNotFound"), "{v}");
+
+    // A resource group is where its container groups are.
+    let rg = |name: &str, t: &str| {
+        arm.send(
+            "GET",
+            &format!("/subscriptions/{SUB}/resourcegroups/{name}?api-version=2022-09-01"),
+            Some(t),
+            None,
+        )
+    };
+    let (s, v) = rg("Test-RG", &token);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["id"],
+        format!("/subscriptions/{SUB}/resourceGroups/Test-RG")
+    );
+    assert_eq!(v["type"], "Microsoft.Resources/resourceGroups");
+    assert_eq!(v["location"], "westeurope", "{v}");
+    assert_eq!(v["properties"]["provisioningState"], "Succeeded");
+    let (s, v) = rg("Empty-RG", &token);
+    assert_eq!((s, v["location"].clone()), (200, json!("local")), "{v}");
+    let (s, v) = rg("Test-RG", &other);
+    assert_eq!(
+        (s, v["location"].clone()),
+        (200, json!("local")),
+        "another caller's groups are not looked at: {v}"
+    );
+    let (s, v) = arm.send(
+        "DELETE",
+        &format!("/subscriptions/{SUB}/resourcegroups/Test-RG?api-version=2022-09-01"),
+        Some(&token),
+        None,
+    );
+    assert_eq!((s, code(&v)), (405, "MethodNotAllowed"), "{v}");
+    let (s, v) = arm.send(
+        "DELETE",
+        &format!("{RG_PATH}/listed?{API}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+}
+
+#[test]
 fn bad_requests_get_cloud_errors_and_create_nothing() {
     let arm = Api::start(30);
     let token = arm.token("bad-input-user", "USER");

@@ -295,6 +295,32 @@ fn an_arm_group_answers_at_its_fqdn_and_upgrades_to_websocket() {
     .expect("waiting");
     let page = at(&api, &fqdn, "/", false, &[]);
     assert_eq!(page.stdout, "hello-from-the-workload\n", "{}", page.stderr);
+    // Over HTTPS, HTTP/2 included: the FQDN is two labels under the
+    // ingress domain, deeper than the dev certificate's wildcard, so the
+    // listener presents one the dev authority signs for the location.
+    let secure = at(
+        &api,
+        &fqdn,
+        "/",
+        true,
+        &["--http2", "-w", "\n%{http_version}"],
+    );
+    assert_eq!(
+        secure.stdout, "hello-from-the-workload\n\n2",
+        "curl https://{fqdn}: {}",
+        secure.stderr
+    );
+    let other_location = at(
+        &api,
+        "shop.northeurope.ingress.gantry.localhost",
+        "/",
+        true,
+        &[],
+    );
+    assert!(
+        other_location.code == 0 && other_location.stdout.starts_with("gantry: "),
+        "a name with no workload gets a trusted certificate and gantry's 404: {other_location:?}"
+    );
 
     // WebSocket on the group's second port, named in the Host.
     let port = api.g.port;

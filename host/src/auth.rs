@@ -45,6 +45,11 @@ pub struct Claims {
     /// Not before, seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+    /// Tenant (Entra ID's `tid`): which directory the caller signed in to.
+    /// gantry does not check it; Azure clients read it from their token
+    /// (the Azure CLI's `az login --identity` does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
 }
 
 /// Verifies bearer tokens.
@@ -143,11 +148,13 @@ impl Verifier {
         Err(last)
     }
 
-    /// Mint an HS256 token for `sub` with `roles`, valid for `ttl_secs`.
+    /// Mint an HS256 token for `sub` with `roles` (and `tenant` as its
+    /// `tid` claim), valid for `ttl_secs`.
     pub fn mint(
         &self,
         sub: &str,
         roles: &[String],
+        tenant: Option<&str>,
         ttl_secs: u64,
         secret_env: &str,
     ) -> Result<String, AuthError> {
@@ -169,6 +176,7 @@ impl Verifier {
             iat,
             iss: self.issuer.clone(),
             nbf: None,
+            tid: tenant.map(str::to_string),
         };
         encode(
             &Header::new(Algorithm::HS256),
@@ -194,12 +202,34 @@ mod tests {
     #[test]
     fn minted_token_round_trips() {
         let v = verifier("s3cret");
-        let t = v.mint("alice", &["ADMIN".into()], 60, "X").expect("mint");
+        let t = v
+            .mint("alice", &["ADMIN".into()], None, 60, "X")
+            .expect("mint");
         let c = v
             .verify_header(Some(&format!("Bearer {t}")))
             .expect("valid");
         assert_eq!(c.subject, "alice");
         assert!(c.is_admin());
+    }
+
+    #[test]
+    fn a_tenant_is_minted_as_the_tid_claim() {
+        let v = verifier("s3cret");
+        let t = v
+            .mint("alice", &[], Some("tenant-1"), 60, "X")
+            .expect("mint");
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp"]);
+        let claims = decode::<Claims>(&t, &DecodingKey::from_secret(b"s3cret"), &validation)
+            .expect("decodes")
+            .claims;
+        assert_eq!(claims.tid.as_deref(), Some("tenant-1"));
+        assert_eq!(v.verify(&t).expect("valid").subject, "alice");
+        let plain = v.mint("alice", &[], None, 60, "X").expect("mint");
+        let claims = decode::<Claims>(&plain, &DecodingKey::from_secret(b"s3cret"), &validation)
+            .expect("decodes")
+            .claims;
+        assert_eq!(claims.tid, None, "no tenant, no tid claim");
     }
 
     fn signed(alg: Algorithm, private_pem: &str, sub: &str) -> String {
@@ -222,6 +252,7 @@ mod tests {
                 iat: 0,
                 iss: None,
                 nbf: None,
+                tid: None,
             },
             &key,
         )
@@ -251,7 +282,7 @@ mod tests {
         assert_eq!(v.verify(&es).expect("ES256 verifies").subject, "ec-user");
         // No HS256 secret is configured: an HS256 token is refused, whatever its signature.
         let hs = verifier("anything")
-            .mint("mallory", &[], 60, "X")
+            .mint("mallory", &[], None, 60, "X")
             .expect("mint");
         assert!(v.verify(&hs).is_err());
         // A key file that is not a key is a start-up error naming the file.
@@ -266,7 +297,9 @@ mod tests {
 
     #[test]
     fn wrong_secret_missing_and_expired_tokens_are_refused() {
-        let t = verifier("one").mint("bob", &[], 60, "X").expect("mint");
+        let t = verifier("one")
+            .mint("bob", &[], None, 60, "X")
+            .expect("mint");
         assert!(verifier("two").verify(&t).is_err());
         assert!(verifier("one").verify_header(None).is_err());
         assert!(verifier("one").verify_header(Some("Basic abc")).is_err());
@@ -280,6 +313,7 @@ mod tests {
                 iat: 0,
                 iss: None,
                 nbf: None,
+                tid: None,
             },
             &EncodingKey::from_secret(b"one"),
         )
@@ -313,6 +347,7 @@ mod tests {
             iat: now(),
             iss: None,
             nbf: Some(now() + 600),
+            tid: None,
         };
         let err = v
             .verify(&hs256(&early, "one"))
@@ -339,6 +374,7 @@ mod tests {
                 iat: now(),
                 iss: None,
                 nbf: None,
+                tid: None,
             };
             let err = v.verify(&hs256(&claims, "one")).expect_err("empty sub");
             assert!(err.contains("subject"), "{err}");

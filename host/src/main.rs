@@ -83,6 +83,10 @@ enum Command {
         /// Validity in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
+        /// Tenant id written as the token's `tid` claim, which Azure
+        /// clients read (the Azure CLI's `az login --identity` needs one).
+        #[arg(long)]
+        tenant: Option<String>,
         /// Config file (TOML); the embedded dev profile when absent.
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -162,14 +166,20 @@ fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {
 }
 
 /// A token signed with the config's HS256 secret.
-fn mint(config: &Config, sub: &str, roles: &[String], ttl: u64) -> anyhow::Result<String> {
+fn mint(
+    config: &Config,
+    sub: &str,
+    roles: &[String],
+    tenant: Option<&str>,
+    ttl: u64,
+) -> anyhow::Result<String> {
     let v = gantry::auth::Verifier::from_config(&config.auth)?;
     let env = config
         .auth
         .hs256_secret_env
         .clone()
         .unwrap_or_else(|| "GANTRY_JWT_SECRET".into());
-    Ok(v.mint(sub, roles, ttl, &env)?)
+    Ok(v.mint(sub, roles, tenant, ttl, &env)?)
 }
 
 fn init_tracing(json: bool) {
@@ -304,7 +314,7 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
             let config = load(config)?;
             let token = match token {
                 Some(t) => t,
-                None => mint(&config, "gantry-reload", &["ADMIN".to_string()], 60)?,
+                None => mint(&config, "gantry-reload", &["ADMIN".to_string()], None, 60)?,
             };
             let rt = tokio::runtime::Runtime::new()?;
             let (status, body) = rt.block_on(async {
@@ -330,10 +340,11 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
             sub,
             roles,
             ttl,
+            tenant,
             config,
         } => {
             let config = load(config)?;
-            println!("{}", mint(&config, &sub, &roles, ttl)?);
+            println!("{}", mint(&config, &sub, &roles, tenant.as_deref(), ttl)?);
             Ok(std::process::ExitCode::SUCCESS)
         }
     }

@@ -292,19 +292,16 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
                     .map(Path::to_path_buf)
                     .unwrap_or_default(),
             };
-            // A dev certificate covers container URLs too (one level deep:
-            // `<label>.<domain>`).
-            let wildcard: Vec<String> = config
+            // A dev certificate covers container URLs too.
+            let domain = config
                 .ingress
                 .enabled
-                .then(|| format!("*.{}", config.ingress.domain))
-                .into_iter()
-                .collect();
+                .then_some(config.ingress.domain.as_str());
             let tls = Tls::from_config(
                 t,
                 &config.base_dir,
                 &beside_state.join("gantry-tls"),
-                &wildcard,
+                domain,
             )?;
             Some((t.listen.clone(), tls))
         }

@@ -126,7 +126,7 @@ async fn run() -> Result<()> {
     let (addr, native) = serve(dir.path()).await?;
     let (control, verifier) = (&native.control, &native.verifier);
     let owner = "bench-owner";
-    let token = verifier.mint(owner, &["USER".to_string()], 3600, "")?;
+    let token = verifier.mint(owner, &["USER".to_string()], None, 3600, "")?;
     let caller = verifier.verify(&token).map_err(anyhow::Error::msg)?;
     let mut first = None;
     for i in 0..count(WORKLOADS, 3) {

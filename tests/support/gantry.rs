@@ -149,12 +149,21 @@ impl Gantry {
 
     /// Mint a token with the config's secret, through `gantry token`.
     pub fn token(&self, sub: &str, roles: &[&str]) -> String {
+        self.token_in_tenant(sub, roles, None)
+    }
+
+    /// [`token`](Self::token), with `tenant` as its `tid` claim when given
+    /// (what Azure clients read to learn the tenant they signed in to).
+    pub fn token_in_tenant(&self, sub: &str, roles: &[&str], tenant: Option<&str>) -> String {
         let mut cmd = Command::new(gantry_bin());
         cmd.args(["token", "--config"])
             .arg(&self.config)
             .args(["--sub", sub]);
         for r in roles {
             cmd.args(["--role", r]);
+        }
+        if let Some(t) = tenant {
+            cmd.args(["--tenant", t]);
         }
         let out = cmd.output().expect("gantry token");
         assert!(

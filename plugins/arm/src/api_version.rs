@@ -24,21 +24,27 @@ pub const SUPPORTED: &[&str] = &[
     "2025-09-01",
 ];
 
-/// Check the request's `api-version` values.
+/// Check the request's `api-version` values against this provider's.
 pub fn check(values: &[&str]) -> Result<String, CloudError> {
+    check_for(values, "Microsoft.ContainerInstance", SUPPORTED)
+}
+
+/// Check the request's `api-version` values against `supported`, the
+/// versions of resource type `kind`.
+pub fn check_for(values: &[&str], kind: &str, supported: &[&str]) -> Result<String, CloudError> {
     match values {
         [] => Err(CloudError::new(
             400,
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
         )),
-        [v] if SUPPORTED.contains(v) => Ok(v.to_string()),
+        [v] if supported.contains(v) => Ok(v.to_string()),
         [v] => Err(CloudError::new(
             400,
             "NoRegisteredProviderFound",
             format!(
-                "No registered resource provider found for API version '{v}' and type 'Microsoft.ContainerInstance'. The supported api-versions are '{}'.",
-                SUPPORTED.join(", ")
+                "No registered resource provider found for API version '{v}' and type '{kind}'. The supported api-versions are '{}'.",
+                supported.join(", ")
             ),
         )),
         _ => Err(CloudError::new(

@@ -13,6 +13,7 @@ mod cloud_error;
 mod operation;
 mod path;
 mod provider;
+mod resources;
 mod spec;
 mod view;
 
@@ -608,9 +609,45 @@ impl Reply {
     }
 }
 
+/// What a request path addresses: the container-instance provider, or the
+/// resource manager's own subscriptions and resource groups.
+enum Target {
+    Provider(Route),
+    Resources(resources::Route),
+}
+
+impl Target {
+    fn parse(path: &str) -> Option<Self> {
+        path::parse(path)
+            .map(Target::Provider)
+            .or_else(|| resources::parse(path).map(Target::Resources))
+    }
+
+    fn api_version(&self, values: &[&str]) -> Result<String, CloudError> {
+        match self {
+            Target::Provider(_) => api_version::check(values),
+            Target::Resources(r) => api_version::check_for(values, r.kind(), r.versions()),
+        }
+    }
+
+    fn dispatch(&self, ctx: &Ctx) -> Option<Answer> {
+        match self {
+            Target::Provider(route) => dispatch(ctx, route),
+            Target::Resources(route) => resources::dispatch(ctx, route),
+        }
+    }
+
+    fn allowed(&self) -> &'static str {
+        match self {
+            Target::Provider(route) => allowed(route),
+            Target::Resources(route) => resources::allowed(route),
+        }
+    }
+}
+
 /// Answer one request: route, authenticate, check the api-version, dispatch.
 fn handle(req: &Request) -> Reply {
-    let Some(route) = path::parse(&req.path) else {
+    let Some(target) = Target::parse(&req.path) else {
         return CloudError::new(
             404,
             "InvalidResourceType",
@@ -633,7 +670,7 @@ fn handle(req: &Request) -> Reply {
         .filter(|(k, _)| k == "api-version")
         .map(|(_, v)| v.as_str())
         .collect();
-    let api_version = match api_version::check(&versions) {
+    let api_version = match target.api_version(&versions) {
         Ok(v) => v,
         Err(e) => return e.into(),
     };
@@ -642,11 +679,11 @@ fn handle(req: &Request) -> Reply {
         caller,
         api_version,
     };
-    match dispatch(&ctx, &route) {
+    match target.dispatch(&ctx) {
         Some(Ok(reply)) => reply,
         Some(Err(e)) => e.into(),
         None => {
-            let allow = allowed(&route);
+            let allow = target.allowed();
             Reply::from(CloudError::new(
                 405,
                 "MethodNotAllowed",

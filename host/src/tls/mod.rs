@@ -4,11 +4,15 @@
 //! listener offers HTTP/2 and HTTP/1.1 by ALPN and serves the same router as
 //! the HTTP one.
 
+mod dev_ca;
+
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::ResolvesServerCert;
+use rustls::sign::CertifiedKey;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,35 +87,17 @@ pub struct Tls {
     pub authority: Option<PathBuf>,
 }
 
-/// The files of a self-signed identity under `dir`.
-struct Files {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    names: PathBuf,
-}
-
-impl Files {
-    fn in_dir(dir: &Path) -> Self {
-        Self {
-            ca: dir.join("ca.pem"),
-            cert: dir.join("cert.pem"),
-            key: dir.join("key.pem"),
-            names: dir.join("names"),
-        }
-    }
-}
-
 impl Tls {
     /// The identity `config` names; relative paths resolve against `base`,
     /// and a self-signed one is kept in `default_dir` unless the config says
-    /// where, made for the config's names and `also` (the container URLs'
-    /// wildcard).
+    /// where, made for the config's names and, with container URLs under
+    /// `ingress_domain`, for `*.<domain>`; deeper names under it get
+    /// certificates the dev authority signs when first asked for.
     pub fn from_config(
         config: &TlsConfig,
         base: &Path,
         default_dir: &Path,
-        also: &[String],
+        ingress_domain: Option<&str>,
     ) -> Result<Tls, TlsError> {
         let resolve = |p: &Path| {
             if p.is_absolute() {
@@ -120,7 +106,7 @@ impl Tls {
                 base.join(p)
             }
         };
-        let (cert, key, authority) = match (&config.cert, &config.key) {
+        let (cert, key, dev) = match (&config.cert, &config.key) {
             (Some(cert), Some(key)) => (resolve(cert), resolve(key), None),
             _ => {
                 let dir = config
@@ -128,9 +114,14 @@ impl Tls {
                     .as_deref()
                     .map_or_else(|| default_dir.to_path_buf(), resolve);
                 let mut names = config.names.clone();
-                names.extend(also.iter().filter(|n| !config.names.contains(n)).cloned());
-                let files = self_signed(&dir, &names)?;
-                (files.cert, files.key, Some(files.ca))
+                if let Some(domain) = ingress_domain {
+                    let wildcard = format!("*.{domain}");
+                    if !names.contains(&wildcard) {
+                        names.push(wildcard);
+                    }
+                }
+                let files = dev_ca::self_signed(&dir, &names)?;
+                (files.cert.clone(), files.key.clone(), Some(files))
             }
         };
         let chain = CertificateDer::pem_file_iter(&cert)
@@ -144,16 +135,35 @@ impl Tls {
         }
         let key_der = PrivateKeyDer::from_pem_file(&key).map_err(|e| pem_error(&key, e))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let configured = Arc::new(
+            CertifiedKey::from_der(chain, key_der, &provider).map_err(|e| {
+                TlsError::Identity(format!("certificate and key do not match: {e}"))
+            })?,
+        );
+        let resolver: Arc<dyn ResolvesServerCert> = match (&dev, ingress_domain) {
+            (Some(files), Some(domain)) => Arc::new(
+                dev_ca::SniResolver::new(configured, domain, files).map_err(|message| {
+                    TlsError::SelfSigned {
+                        dir: files
+                            .ca_key
+                            .parent()
+                            .map(Path::to_path_buf)
+                            .unwrap_or_default(),
+                        message,
+                    }
+                })?,
+            ),
+            _ => Arc::new(SingleCert(configured)),
+        };
         let mut server = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Identity(e.to_string()))?
             .with_no_client_auth()
-            .with_single_cert(chain, key_der)
-            .map_err(|e| TlsError::Identity(format!("certificate and key do not match: {e}")))?;
+            .with_cert_resolver(resolver);
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Tls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
-            authority,
+            authority: dev.map(|f| f.ca),
         })
     }
 }
@@ -165,98 +175,14 @@ fn pem_error(path: &Path, e: impl std::fmt::Display) -> TlsError {
     }
 }
 
-/// The self-signed identity in `dir` for `names`: made at first start (or
-/// when the names changed), reused after. Keys are written owner-only.
-fn self_signed(dir: &Path, names: &[String]) -> Result<Files, TlsError> {
-    let files = Files::in_dir(dir);
-    let wanted = names.join("\n");
-    let fail = |message: String| TlsError::SelfSigned {
-        dir: dir.to_path_buf(),
-        message,
-    };
-    let current = std::fs::read_to_string(&files.names).ok();
-    if current.as_deref() == Some(wanted.as_str())
-        && [&files.ca, &files.cert, &files.key]
-            .iter()
-            .all(|p| p.exists())
-    {
-        return Ok(files);
-    }
-    let made = make_identity(names).map_err(|e| fail(e.to_string()))?;
-    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    write_private(&files.key, &made.key).map_err(|e| fail(e.to_string()))?;
-    for (path, text) in [
-        (&files.cert, &made.cert),
-        (&files.ca, &made.ca),
-        (&files.names, &wanted),
-    ] {
-        std::fs::write(path, text).map_err(|e| fail(e.to_string()))?;
-    }
-    // Said once, when made: clients must be told to trust it.
-    tracing::warn!(
-        authority = %files.ca.display(),
-        names = %names.join(", "),
-        "made a self-signed dev certificate; trust its authority (e.g. curl --cacert, REQUESTS_CA_BUNDLE) or configure [server.tls] cert and key"
-    );
-    Ok(files)
-}
+/// One certificate for every name.
+#[derive(Debug)]
+struct SingleCert(Arc<CertifiedKey>);
 
-/// PEM texts of a fresh identity.
-struct Made {
-    ca: String,
-    cert: String,
-    key: String,
-}
-
-fn make_identity(names: &[String]) -> Result<Made, rcgen::Error> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
-    };
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.distinguished_name
-        .push(DnType::CommonName, "gantry dev certificate authority");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_key = KeyPair::generate()?;
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let mut leaf = CertificateParams::new(names.to_vec())?;
-    if let Some(first) = names.first() {
-        leaf.distinguished_name
-            .push(DnType::CommonName, first.as_str());
+impl ResolvesServerCert for SingleCert {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
     }
-    leaf.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf.use_authority_key_identifier_extension = true;
-    let leaf_key = KeyPair::generate()?;
-    let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key)?;
-    Ok(Made {
-        ca: ca_cert.pem(),
-        cert: leaf_cert.pem(),
-        key: leaf_key.serialize_pem(),
-    })
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())?;
-    // `mode` applies only to a file it creates: a key made again keeps
-    // whatever mode the old file had unless set here.
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
 }
 
 /// Accept TLS connections on `listener` and serve `router` on each (HTTP/2
@@ -337,27 +263,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_self_signed_identity_is_made_once_and_reused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-        let first = self_signed(dir.path(), &names).expect("made");
-        let ca = std::fs::read_to_string(&first.ca).expect("ca");
-        let again = self_signed(dir.path(), &names).expect("reused");
-        assert_eq!(std::fs::read_to_string(&again.ca).expect("ca"), ca);
-        let mode = std::fs::metadata(&first.key).expect("key").permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077, 0);
-        let other = self_signed(dir.path(), &["example.test".to_string()]).expect("remade");
-        assert_ne!(
-            std::fs::read_to_string(&other.ca).expect("ca"),
-            ca,
-            "new names, new identity"
-        );
-    }
-
-    #[test]
     fn a_key_that_is_not_pem_is_named() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let files = self_signed(dir.path(), &["localhost".to_string()]).expect("made");
+        let files = dev_ca::self_signed(dir.path(), &["localhost".to_string()]).expect("made");
         std::fs::write(dir.path().join("bad.pem"), "not a key").expect("write");
         let config = TlsConfig {
             listen: "127.0.0.1:0".into(),
@@ -367,7 +275,7 @@ mod tests {
             names: Vec::new(),
             dir: None,
         };
-        match Tls::from_config(&config, dir.path(), dir.path(), &[]) {
+        match Tls::from_config(&config, dir.path(), dir.path(), None) {
             Err(TlsError::Pem { path, .. }) => assert!(path.ends_with("bad.pem")),
             Err(e) => panic!("expected a PEM error, got {e}"),
             Ok(_) => panic!("expected a PEM error"),
