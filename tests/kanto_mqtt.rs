@@ -31,6 +31,17 @@ impl Device {
         Device::with_config(port, &kanto_config("embedded", Some(port)))
     }
 
+    /// On the embedded broker, with `extra` lines in the Kanto table.
+    fn embedded_with(extra: &str) -> Device {
+        let port = gantry_tests::free_port();
+        let config = kanto_config_with(
+            "embedded",
+            Some(port),
+            &format!("config = {{ device-id = \"edge:device\", tenant-id = \"t1\" }}\n{extra}"),
+        );
+        Device::with_config(port, &config)
+    }
+
     fn embedded_on(backend: Backend) -> Device {
         let port = gantry_tests::free_port();
         let config = gantry_tests::mqtt::kanto_config_on(
@@ -60,11 +71,20 @@ impl Device {
     }
 
     fn on_mosquitto() -> Device {
+        Device::on_mosquitto_with("")
+    }
+
+    /// On a mosquitto of its own, with `extra` lines in the Kanto table.
+    fn on_mosquitto_with(extra: &str) -> Device {
         let dir = tempfile::tempdir().expect("tempdir");
         let m = Mosquitto::start(dir.path());
         let g = Gantry::start_in(
             dir.path(),
-            &kanto_config(&format!("tcp://127.0.0.1:{}", m.port), None),
+            &kanto_config_with(
+                &format!("tcp://127.0.0.1:{}", m.port),
+                None,
+                &format!("config = {{ device-id = \"edge:device\", tenant-id = \"t1\" }}\n{extra}"),
+            ),
         );
         let client = TestClient::connect(
             m.port,
@@ -534,4 +554,296 @@ fn the_edge_dev_profile_runs_kanto_on_containerd() {
     assert_eq!(members[0].state, "running");
     let env = d.command("e2", &format!("Container:{id}"), "remove", json!(true));
     assert_eq!(env["status"], 204, "{env}");
+}
+
+/// A SoftwareUpdatable `install` value: one module of `artifacts`
+/// (filename, url, sha256, md5).
+fn install_value(
+    correlation: &str,
+    module: &str,
+    artifacts: &[(&str, String, String, String)],
+) -> Value {
+    let artifacts: Vec<Value> = artifacts
+        .iter()
+        .map(|(file, url, sha256, md5)| {
+            json!({"filename": file, "download": {"HTTP": {"url": url}},
+                   "checksums": {"SHA256": sha256, "MD5": md5}, "size": 100})
+        })
+        .collect();
+    json!({"correlationId": correlation, "forced": true, "softwareModules": [
+        {"softwareModule": {"name": module, "version": "1.0.0"}, "artifacts": artifacts}]})
+}
+
+fn digests(body: &[u8]) -> (String, String) {
+    use md5::Digest;
+    (
+        hex::encode(sha2::Sha256::digest(body)),
+        hex::encode(md5::Md5::digest(body)),
+    )
+}
+
+/// The SoftwareUpdatable statuses written for `correlation`, in order,
+/// until one that ends the operation.
+fn operation_statuses(d: &Device, correlation: &str) -> (Vec<String>, Value) {
+    let path = "/features/SoftwareUpdatable/properties/status/lastOperation";
+    let mut seen = Vec::new();
+    loop {
+        let (_, env) = d
+            .client
+            .wait_for(&format!("progress of {correlation}"), WAIT, |t, v| {
+                t == TWIN_TOPIC && v["path"] == path && v["value"]["correlationId"] == correlation
+            });
+        let status = env["value"]["status"].as_str().unwrap_or("").to_string();
+        seen.push(status.clone());
+        if status.starts_with("FINISHED_") {
+            return (seen, env["value"].clone());
+        }
+    }
+}
+
+#[test]
+fn software_updatable_installs_and_removes_on_the_embedded_broker() {
+    software_updatable_flow(Device::embedded_with);
+}
+
+#[test]
+fn software_updatable_installs_and_removes_on_mosquitto() {
+    software_updatable_flow(Device::on_mosquitto_with);
+}
+
+fn software_updatable_flow(device: fn(&str) -> Device) {
+    use gantry_tests::file_server::{FileServer, Served};
+    let descriptor = |name: &str| {
+        json!({"container_name": name, "image": {"name": TEST_IMAGE},
+               "config": {"cmd": ["sh", "-c", SCRIPT]},
+               "host_config": {"restart_policy": {"type": "no"}}})
+        .to_string()
+        .into_bytes()
+    };
+    let web = descriptor("su-web");
+    let worker = descriptor("su-worker");
+    let mut routes = std::collections::HashMap::new();
+    routes.insert("/granted/web.json".to_string(), Served::File(web.clone()));
+    routes.insert(
+        "/granted/worker.json".to_string(),
+        Served::File(worker.clone()),
+    );
+    routes.insert("/outside/web.json".to_string(), Served::File(web.clone()));
+    let server = FileServer::start(routes);
+    // Granted after the fact: the redirect needs the server's port.
+    let mut redirect = std::collections::HashMap::new();
+    redirect.insert(
+        "/granted/moved.json".to_string(),
+        Served::Redirect(server.url("/outside/web.json")),
+    );
+    let bouncer = FileServer::start(redirect);
+    let d = device(&format!(
+        "artifacts = {{ allow = [\"{}\", \"{}\"], max_bytes = 65536, timeout_ms = 10000 }}\n",
+        server.url("/granted/"),
+        bouncer.url("/granted/")
+    ));
+    // A module of two containers: answered at once, then the progress.
+    let (web_sha, web_md5) = digests(&web);
+    let (worker_sha, worker_md5) = digests(&worker);
+    let env = d.command(
+        "su1",
+        "SoftwareUpdatable",
+        "install",
+        install_value(
+            "c-ok",
+            "shop",
+            &[
+                (
+                    "web.json",
+                    server.url("/granted/web.json"),
+                    web_sha.clone(),
+                    web_md5.clone(),
+                ),
+                (
+                    "worker.json",
+                    server.url("/granted/worker.json"),
+                    worker_sha,
+                    worker_md5,
+                ),
+            ],
+        ),
+    );
+    assert_eq!(env["status"], 204, "{env}");
+    let (statuses, last) = operation_statuses(&d, "c-ok");
+    assert_eq!(
+        statuses,
+        [
+            "STARTED",
+            "DOWNLOADING",
+            "DOWNLOADED",
+            "INSTALLING",
+            "INSTALLED",
+            "FINISHED_SUCCESS"
+        ],
+        "{last}"
+    );
+    assert_eq!(
+        last["softwareModule"],
+        json!({"name": "shop", "version": "1.0.0"})
+    );
+    // installedDependencies lists both, by container id.
+    let (_, deps) = d
+        .client
+        .wait_for("installedDependencies with both", WAIT, |t, v| {
+            t == TWIN_TOPIC
+                && v["path"]
+                    == "/features/SoftwareUpdatable/properties/status/installedDependencies"
+                && v["value"].as_object().is_some_and(|m| m.len() >= 2)
+        });
+    let ids: Vec<String> = deps["value"]
+        .as_object()
+        .expect("map")
+        .values()
+        .map(|dep| dep["name"].as_str().expect("name").to_string())
+        .collect();
+    for id in &ids {
+        let running = gantry_tests::runtimes::runtimes()
+            .containers_of(id)
+            .iter()
+            .any(|c| c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING));
+        assert!(running, "container {id} runs in dockerd");
+    }
+    let (group, version) = TEST_IMAGE.rsplit_once(':').expect("a tag");
+    let key = format!("{group}.{}:{version}", ids[0]).replace('/', "%2F");
+    assert!(deps["value"].get(&key).is_some(), "key {key} in {deps}");
+
+    // Failures end in FINISHED_ERROR/REJECTED with a reason, in
+    // lastFailedOperation too, and create nothing.
+    let token = d.g.token("kanto-device", &["USER"]);
+    let count = || {
+        let v: Value = reqwest::blocking::Client::new()
+            .get(d.g.url("/v1/containers"))
+            .bearer_auth(&token)
+            .send()
+            .and_then(|r| r.json())
+            .expect("REST list");
+        v["total"].as_u64().expect("total")
+    };
+    let before = count();
+    let cases = [
+        (
+            "c-sum",
+            server.url("/granted/web.json"),
+            "0".repeat(64),
+            web_md5.clone(),
+            "FINISHED_REJECTED",
+            "sha256 checksum does not match",
+        ),
+        (
+            "c-denied",
+            server.url("/outside/web.json"),
+            web_sha.clone(),
+            web_md5.clone(),
+            "FINISHED_ERROR",
+            "denied",
+        ),
+        (
+            "c-redirect",
+            bouncer.url("/granted/moved.json"),
+            web_sha.clone(),
+            web_md5.clone(),
+            "FINISHED_ERROR",
+            "redirected",
+        ),
+        (
+            "c-404",
+            server.url("/granted/missing.json"),
+            web_sha.clone(),
+            web_md5.clone(),
+            "FINISHED_ERROR",
+            "HTTP 404",
+        ),
+    ];
+    for (i, (correlation, url, sha, md5, want, why)) in cases.into_iter().enumerate() {
+        let env = d.command(
+            &format!("bad{i}"),
+            "SoftwareUpdatable",
+            "install",
+            install_value(correlation, "broken", &[("web.json", url, sha, md5)]),
+        );
+        assert_eq!(env["status"], 204, "{env}");
+        let (statuses, last) = operation_statuses(&d, correlation);
+        assert_eq!(
+            statuses,
+            ["STARTED", "DOWNLOADING", want],
+            "{correlation}: {last}"
+        );
+        assert!(
+            last["message"].as_str().unwrap_or("").contains(why),
+            "{correlation}: {last}"
+        );
+    }
+    assert!(
+        !server
+            .requested
+            .lock()
+            .expect("log")
+            .iter()
+            .any(|p| p == "/outside/web.json"),
+        "a denied URL is never requested, not even through a redirect"
+    );
+    assert_eq!(count(), before, "failed installs leave no container behind");
+
+    // Bad values are refused at once, as Kanto does.
+    let env = d.command(
+        "bad-v",
+        "SoftwareUpdatable",
+        "install",
+        json!({"correlationId": "x", "softwareModules": []}),
+    );
+    assert_eq!(
+        (env["status"].clone(), env["value"]["error"].clone()),
+        (json!(400), json!("messages:parameter.invalid")),
+        "{env}"
+    );
+
+    // Remove, by container id: REMOVING, REMOVED per item, then success.
+    let software: Vec<Value> = ids.iter().map(|id| json!({"name": id})).collect();
+    let env = d.command(
+        "rm1",
+        "SoftwareUpdatable",
+        "remove",
+        json!({"correlationId": "c-rm", "forced": true, "software": software}),
+    );
+    assert_eq!(env["status"], 204, "{env}");
+    let (statuses, _) = operation_statuses(&d, "c-rm");
+    assert_eq!(
+        statuses,
+        [
+            "REMOVING",
+            "REMOVED",
+            "REMOVING",
+            "REMOVED",
+            "FINISHED_SUCCESS"
+        ]
+    );
+    for id in &ids {
+        gantry_tests::runtimes::wait_for("the container to go", WAIT, || {
+            gantry_tests::runtimes::runtimes()
+                .containers_of(id)
+                .is_empty()
+        })
+        .expect("removed from dockerd");
+    }
+    let env = d.command(
+        "rm2",
+        "SoftwareUpdatable",
+        "remove",
+        json!({"correlationId": "c-rm2", "software": [{"name": "NonExistingContainer"}]}),
+    );
+    assert_eq!(env["status"], 204, "{env}");
+    let (statuses, last) = operation_statuses(&d, "c-rm2");
+    assert_eq!(statuses, ["REMOVING", "FINISHED_ERROR"]);
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("container with ID = NonExistingContainer does not exist"),
+        "{last}"
+    );
 }

@@ -15,6 +15,7 @@ wasmtime::component::bindgen!({
     with: {
         "gantry:plugin/control.log-reader": LogReader,
         "gantry:plugin/driver.log-reader": LogReader,
+        "gantry:plugin/artifacts.download": ArtifactDownload,
     },
 });
 
@@ -42,3 +43,20 @@ impl LogReader {
         self.0.next(wait_ms.min(Self::MAX_WAIT_MS)).await
     }
 }
+
+/// The body of an artifact being downloaded, as the `artifacts` capability
+/// streams it.
+#[async_trait::async_trait]
+pub trait ArtifactBody: Send {
+    /// The length the server announced.
+    fn size(&self) -> Option<u64>;
+    /// The next chunk of at most `max_bytes`; `Ok(None)` once the body ended
+    /// and matched its checksums.
+    async fn next(
+        &mut self,
+        max_bytes: u32,
+    ) -> Result<Option<Vec<u8>>, gantry::plugin::artifacts::FetchError>;
+}
+
+/// A `download` resource handed to a plugin.
+pub struct ArtifactDownload(pub Box<dyn ArtifactBody>);

@@ -3,6 +3,7 @@
 //! Unknown keys are errors that name the key and its line, so a typo in a
 //! profile never silently changes what runs.
 
+use crate::capability::artifacts::ArtifactGrants;
 use crate::capability::config::PluginTable;
 use crate::capability::filesystem::ReadDirs;
 use crate::capability::outgoing_http::{self, EndpointGrants};
@@ -188,6 +189,9 @@ pub struct FrontendConfig {
     /// Outgoing wasi:http endpoints granted to this plugin, by name (none by default).
     #[serde(default)]
     pub endpoints: EndpointGrants,
+    /// URLs it may download artifacts from, and limits (none by default).
+    #[serde(default)]
+    pub artifacts: ArtifactGrants,
     /// Free-form settings the plugin reads through `gantry:plugin/config`.
     #[serde(default)]
     pub config: PluginTable,
@@ -470,6 +474,8 @@ impl Config {
         for f in &self.frontends {
             outgoing_http::validate(&f.endpoints)
                 .map_err(|e| self.invalid(format!("frontend `{}` {e}", f.name)))?;
+            crate::capability::artifacts::validate(&f.artifacts)
+                .map_err(|e| self.invalid(format!("frontend `{}`: {e}", f.name)))?;
             if f.mqtt.is_some() && f.limits.sets_pooling() {
                 return Err(self.invalid(format!(
                     "frontend `{}`: an MQTT frontend keeps one long-lived instance (the \

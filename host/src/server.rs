@@ -4,6 +4,7 @@
 //! that order (each needs the one before).
 
 use crate::auth::Verifier;
+use crate::capability::artifacts::Artifacts;
 use crate::capability::config::{ConfigCtx, PluginTable};
 use crate::capability::outgoing_http::EndpointGrants;
 use crate::config::Config;
@@ -245,6 +246,8 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         };
         let mut s = setup(&f.name, &f.config, &f.endpoints)?;
         s.control = Some(control.clone());
+        s.artifacts = Artifacts::from_grants(&f.artifacts)
+            .map_err(|e| anyhow::anyhow!("frontend `{}`: {e}", f.name))?;
         match (&f.http, &f.mqtt) {
             (Some(http), _) => {
                 let p = Arc::new(pool(

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod builds;
 pub mod config;
 pub mod curl;
+pub mod file_server;
 pub mod gantry;
 pub mod load;
 pub mod mqtt;

@@ -18,11 +18,13 @@
 //! | [`allocations`] | `allocations` | the GPU ledger |
 //! | [`downstream`] | `driver` (imported by schedulers) | the downstream backend |
 //! | [`filesystem`] | `wasi:filesystem` (read-only preopens) | the directories the config grants |
+//! | [`artifacts`] | `artifacts` | the URL prefixes and limits the config grants |
 //!
 //! Capabilities depend on the runtime and the domain, never on each other nor
 //! on the wiring that composes them.
 
 pub mod allocations;
+pub mod artifacts;
 pub mod config;
 pub mod control;
 pub mod devices;

@@ -24,7 +24,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 /// The `gantry:plugin` package version this host provides. Plugins built
 /// against any `0.1.x` load: 0.x packages change compatibly only in patch
 /// releases, and the linker and export lookups match semver-compatibly.
-pub const PACKAGE_VERSION: &str = "0.1.2";
+pub const PACKAGE_VERSION: &str = "0.1.3";
 
 /// A host capability a world can link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,8 @@ pub enum Capability {
     Allocations,
     /// `gantry:plugin/driver`, imported: a scheduler's downstream backend.
     Downstream,
+    /// `gantry:plugin/artifacts`.
+    Artifacts,
 }
 
 impl Capability {
@@ -69,6 +71,9 @@ impl Capability {
             }
             Capability::Downstream => {
                 capability::downstream::add_to_linker(l, PluginState::downstream)
+            }
+            Capability::Artifacts => {
+                capability::artifacts::add_to_linker(l, PluginState::artifacts)
             }
         }
     }
@@ -97,7 +102,7 @@ impl World {
         World::Scheduler,
     ];
 
-    /// The world's name, e.g. `gantry:plugin/backend@0.1.2`.
+    /// The world's name, e.g. `gantry:plugin/backend@0.1.3`.
     pub fn name(self) -> String {
         format!("{}@{PACKAGE_VERSION}", self.contract().world)
     }
@@ -143,8 +148,8 @@ impl World {
     pub fn capabilities(self) -> &'static [Capability] {
         use Capability::*;
         match self {
-            World::HttpFrontend => &[Wasi, OutgoingHttp, Logging, Config, Control],
-            World::MqttFrontend => &[Wasi, Logging, Config, Control, MqttClient],
+            World::HttpFrontend => &[Wasi, OutgoingHttp, Logging, Config, Control, Artifacts],
+            World::MqttFrontend => &[Wasi, Logging, Config, Control, MqttClient, Artifacts],
             World::Backend => &[Wasi, OutgoingHttp, Logging, Config, Progress, Devices],
             World::Scheduler => &[Wasi, Logging, Config, Devices, Allocations, Downstream],
         }

@@ -3,6 +3,7 @@
 //! link are never reached, because its linker does not offer them.
 
 use crate::capability::allocations::AllocationsCtx;
+use crate::capability::artifacts::{Artifacts, ArtifactsCtx, ArtifactsView};
 use crate::capability::config::ConfigCtx;
 use crate::capability::control::{ControlCtx, ControlView, Identity};
 use crate::capability::devices::DevicesCtx;
@@ -43,6 +44,8 @@ pub struct PluginSetup {
     pub downstream: Option<Arc<dyn Driver>>,
     /// Directories it may read.
     pub read_dirs: ReadDirs,
+    /// What it may download, for frontends.
+    pub artifacts: Artifacts,
 }
 
 impl PluginSetup {
@@ -58,6 +61,7 @@ impl PluginSetup {
             allocations: None,
             downstream: None,
             read_dirs: ReadDirs::default(),
+            artifacts: Artifacts::default(),
         }
     }
 
@@ -92,6 +96,7 @@ impl PluginSetup {
             mqtt: MqttClientCtx::new(self.name.clone(), self.mqtt.clone()),
             control: self.control.clone().map(ControlCtx::new),
             downstream: self.downstream.clone().map(DownstreamCtx::new),
+            artifacts: ArtifactsCtx::new(self.name.clone(), self.artifacts.clone()),
         }
     }
 }
@@ -111,6 +116,7 @@ pub struct PluginState {
     pub(super) mqtt: MqttClientCtx,
     control: Option<ControlCtx>,
     downstream: Option<DownstreamCtx>,
+    artifacts: ArtifactsCtx,
 }
 
 impl PluginState {
@@ -125,6 +131,14 @@ impl PluginState {
     pub fn control(&mut self) -> ControlView<'_> {
         ControlView {
             ctx: self.control.as_mut(),
+            table: &mut self.table,
+        }
+    }
+
+    /// The `artifacts` capability's view of this store.
+    pub fn artifacts(&mut self) -> ArtifactsView<'_> {
+        ArtifactsView {
+            ctx: &mut self.artifacts,
             table: &mut self.table,
         }
     }

@@ -1,7 +1,7 @@
 //! gantry's Kanto frontend: Eclipse Kanto's container management over MQTT.
 //! Commands arrive as Hono commands carrying Ditto envelopes, are dispatched
 //! on the envelope's path to the features of the device's containers thing
-//! (ContainerFactory, Container:<id>, Metrics), act on the host's `control`
+//! (ContainerFactory, Container:<id>, Metrics, SoftwareUpdatable), act on the host's `control`
 //! interface, and are answered on Hono's response topic. Every control-plane
 //! event becomes a Ditto twin update on `e/<tenant>/<thingId>`, so workloads
 //! created through other frontends appear as Container features too.
@@ -10,6 +10,7 @@ mod config;
 mod envelope;
 mod features;
 mod metrics;
+mod software;
 mod thing;
 
 use envelope::{Command, Failure};
@@ -138,7 +139,15 @@ fn publish_twin(device: &Device) {
         "/features/Metrics",
         Some(json!({"definition": [features::METRICS_DEFINITION]})),
     );
-    for w in every_workload() {
+    let all = every_workload();
+    software::reset_dependencies(&all);
+    twin(
+        device,
+        "modify",
+        &format!("/features/{}", software::FEATURE),
+        Some(software::feature()),
+    );
+    for w in all {
         remember_state(&w);
         twin(
             device,
@@ -146,6 +155,15 @@ fn publish_twin(device: &Device) {
             &format!("/features/{}", features::container_feature_id(&w.id)),
             Some(features::container(&w)),
         );
+    }
+}
+
+/// The device's twin, where SoftwareUpdatable writes its progress.
+struct DeviceTwin<'a>(&'a Device);
+
+impl software::Twin for DeviceTwin<'_> {
+    fn modify(&self, path: &str, value: Value) {
+        twin(self.0, "modify", path, Some(value));
     }
 }
 
@@ -406,6 +424,7 @@ fn dispatch(device: &Device, spelling: Spelling, cmd: &Command) -> Result<Option
     match feature {
         "ContainerFactory" => factory(op, &cmd.value),
         "Metrics" => metrics_request(op, &cmd.value),
+        software::FEATURE => software::operation(op, &cmd.value),
         f => match f.strip_prefix("Container:") {
             Some(id) if !id.is_empty() => container(id, op, &cmd.value),
             _ => Err(Failure::invalid(format!("unknown feature `{f}`"))),
@@ -522,6 +541,13 @@ impl Guest for Kanto {
             "/features/{}",
             features::container_feature_id(&event.workload_id)
         );
+        let device_twin = DeviceTwin(&d);
+        match &event.workload {
+            Some(w) if event.kind == EventKind::Created => software::added(w),
+            Some(w) => software::observe(&device_twin, w),
+            None if event.kind == EventKind::Removed => software::removed(&event.workload_id),
+            None => {}
+        }
         match (event.kind, event.workload) {
             (EventKind::Created, Some(w)) => {
                 remember_state(&w);
@@ -578,6 +604,13 @@ impl Guest for Kanto {
             None if id == BOOTSTRAP_TIMER => publish(BOOTSTRAP_REQUEST, &json!({})),
             Some(_) if id == BOOTSTRAP_TIMER => mqtt_client::cancel_timer(BOOTSTRAP_TIMER),
             Some(d) if id.starts_with(metrics::TIMER_PREFIX) => metrics_tick(&d, &id),
+            Some(d) if id == software::WORK_TIMER => software::work(&DeviceTwin(&d)),
+            Some(d) if id == software::DEPENDENCIES_TIMER => {
+                software::publish_dependencies(&DeviceTwin(&d))
+            }
+            Some(d) if id.starts_with(software::DEADLINE_PREFIX) => {
+                software::deadline(&DeviceTwin(&d), &id)
+            }
             _ => {}
         }
     }
