@@ -65,40 +65,29 @@ fn azure_sdk_flow(backend: Backend) {
     // Over HTTPS, as Azure is reached: the SDK needs no plain-http tweak.
     let arm = Api::start_with(&backend.config_builder(30).tls_self_signed().build());
     let token = arm.token("azure-sdk-user", "USER");
-    let out = Command::new(venv.join("bin/python"))
-        .arg(gantry_tests::workspace_root().join("tests/arm/sdk_flow.py"))
-        .env("GANTRY_URL", arm.g.https_url(""))
-        .env("REQUESTS_CA_BUNDLE", arm.g.authority())
-        .env("GANTRY_TOKEN", &token)
-        .env("TEST_IMAGE", TEST_IMAGE)
-        .output()
-        .expect("running the Azure SDK script");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    gantry_tests::python::run_steps(
+        Command::new(venv.join("bin/python"))
+            .arg(gantry_tests::workspace_root().join("tests/arm/sdk_flow.py"))
+            .env("GANTRY_URL", arm.g.https_url(""))
+            .env("REQUESTS_CA_BUNDLE", arm.g.authority())
+            .env("GANTRY_TOKEN", &token)
+            .env("TEST_IMAGE", TEST_IMAGE),
+        "the Azure SDK flow",
+        || arm.g.log(),
+        &[
+            "ok create one-container group",
+            "ok create two-container group",
+            "ok get with instanceView Running",
+            "ok list and list_by_resource_group",
+            "ok containers.list_logs",
+            "ok begin_restart",
+            "ok stop",
+            "ok begin_start",
+            "ok begin_create_or_update on an existing group updates it",
+            "ok begin_delete",
+            "ok get on a missing group raises ResourceNotFoundError",
+        ],
     );
-    assert!(
-        out.status.success(),
-        "the Azure SDK flow failed:\n{text}\n--- gantry log ---\n{}",
-        arm.g.log()
-    );
-    for step in [
-        "ok create one-container group",
-        "ok create two-container group",
-        "ok get with instanceView Running",
-        "ok list and list_by_resource_group",
-        "ok containers.list_logs",
-        "ok begin_restart",
-        "ok stop",
-        "ok begin_start",
-        "ok begin_create_or_update on an existing group updates it",
-        "ok begin_delete",
-        "ok get on a missing group raises ResourceNotFoundError",
-    ] {
-        assert!(text.contains(step), "missing step `{step}`:\n{text}");
-    }
-    eprintln!("{text}");
     // The secure value went to the container but never into gantry's log.
     assert!(!arm.g.log().contains("s3cr3t-value"), "secure value logged");
 }

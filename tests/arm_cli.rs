@@ -35,44 +35,33 @@ fn azure_cli_drives_container_groups_end_to_end() {
     let token = arm
         .g
         .token_in_tenant("az-cli-user", &["USER"], Some(TENANT));
-    let out = Command::new(venv.join("bin/python"))
-        .arg(gantry_tests::workspace_root().join("tests/arm/az_flow.py"))
-        .env("AZ", venv.join("bin/az"))
-        .env("GANTRY_URL", arm.g.https_url(""))
-        .env("REQUESTS_CA_BUNDLE", arm.g.authority())
-        .env("GANTRY_TOKEN", &token)
-        .env("TEST_IMAGE", TEST_IMAGE)
-        .env("GANTRY_INGRESS_PORT", arm.g.port.to_string())
-        .env("GANTRY_INGRESS_TLS_PORT", arm.g.tls_port.to_string())
-        .output()
-        .expect("running the Azure CLI script");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    gantry_tests::python::run_steps(
+        Command::new(venv.join("bin/python"))
+            .arg(gantry_tests::workspace_root().join("tests/arm/az_flow.py"))
+            .env("AZ", venv.join("bin/az"))
+            .env("GANTRY_URL", arm.g.https_url(""))
+            .env("REQUESTS_CA_BUNDLE", arm.g.authority())
+            .env("GANTRY_TOKEN", &token)
+            .env("TEST_IMAGE", TEST_IMAGE)
+            .env("GANTRY_INGRESS_PORT", arm.g.port.to_string())
+            .env("GANTRY_INGRESS_TLS_PORT", arm.g.tls_port.to_string()),
+        "the Azure CLI flow",
+        || arm.g.log(),
+        &[
+            "ok az version 2.66.0",
+            "ok cloud register and set",
+            "ok az login --identity",
+            "ok container create",
+            "ok group show and exists",
+            "ok container show: Running",
+            "ok GET http://",
+            "ok GET https://",
+            "ok container list",
+            "ok container logs",
+            "ok container restart",
+            "ok container stop: Stopped",
+            "ok container start: Running",
+            "ok container delete",
+        ],
     );
-    assert!(
-        out.status.success(),
-        "the Azure CLI flow failed:\n{text}\n--- gantry log ---\n{}",
-        arm.g.log()
-    );
-    for step in [
-        "ok az version 2.66.0",
-        "ok cloud register and set",
-        "ok az login --identity",
-        "ok container create",
-        "ok group show and exists",
-        "ok container show: Running",
-        "ok GET http://",
-        "ok GET https://",
-        "ok container list",
-        "ok container logs",
-        "ok container restart",
-        "ok container stop: Stopped",
-        "ok container start: Running",
-        "ok container delete",
-    ] {
-        assert!(text.contains(step), "missing step `{step}`:\n{text}");
-    }
-    eprintln!("{text}");
 }

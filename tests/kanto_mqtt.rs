@@ -735,6 +735,14 @@ fn software_updatable_flow(device: fn(&str) -> Device) {
             "sha256 checksum does not match",
         ),
         (
+            "c-hex",
+            server.url("/granted/web.json"),
+            web_sha.clone(),
+            "not-hex".to_string(),
+            "FINISHED_REJECTED",
+            "is not a md5 digest",
+        ),
+        (
             "c-denied",
             server.url("/outside/web.json"),
             web_sha.clone(),

@@ -32,6 +32,8 @@ import threading
 import time
 import urllib.parse
 
+import polling
+
 SUB = "11111111-2222-3333-4444-555555555555"
 RG = "Test-RG"
 GROUP = "az-web"
@@ -179,14 +181,8 @@ class Az:
 
 
 def wait_for(what, probe, timeout=60):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+    # Each probe runs az (a subprocess of a second or more): once a second.
+    return polling.wait_for(what, probe, timeout, every=1)
 
 
 class ResolvedHTTPSConnection(http.client.HTTPSConnection):

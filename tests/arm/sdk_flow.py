@@ -11,6 +11,8 @@ line per step; any failed expectation raises.
 import os
 import time
 
+from polling import wait_for
+
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.containerinstance import ContainerInstanceManagementClient
@@ -50,17 +52,6 @@ def container(name, script, cpu=0.5, memory=0.25, ports=(), env=()):
         ports=[ContainerPort(port=p, protocol="TCP") for p in ports],
         environment_variables=list(env),
     )
-
-
-def wait_for(what, probe, timeout=60):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
 
 
 def main():

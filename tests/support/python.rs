@@ -65,3 +65,36 @@ pub fn venv(name: &str, packages: &[&str]) -> PathBuf {
     std::fs::write(&marker, wanted).expect("writing the venv marker");
     venv
 }
+
+/// Run `cmd`, a client script that prints an `ok <step>` line per step it
+/// passed: it must exit 0 and have printed each of `steps` (a prefix of
+/// the line). Returns what it printed, stdout then stderr; `gantry_log` is
+/// shown with a failure.
+pub fn run_steps(
+    cmd: &mut Command,
+    what: &str,
+    gantry_log: impl Fn() -> String,
+    steps: &[&str],
+) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{text}\n--- gantry log ---\n{}",
+        gantry_log()
+    );
+    for step in steps {
+        assert!(
+            text.contains(step),
+            "{what}: missing step `{step}`:\n{text}"
+        );
+    }
+    eprintln!("{text}");
+    text
+}

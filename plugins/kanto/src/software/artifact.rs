@@ -45,12 +45,26 @@ pub(super) fn download(a: &ArtifactAction) -> Result<Vec<u8>, Stop> {
             ),
         ));
     }
+    // Checked here, so a malformed checksum is the sender's (REJECTED)
+    // before anything is fetched; the host checks again for itself.
+    for (name, given, bytes) in [
+        ("md5", &checksums.md5, 16),
+        ("sha256", &checksums.sha256, 32),
+    ] {
+        if let Some(hex) = given
+            && !(hex.len() == bytes * 2 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(Stop(
+                "FINISHED_REJECTED",
+                format!("`{hex}` is not a {name} digest ({bytes} bytes in hex)"),
+            ));
+        }
+    }
     let failed = |e: FetchError| match e {
         FetchError::ChecksumMismatch(alg) => Stop(
             "FINISHED_REJECTED",
             format!("{alg} checksum does not match"),
         ),
-        FetchError::Failed(why) if why.contains("digest") => Stop("FINISHED_REJECTED", why),
         FetchError::Denied(why) => Stop("FINISHED_ERROR", format!("download denied: {why}")),
         FetchError::Status(code) => Stop(
             "FINISHED_ERROR",

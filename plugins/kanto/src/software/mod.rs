@@ -271,6 +271,7 @@ fn install_module(twin: &dyn Twin, correlation_id: &str, m: &ModuleAction) {
         format!("{DEADLINE_PREFIX}{n}")
     });
     mqtt_client::set_timer(&timer, START_WITHIN_MS, false);
+    let started = created.clone();
     AWAITING.with(|a| {
         a.borrow_mut().push(Awaiting {
             correlation_id: correlation_id.to_string(),
@@ -280,10 +281,7 @@ fn install_module(twin: &dyn Twin, correlation_id: &str, m: &ModuleAction) {
         })
     });
     // They may be running already.
-    for w in AWAITING
-        .with(|a| a.borrow().last().map(|x| x.workloads.clone()))
-        .unwrap_or_default()
-    {
+    for w in started {
         if let Ok(w) = control::get(&w) {
             observe(twin, &w);
         }
