@@ -5,139 +5,11 @@
 
 use gantry_tests::backends::Backend;
 use gantry_tests::gantry::Gantry;
-use gantry_tests::mqtt::{Mosquitto, TestClient, kanto_config, kanto_config_with};
+use gantry_tests::kanto::{DITTO, Device, SCRIPT, THING, TWIN_TOPIC, WAIT, digests, install_value};
+use gantry_tests::mqtt::{TestClient, kanto_config_with};
 use gantry_tests::runtimes::TEST_IMAGE;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-const THING: &str = "edge:device:edge:containers";
-const DITTO: &str = "edge/device:edge:containers";
-const TWIN_TOPIC: &str = "e/t1/edge:device:edge:containers";
-const WAIT: Duration = Duration::from_secs(60);
-
-/// A container that stops promptly on SIGTERM or SIGINT.
-const SCRIPT: &str = "trap 'exit 0' TERM INT; echo up; while true; do sleep 1; done";
-
-struct Device {
-    g: Gantry,
-    _dir: tempfile::TempDir,
-    client: TestClient,
-    mosquitto: Option<Mosquitto>,
-}
-
-impl Device {
-    fn embedded() -> Device {
-        let port = gantry_tests::free_port();
-        Device::with_config(port, &kanto_config("embedded", Some(port)))
-    }
-
-    /// On the embedded broker, with `extra` lines in the Kanto table.
-    fn embedded_with(extra: &str) -> Device {
-        let port = gantry_tests::free_port();
-        let config = kanto_config_with(
-            "embedded",
-            Some(port),
-            &format!("config = {{ device-id = \"edge:device\", tenant-id = \"t1\" }}\n{extra}"),
-        );
-        Device::with_config(port, &config)
-    }
-
-    fn embedded_on(backend: Backend) -> Device {
-        let port = gantry_tests::free_port();
-        let config = gantry_tests::mqtt::kanto_config_on(
-            backend,
-            "embedded",
-            Some(port),
-            "config = { device-id = \"edge:device\", tenant-id = \"t1\" }\n",
-        );
-        Device::with_config(port, &config)
-    }
-
-    /// A device on `config`, whose embedded broker listens on `port`.
-    fn with_config(port: u16, config: &str) -> Device {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let g = Gantry::start_in(dir.path(), config);
-        let client = TestClient::connect(
-            port,
-            &format!("cloud-{port}"),
-            &["command//+/res/#", "e/#", "unknown/#"],
-        );
-        Device {
-            g,
-            _dir: dir,
-            client,
-            mosquitto: None,
-        }
-    }
-
-    fn on_mosquitto() -> Device {
-        Device::on_mosquitto_with("")
-    }
-
-    /// On a mosquitto of its own, with `extra` lines in the Kanto table.
-    fn on_mosquitto_with(extra: &str) -> Device {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let m = Mosquitto::start(dir.path());
-        let g = Gantry::start_in(
-            dir.path(),
-            &kanto_config_with(
-                &format!("tcp://127.0.0.1:{}", m.port),
-                None,
-                &format!("config = {{ device-id = \"edge:device\", tenant-id = \"t1\" }}\n{extra}"),
-            ),
-        );
-        let client = TestClient::connect(
-            m.port,
-            &format!("cloud-{}", m.port),
-            &["command//+/res/#", "e/#"],
-        );
-        Device {
-            g,
-            _dir: dir,
-            client,
-            mosquitto: Some(m),
-        }
-    }
-
-    /// Send a command the way Kanto's cloud side does and return the response envelope.
-    fn command(&self, req_id: &str, feature: &str, op: &str, value: Value) -> Value {
-        self.client
-            .kanto_command(THING, (req_id, feature, op), value, WAIT)
-    }
-
-    fn create(&self, req_id: &str, name: &str, start: bool) -> String {
-        let env = self.command(
-            req_id,
-            "ContainerFactory",
-            "createWithConfig",
-            json!({"imageRef": TEST_IMAGE, "name": name, "start": start, "config": {"cmd": ["sh", "-c", SCRIPT], "restartPolicy": {"type": "no"}}}),
-        );
-        assert_eq!(env["status"], 200, "{env}");
-        env["value"]
-            .as_str()
-            .expect("the new container's id")
-            .to_string()
-    }
-
-    /// The next twin update about `path` (suffix) of container `id`.
-    fn twin(&self, id: &str, path_suffix: &str) -> Value {
-        let path = format!("/features/Container:{id}{path_suffix}");
-        let (_, env) = self
-            .client
-            .wait_for(&format!("a twin update of {path}"), WAIT, |t, v| {
-                t == TWIN_TOPIC && v["path"] == path
-            });
-        env
-    }
-
-    fn wait_state(&self, id: &str, status: &str) {
-        let path = format!("/features/Container:{id}/properties/status/state");
-        self.client
-            .wait_for(&format!("{status} for {id}"), WAIT, |t, v| {
-                t == TWIN_TOPIC && v["path"] == path && v["value"]["status"] == status
-            });
-    }
-}
 
 /// Seed 003's request examples, verbatim (with `<UUID>` to fill in).
 const SEED_EXAMPLES: [(&str, &str); 6] = [
@@ -556,49 +428,31 @@ fn the_edge_dev_profile_runs_kanto_on_containerd() {
     assert_eq!(env["status"], 204, "{env}");
 }
 
-/// A SoftwareUpdatable `install` value: one module of `artifacts`
-/// (filename, url, sha256, md5).
-fn install_value(
-    correlation: &str,
-    module: &str,
-    artifacts: &[(&str, String, String, String)],
-) -> Value {
-    let artifacts: Vec<Value> = artifacts
-        .iter()
-        .map(|(file, url, sha256, md5)| {
-            json!({"filename": file, "download": {"HTTP": {"url": url}},
-                   "checksums": {"SHA256": sha256, "MD5": md5}, "size": 100})
-        })
-        .collect();
-    json!({"correlationId": correlation, "forced": true, "softwareModules": [
-        {"softwareModule": {"name": module, "version": "1.0.0"}, "artifacts": artifacts}]})
-}
-
-fn digests(body: &[u8]) -> (String, String) {
-    use md5::Digest;
-    (
-        hex::encode(sha2::Sha256::digest(body)),
-        hex::encode(md5::Md5::digest(body)),
-    )
-}
-
 /// The SoftwareUpdatable statuses written for `correlation`, in order,
-/// until one that ends the operation.
-fn operation_statuses(d: &Device, correlation: &str) -> (Vec<String>, Value) {
-    let path = "/features/SoftwareUpdatable/properties/status/lastOperation";
+/// until one that ends the operation, and the last `installedDependencies`
+/// written meanwhile.
+fn operation_statuses(d: &Device, correlation: &str) -> (Vec<String>, Value, Value) {
+    let last_operation = "/features/SoftwareUpdatable/properties/status/lastOperation";
+    let dependencies = "/features/SoftwareUpdatable/properties/status/installedDependencies";
     let mut seen = Vec::new();
-    loop {
-        let (_, env) = d
-            .client
-            .wait_for(&format!("progress of {correlation}"), WAIT, |t, v| {
-                t == TWIN_TOPIC && v["path"] == path && v["value"]["correlationId"] == correlation
-            });
-        let status = env["value"]["status"].as_str().unwrap_or("").to_string();
-        seen.push(status.clone());
-        if status.starts_with("FINISHED_") {
-            return (seen, env["value"].clone());
-        }
-    }
+    let (mut last, mut deps) = (Value::Null, Value::Null);
+    d.client
+        .process(&format!("progress of {correlation}"), WAIT, |t, v| {
+            if t != TWIN_TOPIC {
+                return None;
+            }
+            if v["path"] == dependencies {
+                deps = v["value"].clone();
+            }
+            if v["path"] != last_operation || v["value"]["correlationId"] != correlation {
+                return None;
+            }
+            let status = v["value"]["status"].as_str().unwrap_or("").to_string();
+            seen.push(status.clone());
+            last = v["value"].clone();
+            status.starts_with("FINISHED_").then_some(Ok(()))
+        });
+    (seen, last, deps)
 }
 
 #[test]
@@ -669,7 +523,7 @@ fn software_updatable_flow(device: fn(&str) -> Device) {
         ),
     );
     assert_eq!(env["status"], 204, "{env}");
-    let (statuses, last) = operation_statuses(&d, "c-ok");
+    let (statuses, last, deps) = operation_statuses(&d, "c-ok");
     assert_eq!(
         statuses,
         [
@@ -686,21 +540,14 @@ fn software_updatable_flow(device: fn(&str) -> Device) {
         last["softwareModule"],
         json!({"name": "shop", "version": "1.0.0"})
     );
-    // installedDependencies lists both, by container id.
-    let (_, deps) = d
-        .client
-        .wait_for("installedDependencies with both", WAIT, |t, v| {
-            t == TWIN_TOPIC
-                && v["path"]
-                    == "/features/SoftwareUpdatable/properties/status/installedDependencies"
-                && v["value"].as_object().is_some_and(|m| m.len() >= 2)
-        });
-    let ids: Vec<String> = deps["value"]
+    // installedDependencies lists both, by container id, before the install ends.
+    let ids: Vec<String> = deps
         .as_object()
         .expect("map")
         .values()
         .map(|dep| dep["name"].as_str().expect("name").to_string())
         .collect();
+    assert_eq!(ids.len(), 2, "{deps}");
     for id in &ids {
         let running = gantry_tests::runtimes::runtimes()
             .containers_of(id)
@@ -710,7 +557,7 @@ fn software_updatable_flow(device: fn(&str) -> Device) {
     }
     let (group, version) = TEST_IMAGE.rsplit_once(':').expect("a tag");
     let key = format!("{group}.{}:{version}", ids[0]).replace('/', "%2F");
-    assert!(deps["value"].get(&key).is_some(), "key {key} in {deps}");
+    assert!(deps.get(&key).is_some(), "key {key} in {deps}");
 
     // Failures end in FINISHED_ERROR/REJECTED with a reason, in
     // lastFailedOperation too, and create nothing.
@@ -775,7 +622,7 @@ fn software_updatable_flow(device: fn(&str) -> Device) {
             install_value(correlation, "broken", &[("web.json", url, sha, md5)]),
         );
         assert_eq!(env["status"], 204, "{env}");
-        let (statuses, last) = operation_statuses(&d, correlation);
+        let (statuses, last, _) = operation_statuses(&d, correlation);
         assert_eq!(
             statuses,
             ["STARTED", "DOWNLOADING", want],
@@ -819,7 +666,7 @@ fn software_updatable_flow(device: fn(&str) -> Device) {
         json!({"correlationId": "c-rm", "forced": true, "software": software}),
     );
     assert_eq!(env["status"], 204, "{env}");
-    let (statuses, _) = operation_statuses(&d, "c-rm");
+    let (statuses, _, deps) = operation_statuses(&d, "c-rm");
     assert_eq!(
         statuses,
         [
@@ -830,6 +677,7 @@ fn software_updatable_flow(device: fn(&str) -> Device) {
             "FINISHED_SUCCESS"
         ]
     );
+    assert!(deps.is_null(), "installedDependencies emptied: {deps}");
     for id in &ids {
         gantry_tests::runtimes::wait_for("the container to go", WAIT, || {
             gantry_tests::runtimes::runtimes()
@@ -845,7 +693,7 @@ fn software_updatable_flow(device: fn(&str) -> Device) {
         json!({"correlationId": "c-rm2", "software": [{"name": "NonExistingContainer"}]}),
     );
     assert_eq!(env["status"], 204, "{env}");
-    let (statuses, last) = operation_statuses(&d, "c-rm2");
+    let (statuses, last, _) = operation_statuses(&d, "c-rm2");
     assert_eq!(statuses, ["REMOVING", "FINISHED_ERROR"]);
     assert!(
         last["message"]

@@ -8,6 +8,7 @@ use crate::capability::config::PluginTable;
 use crate::capability::filesystem::ReadDirs;
 use crate::capability::outgoing_http::{self, EndpointGrants};
 use crate::gateway::IngressConfig;
+use crate::gateway::published::PortsConfig;
 use crate::gpu::DevicesConfig;
 use crate::mqtt::MqttBinding;
 use crate::plugin::World;
@@ -77,6 +78,9 @@ pub struct Config {
     /// Container URLs.
     #[serde(default)]
     pub ingress: IngressConfig,
+    /// Ports published from workloads' own namespaces.
+    #[serde(default)]
+    pub ports: PortsConfig,
     /// Directory that relative plugin paths are resolved against.
     #[serde(skip)]
     pub base_dir: PathBuf,

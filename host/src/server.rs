@@ -12,6 +12,8 @@ use crate::control::gpus::GpuLedger;
 use crate::control::{ControlPlane, EventBus, Placement, Records};
 use crate::driver::Driver;
 use crate::gateway::Gateway;
+use crate::gateway::netns::Dialer;
+use crate::gateway::published::{PortsConfig, Publisher};
 use crate::gpu::Inventory;
 use crate::ingress::{self, Ingress};
 use crate::metrics::Metrics;
@@ -117,6 +119,8 @@ pub struct Host {
     metrics: Metrics,
     reloader: Arc<Reloader>,
     tls: Option<(String, Tls)>,
+    /// Published ports' config and the namespace thread they dial through.
+    ports: Option<(PortsConfig, Arc<Dialer>)>,
 }
 
 /// Build a host from config. Plugins that are missing or do not fit are
@@ -309,13 +313,26 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
             Some((t.listen.clone(), tls))
         }
     };
-    let gateway = if config.ingress.enabled {
-        let g = Gateway::new(&config.ingress, control.clone(), metrics.clone())
-            .context("starting the container-URL gateway")?;
-        Some(Arc::new(g))
+    // One thread makes the sockets both container URLs and published ports use.
+    let dialer = if config.ingress.enabled || config.ports.enabled {
+        Some(Arc::new(
+            Dialer::spawn().context("starting the network-namespace thread")?,
+        ))
     } else {
         None
     };
+    let gateway = match &dialer {
+        Some(d) if config.ingress.enabled => Some(Arc::new(Gateway::new(
+            &config.ingress,
+            control.clone(),
+            metrics.clone(),
+            d.clone(),
+        ))),
+        _ => None,
+    };
+    let ports = dialer
+        .filter(|_| config.ports.enabled)
+        .map(|d| (config.ports.clone(), d));
     let gpu_metrics = metrics.clone();
     let router = ingress::router(Ingress {
         gateway,
@@ -335,6 +352,7 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         metrics: gpu_metrics,
         reloader,
         tls,
+        ports,
     })
 }
 
@@ -389,6 +407,9 @@ impl Host {
             }
         });
         self.control.reconciler().spawn(self.resync);
+        if let Some((config, dialer)) = &self.ports {
+            Publisher::spawn(config, self.control.clone(), dialer.clone());
+        }
         tokio::spawn(
             self.control
                 .ledger()

@@ -127,17 +127,7 @@ fn ctr_observe(id: &str, tasks: &HashMap<String, (u32, String)>) -> Option<Obser
 
 fn docker_observe(c: &bollard::models::ContainerSummary) -> Observed {
     let id = c.id.clone().unwrap_or_default();
-    let info = block(async {
-        runtimes()
-            .docker()
-            .await
-            .inspect_container(
-                &id,
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
-            .await
-            .expect("inspect")
-    });
+    let info = runtimes().inspect_docker(&id);
     let st = info.state.clone().unwrap_or_default();
     let state = if st.paused == Some(true) {
         "paused".to_string()

@@ -13,6 +13,7 @@ pub mod config;
 pub mod curl;
 pub mod file_server;
 pub mod gantry;
+pub mod kanto;
 pub mod load;
 pub mod mqtt;
 pub mod plugins;

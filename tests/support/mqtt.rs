@@ -164,17 +164,7 @@ impl TestClient {
         value: Value,
         timeout: Duration,
     ) -> Value {
-        let ditto = thing.replacen(':', "/", 1);
-        let payload = serde_json::json!({
-            "topic": format!("{ditto}/things/live/messages/{op}"),
-            "headers": {"response-required": true, "content-type": "application/json", "correlation-id": format!("corr-{req_id}")},
-            "path": format!("/features/{feature}/inbox/messages/{op}"),
-            "value": value,
-        });
-        self.publish_acked(
-            &format!("command//{thing}/req/{req_id}/{op}"),
-            &payload.to_string(),
-        );
+        self.kanto_send(thing, (req_id, feature, op), value);
         let prefix = format!("command//{thing}/res/{req_id}/");
         let (topic, env) = self.wait_for(&format!("a response to {req_id}"), timeout, |t, _| {
             t.starts_with(&prefix)
@@ -187,6 +177,52 @@ impl TestClient {
         );
         assert_eq!(env["headers"]["correlation-id"], format!("corr-{req_id}"));
         env
+    }
+
+    /// Send a command as [`TestClient::kanto_command`] does, without
+    /// waiting for its response.
+    pub fn kanto_send(&self, thing: &str, (req_id, feature, op): (&str, &str, &str), value: Value) {
+        let ditto = thing.replacen(':', "/", 1);
+        let payload = serde_json::json!({
+            "topic": format!("{ditto}/things/live/messages/{op}"),
+            "headers": {"response-required": true, "content-type": "application/json", "correlation-id": format!("corr-{req_id}")},
+            "path": format!("/features/{feature}/inbox/messages/{op}"),
+            "value": value,
+        });
+        self.publish_acked(
+            &format!("command//{thing}/req/{req_id}/{op}"),
+            &payload.to_string(),
+        );
+    }
+
+    /// Hand every message, in order, to `step` until it decides: `Ok` ends,
+    /// `Err` fails the test with its reason (and what came before), as
+    /// Kanto's integration tests process Ditto's events.
+    pub fn process(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut step: impl FnMut(&str, &Value) -> Option<Result<(), String>>,
+    ) {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let p = match self.received.recv_timeout(left) {
+                Ok(p) => p,
+                Err(_) => panic!(
+                    "{what}: no decision within {timeout:?}; saw:\n{}",
+                    seen.join("\n")
+                ),
+            };
+            let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+            seen.push(format!("{} {v}", p.topic));
+            match step(&p.topic, &v) {
+                None => {}
+                Some(Ok(())) => return,
+                Some(Err(why)) => panic!("{what}: {why}; saw:\n{}", seen.join("\n")),
+            }
+        }
     }
 
     /// Everything received within `quiet`, until nothing more comes.

@@ -164,6 +164,24 @@ impl Runtimes {
         self.containers_where("label", &format!("io.gantry.workload={workload_id}"))
     }
 
+    /// dockerd's inspection of one container, read with bollard.
+    pub fn inspect_docker(&self, id: &str) -> bollard::models::ContainerInspectResponse {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                self.docker()
+                    .await
+                    .inspect_container(
+                        id,
+                        None::<bollard::query_parameters::InspectContainerOptions>,
+                    )
+                    .await
+                    .expect("inspect")
+            })
+    }
+
     /// The containers dockerd holds that match one list filter (`name`
     /// matches a part of the name), stopped ones included.
     pub fn containers_where(

@@ -6,13 +6,16 @@
 //! - [`route`]: from a host name to a process's namespace and a port, or
 //!   why not (404 unknown or nothing exposed, 503 not running);
 //! - [`netns`]: sockets made inside another network namespace;
-//! - [`forward`]: the proxying (streaming, upgrades, `X-Forwarded-*`).
+//! - [`forward`]: the proxying (streaming, upgrades, `X-Forwarded-*`);
+//! - [`published`]: host ports forwarded into workloads' namespaces, the
+//!   same way.
 //!
 //! Container URLs are public, like the service address they stand for: the
 //! host asks for no token, and passes the client's `Authorization` on.
 
 pub mod forward;
 pub mod netns;
+pub mod published;
 pub mod route;
 
 use crate::control::ControlPlane;
@@ -66,19 +69,20 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway for `config`'s domain over `control`'s workloads.
+    /// A gateway for `config`'s domain over `control`'s workloads,
+    /// reaching them through `dialer`.
     pub fn new(
         config: &IngressConfig,
         control: Arc<ControlPlane>,
         metrics: Metrics,
-    ) -> std::io::Result<Gateway> {
-        let dialer = Arc::new(netns::Dialer::spawn()?);
-        Ok(Gateway {
+        dialer: Arc<netns::Dialer>,
+    ) -> Gateway {
+        Gateway {
             suffix: format!(".{}", config.domain.trim_matches('.').to_ascii_lowercase()),
             routes: route::Routes::new(control),
             upstream: forward::upstream(dialer),
             metrics,
-        })
+        }
     }
 
     /// The container URL `req` is for, if it is for one.

@@ -4,6 +4,7 @@
 //! in UPPER_SNAKE, as Kanto's twin does.
 
 use crate::envelope::Failure;
+use crate::policy::Policy;
 use gantry_sdk::mqtt_frontend::gantry::plugin::types::{
     ContainerSpec, DeviceMapping, EnvVar, LogConfig, LogDriver, Mount, NetworkMode, PortMapping,
     PortProtocol, Resources, RestartKind, RestartPolicy, WorkloadSpec,
@@ -34,6 +35,8 @@ pub struct ContainerConfig {
     log: Option<LogConfigJson>,
     /// Memory settings.
     pub resources: Option<ResourcesConfig>,
+    /// Keys for encrypted images: refused (gantry pulls no encrypted image).
+    decryption: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +86,8 @@ struct LogConfigJson {
     max_size: Option<String>,
     mode: Option<String>,
     max_buffer_size: Option<String>,
+    /// Where Kanto writes log files: refused (the runtime keeps them).
+    root_dir: Option<String>,
 }
 
 /// `resources`: Docker-style sizes ("500M").
@@ -158,10 +163,24 @@ fn port(v: Option<i64>, field: &str) -> Result<Option<u16>, Failure> {
     }
 }
 
-/// The workload spec of a container created from `image` with `config`.
-pub fn spec(name: &str, image: &str, config: ContainerConfig) -> Result<WorkloadSpec, Failure> {
+/// The workload spec of a container created from `image` with `config`,
+/// within what `policy` grants.
+pub fn spec(
+    name: &str,
+    image: &str,
+    config: ContainerConfig,
+    policy: &Policy,
+) -> Result<WorkloadSpec, Failure> {
     if image.trim().is_empty() {
         return Err(Failure::invalid("imageRef is required"));
+    }
+    if config.decryption.as_ref().is_some_and(|d| !d.is_null()) {
+        return Err(Failure::invalid(
+            "decryption is not supported: gantry runs no encrypted image",
+        ));
+    }
+    if config.privileged == Some(true) {
+        policy.check_privileged()?;
     }
     let mut env = Vec::new();
     for e in config.env.unwrap_or_default() {
@@ -173,10 +192,10 @@ pub fn spec(name: &str, image: &str, config: ContainerConfig) -> Result<Workload
         });
     }
     let network = match config.network_mode.as_deref().map(norm).as_deref() {
-        // Kanto's default is the bridge; gantry's is a private loopback-only
-        // namespace, so only what is asked for is exposed.
-        None => NetworkMode::Isolated,
-        Some("BRIDGE") => NetworkMode::Bridge,
+        // Kanto's bridge is a namespace of the container's own; gantry's is
+        // loopback-only (no bridge, no route out), and the host forwards
+        // published ports into it.
+        None | Some("BRIDGE") => NetworkMode::Isolated,
         Some("HOST") => NetworkMode::Host,
         Some(other) => {
             return Err(Failure::invalid(format!(
@@ -184,6 +203,7 @@ pub fn spec(name: &str, image: &str, config: ContainerConfig) -> Result<Workload
             )));
         }
     };
+    let extra_hosts = extra_hosts(config.extra_hosts.unwrap_or_default(), network)?;
     let mut ports = Vec::new();
     for p in config.port_mappings.unwrap_or_default() {
         let protocol = match p.proto.as_deref().map(norm).as_deref() {
@@ -198,16 +218,41 @@ pub fn spec(name: &str, image: &str, config: ContainerConfig) -> Result<Workload
         };
         let container_port = port(Some(p.container_port), "portMappings.containerPort")?
             .ok_or_else(|| Failure::invalid("portMappings.containerPort is required"))?;
+        let host_port = port(p.host_port, "portMappings.hostPort")?;
+        let host_port_end = port(p.host_port_end, "portMappings.hostPortEnd")?;
+        if host_port_end.is_some_and(|end| Some(end) != host_port) {
+            return Err(Failure::invalid(
+                "portMappings.hostPortEnd: host port ranges are not supported; map each port",
+            ));
+        }
+        if host_port.is_some() && protocol != PortProtocol::Tcp {
+            return Err(Failure::invalid(
+                "portMappings: only tcp ports are published from the container's namespace",
+            ));
+        }
+        let host_ip = p.host_ip.filter(|s| !s.is_empty());
+        if let Some(ip) = &host_ip
+            && ip.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(Failure::invalid(format!(
+                "portMappings.hostIP `{ip}` is not an IP address"
+            )));
+        }
         ports.push(PortMapping {
             container_port,
             protocol,
-            host_port: port(p.host_port, "portMappings.hostPort")?,
-            host_port_end: port(p.host_port_end, "portMappings.hostPortEnd")?,
-            host_ip: p.host_ip.filter(|s| !s.is_empty()),
+            host_port,
+            host_port_end: None,
+            host_ip,
         });
     }
     let log = match config.log {
         None => None,
+        Some(l) if l.root_dir.as_ref().is_some_and(|d| !d.is_empty()) => {
+            return Err(Failure::invalid(
+                "log.rootDir is not supported: the runtime keeps the log files",
+            ));
+        }
         Some(l) => Some(LogConfig {
             driver: match l.kind.as_deref().map(norm).as_deref() {
                 None | Some("JSON_FILE") => LogDriver::JsonFile,
@@ -250,27 +295,8 @@ pub fn spec(name: &str, image: &str, config: ContainerConfig) -> Result<Workload
             env,
             ports,
             resources,
-            mounts: config
-                .mount_points
-                .unwrap_or_default()
-                .into_iter()
-                .map(|m| Mount {
-                    source: m.source,
-                    destination: m.destination,
-                    read_only: false,
-                    propagation: m.propagation_mode.map(|p| p.to_ascii_lowercase()),
-                })
-                .collect(),
-            devices: config
-                .devices
-                .unwrap_or_default()
-                .into_iter()
-                .map(|d| DeviceMapping {
-                    path_on_host: d.path_on_host,
-                    path_in_container: d.path_in_container,
-                    cgroup_permissions: d.cgroup_permissions.unwrap_or_else(|| "rwm".into()),
-                })
-                .collect(),
+            mounts: mounts(config.mount_points.unwrap_or_default(), policy)?,
+            devices: devices(config.devices.unwrap_or_default(), policy)?,
             privileged: config.privileged.unwrap_or(false),
             extra_capabilities: config.extra_capabilities.unwrap_or_default(),
             tty: config.tty.unwrap_or(false),
@@ -282,8 +308,96 @@ pub fn spec(name: &str, image: &str, config: ContainerConfig) -> Result<Workload
         network,
         hostname: config.host_name.filter(|s| !s.is_empty()),
         domain_name: config.domain_name.filter(|s| !s.is_empty()),
-        extra_hosts: config.extra_hosts.unwrap_or_default(),
+        extra_hosts,
     })
+}
+
+/// `extraHosts` entries, `name:ip`; Kanto's `host_ip` stands for the host,
+/// which only the host's own network reaches (as 127.0.0.1).
+fn extra_hosts(entries: Vec<String>, network: NetworkMode) -> Result<Vec<String>, Failure> {
+    let mut out = Vec::new();
+    for e in entries {
+        let Some((name, ip)) = e
+            .split_once(':')
+            .filter(|(n, i)| !n.is_empty() && !i.is_empty())
+        else {
+            return Err(Failure::invalid(format!(
+                "extraHosts `{e}` is not `<name>:<ip>`"
+            )));
+        };
+        let ip = match ip {
+            "host_ip" if network == NetworkMode::Host => "127.0.0.1",
+            "host_ip" => {
+                return Err(Failure::invalid(
+                    "extraHosts: `host_ip` needs networkMode HOST: the container's own namespace has no route to the host",
+                ));
+            }
+            ip if ip.parse::<std::net::IpAddr>().is_ok() => ip,
+            ip => {
+                return Err(Failure::invalid(format!(
+                    "extraHosts `{e}`: `{ip}` is not an IP address"
+                )));
+            }
+        };
+        out.push(format!("{name}:{ip}"));
+    }
+    Ok(out)
+}
+
+const PROPAGATION: [&str; 6] = [
+    "rprivate", "private", "rshared", "shared", "rslave", "slave",
+];
+
+fn mounts(points: Vec<MountPoint>, policy: &Policy) -> Result<Vec<Mount>, Failure> {
+    let mut out = Vec::new();
+    for m in points {
+        policy.check_mount(&m.source)?;
+        if !m.destination.starts_with('/') {
+            return Err(Failure::invalid(format!(
+                "mountPoints.destination `{}` must be an absolute path",
+                m.destination
+            )));
+        }
+        let propagation = match m.propagation_mode.map(|p| p.to_ascii_lowercase()) {
+            None => None,
+            Some(p) if PROPAGATION.contains(&p.as_str()) => Some(p),
+            Some(p) => {
+                return Err(Failure::invalid(format!(
+                    "mountPoints.propagationMode `{p}` is not one of {}",
+                    PROPAGATION.join(", ").to_ascii_uppercase()
+                )));
+            }
+        };
+        out.push(Mount {
+            source: m.source,
+            destination: m.destination,
+            read_only: false,
+            propagation,
+        });
+    }
+    Ok(out)
+}
+
+fn devices(devices: Vec<Device>, policy: &Policy) -> Result<Vec<DeviceMapping>, Failure> {
+    let mut out = Vec::new();
+    for d in devices {
+        policy.check_device(&d.path_on_host)?;
+        let permissions = d
+            .cgroup_permissions
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "rwm".into());
+        if !permissions.chars().all(|c| "rwm".contains(c)) {
+            return Err(Failure::invalid(format!(
+                "devices.cgroupPermissions `{permissions}` is not made of r, w and m"
+            )));
+        }
+        out.push(DeviceMapping {
+            path_on_host: d.path_on_host,
+            path_in_container: d.path_in_container,
+            cgroup_permissions: permissions,
+        });
+    }
+    Ok(out)
 }
 
 fn restart_kind(k: RestartKind) -> &'static str {
@@ -305,20 +419,29 @@ fn size_text(bytes: u64) -> String {
     bytes.to_string()
 }
 
-/// The twin's `status/config` for a spec (its first container).
+/// The twin's `status/config` for a spec (its first container), shaped as
+/// Kanto's: empty lists, false flags and zero counts are left out.
 pub fn twin_config(spec: &WorkloadSpec) -> Value {
     let mut c = Map::new();
     let Some(first) = spec.containers.first() else {
         return Value::Object(c);
     };
-    if let Some(d) = &spec.domain_name {
-        c.insert("domainName".into(), d.clone().into());
-    }
-    if let Some(h) = &spec.hostname {
-        c.insert("hostName".into(), h.clone().into());
-    }
-    c.insert(
-        "env".into(),
+    let mut put = |key: &str, v: Value| {
+        let empty = match &v {
+            Value::Null | Value::Bool(false) => true,
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            Value::Number(_) | Value::Bool(true) => false,
+        };
+        if !empty {
+            c.insert(key.into(), v);
+        }
+    };
+    put("domainName", json!(spec.domain_name));
+    put("hostName", json!(spec.hostname));
+    put(
+        "env",
         first
             .env
             .iter()
@@ -326,84 +449,83 @@ pub fn twin_config(spec: &WorkloadSpec) -> Value {
             .map(|e| format!("{}={}", e.name, e.value))
             .collect(),
     );
-    c.insert("cmd".into(), json!(first.args.clone().unwrap_or_default()));
-    c.insert("extraHosts".into(), json!(spec.extra_hosts));
-    c.insert("extraCapabilities".into(), json!(first.extra_capabilities));
-    c.insert("privileged".into(), first.privileged.into());
-    c.insert("openStdin".into(), first.open_stdin.into());
-    c.insert("tty".into(), first.tty.into());
-    c.insert(
-        "networkMode".into(),
+    put("cmd", json!(first.args.clone().unwrap_or_default()));
+    put("extraHosts", json!(spec.extra_hosts));
+    if !first.privileged {
+        put("extraCapabilities", json!(first.extra_capabilities));
+    }
+    put("privileged", first.privileged.into());
+    put("openStdin", first.open_stdin.into());
+    put("tty", first.tty.into());
+    put(
+        "networkMode",
         match spec.network {
             NetworkMode::Host => "HOST",
             _ => "BRIDGE",
         }
         .into(),
     );
-    c.insert(
-        "mountPoints".into(),
+    put(
+        "mountPoints",
         first
             .mounts
             .iter()
             .map(|m| json!({"source": m.source, "destination": m.destination, "propagationMode": m.propagation.clone().unwrap_or_else(|| "rprivate".into()).to_ascii_uppercase()}))
             .collect(),
     );
-    c.insert(
-        "devices".into(),
+    put(
+        "devices",
         first
             .devices
             .iter()
             .map(|d| json!({"pathOnHost": d.path_on_host, "pathInContainer": d.path_in_container, "cgroupPermissions": d.cgroup_permissions}))
             .collect(),
     );
-    c.insert(
-        "restartPolicy".into(),
-        json!({
-            "type": restart_kind(spec.restart.kind),
-            "maxRetryCount": spec.restart.max_retries,
-            "retryTimeout": spec.restart.retry_timeout_seconds,
-        }),
-    );
-    c.insert(
-        "portMappings".into(),
-        first
-            .ports
-            .iter()
-            .map(|p| {
-                let mut m = Map::new();
-                m.insert(
-                    "proto".into(),
-                    match p.protocol {
-                        PortProtocol::Tcp => "tcp",
-                        PortProtocol::Udp => "udp",
-                        PortProtocol::Sctp => "sctp",
-                    }
-                    .into(),
-                );
-                m.insert("containerPort".into(), p.container_port.into());
-                if let Some(h) = p.host_port {
-                    m.insert("hostPort".into(), h.into());
-                }
-                if let Some(h) = p.host_port_end {
-                    m.insert("hostPortEnd".into(), h.into());
-                }
-                if let Some(ip) = &p.host_ip {
-                    m.insert("hostIP".into(), ip.clone().into());
-                }
-                Value::Object(m)
-            })
-            .collect(),
+    let mut restart = Map::new();
+    restart.insert("type".into(), restart_kind(spec.restart.kind).into());
+    if spec.restart.max_retries > 0 {
+        restart.insert("maxRetryCount".into(), spec.restart.max_retries.into());
+    }
+    if spec.restart.retry_timeout_seconds > 0 {
+        restart.insert(
+            "retryTimeout".into(),
+            spec.restart.retry_timeout_seconds.into(),
+        );
+    }
+    put("restartPolicy", Value::Object(restart));
+    put(
+        "portMappings",
+        first.ports.iter().map(port_mapping).collect(),
     );
     let log = first.log.as_ref();
-    c.insert(
-        "log".into(),
-        json!({
-            "type": if log.is_some_and(|l| l.driver == LogDriver::None) { "NONE" } else { "JSON_FILE" },
-            "maxFiles": log.and_then(|l| l.max_files).unwrap_or(2),
-            "maxSize": size_text(log.and_then(|l| l.max_size_bytes).unwrap_or(100 << 20)),
-            "mode": if log.and_then(|l| l.non_blocking_buffer_bytes).is_some() { "NON_BLOCKING" } else { "BLOCKING" },
-        }),
+    let mut l = Map::new();
+    l.insert(
+        "type".into(),
+        if log.is_some_and(|l| l.driver == LogDriver::None) {
+            "NONE"
+        } else {
+            "JSON_FILE"
+        }
+        .into(),
     );
+    l.insert(
+        "maxFiles".into(),
+        log.and_then(|l| l.max_files).unwrap_or(2).into(),
+    );
+    l.insert(
+        "maxSize".into(),
+        size_text(log.and_then(|l| l.max_size_bytes).unwrap_or(100 << 20)).into(),
+    );
+    match log.and_then(|l| l.non_blocking_buffer_bytes) {
+        Some(b) => {
+            l.insert("mode".into(), "NON_BLOCKING".into());
+            l.insert("maxBufferSize".into(), size_text(b).into());
+        }
+        None => {
+            l.insert("mode".into(), "BLOCKING".into());
+        }
+    }
+    put("log", Value::Object(l));
     let mut res = Map::new();
     if let Some(m) = first.resources.memory_bytes {
         res.insert("memory".into(), size_text(m).into());
@@ -422,8 +544,31 @@ pub fn twin_config(spec: &WorkloadSpec) -> Value {
             .into(),
         );
     }
-    c.insert("resources".into(), Value::Object(res));
+    put("resources", Value::Object(res));
     Value::Object(c)
+}
+
+/// A port mapping as Kanto reports it (`hostPort` always, 0 for none).
+fn port_mapping(p: &PortMapping) -> Value {
+    let mut m = Map::new();
+    m.insert(
+        "proto".into(),
+        match p.protocol {
+            PortProtocol::Tcp => "tcp",
+            PortProtocol::Udp => "udp",
+            PortProtocol::Sctp => "sctp",
+        }
+        .into(),
+    );
+    m.insert("hostPort".into(), p.host_port.unwrap_or(0).into());
+    if let Some(h) = p.host_port_end {
+        m.insert("hostPortEnd".into(), h.into());
+    }
+    m.insert("containerPort".into(), p.container_port.into());
+    if let Some(ip) = &p.host_ip {
+        m.insert("hostIP".into(), ip.clone().into());
+    }
+    Value::Object(m)
 }
 
 #[cfg(test)]
@@ -435,12 +580,12 @@ mod tests {
         let config: ContainerConfig = serde_json::from_value(json!({
             "env": ["A=1", "B"],
             "restartPolicy": {"type": "on-failure", "maxRetryCount": 3, "timeout": 30},
-            "portMappings": [{"proto": "udp", "containerPort": 53, "hostPort": 5353}],
+            "portMappings": [{"proto": "udp", "containerPort": 53}],
             "log": {"type": "json-file", "maxFiles": 3, "maxSize": "10M", "mode": "non-blocking"},
             "resources": {"memory": "500M", "memorySwap": "-1"}
         }))
         .expect("a config");
-        let s = spec("app", "example/app:1", config).expect("valid");
+        let s = spec("app", "example/app:1", config, &Policy::default()).expect("valid");
         assert_eq!(s.restart.kind, RestartKind::OnFailure);
         assert_eq!(
             (s.restart.max_retries, s.restart.retry_timeout_seconds),
@@ -459,13 +604,39 @@ mod tests {
     }
 
     #[test]
+    fn what_the_namespace_cannot_honour_is_refused() {
+        for bad in [
+            json!({"portMappings": [{"proto": "udp", "containerPort": 53, "hostPort": 5353}]}),
+            json!({"portMappings": [{"containerPort": 80, "hostPort": 8000, "hostPortEnd": 8010}]}),
+            json!({"extraHosts": ["ctrhost:host_ip"]}),
+            json!({"extraHosts": ["no-address"]}),
+            json!({"decryption": {"keys": ["k"]}}),
+            json!({"log": {"rootDir": "/var/log/x"}}),
+            json!({"privileged": true}),
+            json!({"devices": [{"pathOnHost": "/dev/zero", "pathInContainer": "/dev/zero"}]}),
+        ] {
+            let config: ContainerConfig = serde_json::from_value(bad.clone()).expect("parses");
+            let refused = spec("a", "x:1", config, &Policy::default()).map_err(|f| f.status);
+            assert_eq!(refused.err(), Some(400), "{bad}");
+        }
+        let host: ContainerConfig = serde_json::from_value(
+            json!({"networkMode": "host", "extraHosts": ["ctrhost:host_ip"]}),
+        )
+        .expect("parses");
+        let s = spec("a", "x:1", host, &Policy::default()).expect("valid");
+        assert_eq!(s.extra_hosts, vec!["ctrhost:127.0.0.1"]);
+    }
+
+    #[test]
     fn unknown_enum_values_and_fields_are_refused() {
         let bad: Result<ContainerConfig, _> = serde_json::from_value(json!({"colour": "red"}));
         assert!(bad.is_err());
         let config: ContainerConfig =
             serde_json::from_value(json!({"networkMode": "overlay"})).expect("parses");
         assert_eq!(
-            spec("a", "x:1", config).map_err(|f| f.status).err(),
+            spec("a", "x:1", config, &Policy::default())
+                .map_err(|f| f.status)
+                .err(),
             Some(400)
         );
     }

@@ -167,21 +167,6 @@ pub fn unreadable(failure: &Failure, correlation_id: Option<String>) -> Value {
     })
 }
 
-/// A twin command (`modify` or `delete`) for `path` of `thing`.
-pub fn twin(prefix: &str, action: &str, path: &str, value: Option<Value>) -> Value {
-    let mut env = Map::new();
-    env.insert(
-        "topic".into(),
-        format!("{prefix}/things/twin/commands/{action}").into(),
-    );
-    env.insert("headers".into(), json!({"response-required": false}));
-    env.insert("path".into(), path.into());
-    if let Some(v) = value {
-        env.insert("value".into(), v);
-    }
-    Value::Object(env)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

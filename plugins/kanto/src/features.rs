@@ -45,29 +45,43 @@ fn status_word(w: &Workload, c: Option<&ContainerState>) -> &'static str {
     }
 }
 
-/// The `state` of a workload's (first) container.
+/// The `state` of a workload's (first) container; as in Kanto, empty
+/// fields (a zero pid or exit code, no error) are left out.
 pub fn state(w: &Workload) -> Value {
     let c = w.containers.first();
     let mut s = Map::new();
     s.insert("status".into(), status_word(w, c).into());
-    s.insert("pid".into(), c.and_then(|c| c.pid).unwrap_or(0).into());
+    if let Some(pid) = c.and_then(|c| c.pid).filter(|p| *p != 0) {
+        s.insert("pid".into(), pid.into());
+    }
     if let Some(e) = c
         .and_then(|c| c.error.clone())
         .or_else(|| w.message.clone())
+        .filter(|e| !e.is_empty())
     {
         s.insert("error".into(), e.into());
     }
-    s.insert(
-        "exitCode".into(),
-        c.and_then(|c| c.exit_code).unwrap_or(0).into(),
-    );
+    if let Some(code) = c.and_then(|c| c.exit_code).filter(|c| *c != 0) {
+        s.insert("exitCode".into(), code.into());
+    }
     if let Some(t) = c.and_then(|c| c.started_at.as_ref()).and_then(rfc3339) {
         s.insert("startedAt".into(), t.into());
     }
     if let Some(t) = c.and_then(|c| c.finished_at.as_ref()).and_then(rfc3339) {
         s.insert("finishedAt".into(), t.into());
     }
-    s.insert("oomKilled".into(), c.is_some_and(|c| c.oom_killed).into());
+    if c.is_some_and(|c| c.oom_killed) {
+        s.insert("oomKilled".into(), true.into());
+    }
+    Value::Object(s)
+}
+
+/// The state a removed container is reported in last: its last state, DEAD,
+/// with no process.
+pub fn dead(last: &Value) -> Value {
+    let mut s = last.as_object().cloned().unwrap_or_default();
+    s.insert("status".into(), "DEAD".into());
+    s.remove("pid");
     Value::Object(s)
 }
 

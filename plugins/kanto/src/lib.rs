@@ -10,8 +10,10 @@ mod config;
 mod envelope;
 mod features;
 mod metrics;
+mod policy;
 mod software;
 mod thing;
+mod twin;
 
 use envelope::{Command, Failure};
 use gantry_sdk::mqtt_frontend::exports::gantry::plugin::mqtt_handler::{
@@ -25,7 +27,7 @@ use gantry_sdk::mqtt_frontend::gantry::plugin::types::{Error, Event, EventKind, 
 use gantry_sdk::mqtt_frontend::gantry::plugin::{config as host_config, logging};
 use serde_json::{Value, json};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use thing::{Device, Spelling};
 
 /// Where Kanto asks the cloud connector who the device is.
@@ -62,6 +64,7 @@ fn log(level: logging::Level, message: &str) {
     logging::log(level, message);
 }
 
+/// Publish `value` on `topic` (QoS 1, not retained), logging a failure.
 fn publish(topic: &str, value: &Value) {
     if let Err(e) =
         mqtt_client::publish(topic, value.to_string().as_bytes(), Qos::AtLeastOnce, false)
@@ -71,17 +74,6 @@ fn publish(topic: &str, value: &Value) {
             &format!("publishing to {topic}: {e:?}"),
         );
     }
-}
-
-/// Publish a twin command about `path` of the containers thing.
-fn twin(device: &Device, action: &str, path: &str, value: Option<Value>) {
-    let env = envelope::twin(
-        &thing::ditto_prefix(&device.thing_id()),
-        action,
-        path,
-        value,
-    );
-    publish(&device.event_topic(), &env);
 }
 
 fn every_workload() -> Vec<Workload> {
@@ -125,35 +117,45 @@ fn every_workload() -> Vec<Workload> {
     all
 }
 
-/// The whole twin, as after a (re)connection: the factory, metrics and every container.
+/// The whole twin, as after a (re)connection: the factory, metrics and
+/// every container (and the deletion of containers removed meanwhile).
 fn publish_twin(device: &Device) {
-    twin(
-        device,
-        "modify",
-        "/features/ContainerFactory",
-        Some(json!({"definition": [features::FACTORY_DEFINITION]})),
-    );
-    twin(
-        device,
-        "modify",
-        "/features/Metrics",
-        Some(json!({"definition": [features::METRICS_DEFINITION]})),
-    );
     let all = every_workload();
-    software::reset_dependencies(&all);
-    twin(
+    let mut now: HashSet<String> = [
+        "/features/ContainerFactory".to_string(),
+        "/features/Metrics".to_string(),
+        format!("/features/{}", software::FEATURE),
+    ]
+    .into();
+    now.extend(
+        all.iter()
+            .map(|w| format!("/features/{}", features::container_feature_id(&w.id))),
+    );
+    for gone in twin::gone_since(&now) {
+        twin::delete(device, &gone);
+    }
+    twin::put(
         device,
-        "modify",
+        "/features/ContainerFactory",
+        json!({"definition": [features::FACTORY_DEFINITION]}),
+    );
+    twin::put(
+        device,
+        "/features/Metrics",
+        json!({"definition": [features::METRICS_DEFINITION]}),
+    );
+    software::reset_dependencies(&all);
+    twin::put(
+        device,
         &format!("/features/{}", software::FEATURE),
-        Some(software::feature()),
+        software::feature(),
     );
     for w in all {
         remember_state(&w);
-        twin(
+        twin::put(
             device,
-            "modify",
             &format!("/features/{}", features::container_feature_id(&w.id)),
-            Some(features::container(&w)),
+            features::container(&w),
         );
     }
 }
@@ -163,7 +165,11 @@ struct DeviceTwin<'a>(&'a Device);
 
 impl software::Twin for DeviceTwin<'_> {
     fn modify(&self, path: &str, value: Value) {
-        twin(self.0, "modify", path, Some(value));
+        twin::put(self.0, path, value);
+    }
+
+    fn delete(&self, path: &str) {
+        twin::delete(self.0, path);
     }
 }
 
@@ -233,7 +239,12 @@ fn factory(op: &str, value: &Option<Value>) -> Result<Option<Value>, Failure> {
         .name
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| name_from_image(&args.image_ref));
-    let spec = config::spec(&name, &args.image_ref, args.config.unwrap_or_default())?;
+    let spec = config::spec(
+        &name,
+        &args.image_ref,
+        args.config.unwrap_or_default(),
+        &policy::Policy::from_settings(),
+    )?;
     // Created first and started after, so the twin sees CREATED, then RUNNING.
     let w = control::create(&CreateRequest {
         name,
@@ -509,6 +520,9 @@ impl Guest for Kanto {
 
     fn on_connect() {
         PUBLISHED.with(|p| p.borrow_mut().clear());
+        if let Err(why) = twin::configured_form() {
+            log(logging::Level::Error, &why);
+        }
         if let Some(d) = configured_device() {
             DEVICE.with(|cell| *cell.borrow_mut() = Some(d));
         }
@@ -541,57 +555,57 @@ impl Guest for Kanto {
             "/features/{}",
             features::container_feature_id(&event.workload_id)
         );
+        let state_path = format!("{feature}/properties/status/state");
         let device_twin = DeviceTwin(&d);
-        match &event.workload {
-            Some(w) if event.kind == EventKind::Created => software::added(w),
-            Some(w) => software::observe(&device_twin, w),
-            None if event.kind == EventKind::Removed => software::removed(&event.workload_id),
-            None => {}
-        }
         match (event.kind, event.workload) {
+            // As Kanto: the feature, then its state (unless still being
+            // created: the state that follows says CREATED), then the
+            // dependency it adds.
             (EventKind::Created, Some(w)) => {
                 remember_state(&w);
-                twin(&d, "modify", &feature, Some(features::container(&w)));
+                twin::put(&d, &feature, features::container(&w));
+                let state = features::state(&w);
+                if state["status"] != "CREATING" {
+                    twin::put(&d, &state_path, state);
+                }
+                software::added(&device_twin, &w);
             }
             // Published once per distinct state.
-            (EventKind::StateChanged, Some(w)) if remember_state(&w) => {
-                twin(
-                    &d,
-                    "modify",
-                    &format!("{feature}/properties/status/state"),
-                    Some(features::state(&w)),
-                );
+            (EventKind::StateChanged, Some(w)) => {
+                if remember_state(&w) {
+                    twin::put(&d, &state_path, features::state(&w));
+                }
+                software::observe(&device_twin, &w);
             }
             (EventKind::Renamed, Some(w)) => {
-                twin(
+                twin::put(
                     &d,
-                    "modify",
                     &format!("{feature}/properties/status/name"),
-                    Some(Value::String(w.name)),
+                    Value::String(w.name.clone()),
                 );
+                software::observe(&device_twin, &w);
             }
             (EventKind::Updated, Some(w)) => {
-                twin(
+                twin::put(
                     &d,
-                    "modify",
                     &format!("{feature}/properties/status/config"),
-                    Some(config::twin_config(&w.spec)),
+                    config::twin_config(&w.spec),
                 );
                 if remember_state(&w) {
-                    twin(
-                        &d,
-                        "modify",
-                        &format!("{feature}/properties/status/state"),
-                        Some(features::state(&w)),
-                    );
+                    twin::put(&d, &state_path, features::state(&w));
                 }
+                software::observe(&device_twin, &w);
             }
-            // Only containers this twin showed (the host does not say whose a
+            // As Kanto: the container's last state (DEAD), the dependencies
+            // without it, then the feature's deletion. Only containers this
+            // twin showed have a feature (the host does not say whose a
             // removed workload was).
-            (EventKind::Removed, _)
-                if PUBLISHED.with(|p| p.borrow_mut().remove(&event.workload_id).is_some()) =>
-            {
-                twin(&d, "delete", &feature, None);
+            (EventKind::Removed, _) => {
+                let last = PUBLISHED.with(|p| p.borrow_mut().remove(&event.workload_id));
+                if let Some(last) = &last {
+                    twin::put(&d, &state_path, features::dead(last));
+                }
+                software::removed(&device_twin, &event.workload_id, last.map(|_| feature));
             }
             // A container-level change without the workload precedes the
             // workload-level event that carries the new state.
@@ -606,7 +620,7 @@ impl Guest for Kanto {
             Some(d) if id.starts_with(metrics::TIMER_PREFIX) => metrics_tick(&d, &id),
             Some(d) if id == software::WORK_TIMER => software::work(&DeviceTwin(&d)),
             Some(d) if id == software::DEPENDENCIES_TIMER => {
-                software::publish_dependencies(&DeviceTwin(&d))
+                software::dependencies_due(&DeviceTwin(&d))
             }
             Some(d) if id.starts_with(software::DEADLINE_PREFIX) => {
                 software::deadline(&DeviceTwin(&d), &id)

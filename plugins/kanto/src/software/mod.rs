@@ -12,15 +12,21 @@
 //! the work happens after: here on a timer, so the answer goes out first.
 
 mod artifact;
+mod dependencies;
+mod descriptor;
+
+use dependencies::Dependency;
+pub use dependencies::{added, dependencies_due, removed, reset_dependencies};
 
 use crate::envelope::Failure;
+use crate::policy::Policy;
 use gantry_sdk::mqtt_frontend::gantry::plugin::control::{self, CreateRequest};
 use gantry_sdk::mqtt_frontend::gantry::plugin::mqtt_client;
 use gantry_sdk::mqtt_frontend::gantry::plugin::types::{ContainerStatus, Workload, WorkloadPhase};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 /// The feature's id.
 pub const FEATURE: &str = "SoftwareUpdatable";
@@ -30,14 +36,12 @@ pub const DEFINITION: &str = "org.eclipse.hawkbit.swupdatable:SoftwareUpdatable:
 pub const MODULE_TYPE: &str = "oci:container";
 /// The timer that runs queued operations.
 pub const WORK_TIMER: &str = "su:work";
-/// The timer that publishes `installedDependencies` once changes settle.
+/// The timer that publishes `installedDependencies` changes held back.
 pub const DEPENDENCIES_TIMER: &str = "su:dependencies";
 /// Prefix of the timers bounding how long installed containers may take to run.
 pub const DEADLINE_PREFIX: &str = "su:deadline:";
 /// How long a module's containers may take to run after they are started.
 const START_WITHIN_MS: u32 = 120_000;
-/// Changes to the container set published together within this long.
-const DEPENDENCIES_SETTLE_MS: u32 = 100;
 
 /// A software module's identity.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,18 +81,6 @@ struct UpdateAction {
     software_modules: Vec<ModuleAction>,
 }
 
-/// One installed container as hawkBit sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Dependency {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    group: Option<String>,
-    name: String,
-    #[serde(default)]
-    version: String,
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    kind: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RemoveAction {
@@ -115,7 +107,6 @@ struct Awaiting {
 thread_local! {
     static QUEUE: RefCell<VecDeque<Job>> = const { RefCell::new(VecDeque::new()) };
     static AWAITING: RefCell<Vec<Awaiting>> = const { RefCell::new(Vec::new()) };
-    static DEPENDENCIES: RefCell<BTreeMap<String, Dependency>> = const { RefCell::new(BTreeMap::new()) };
     static NEXT_DEADLINE: RefCell<u64> = const { RefCell::new(0) };
 }
 
@@ -123,6 +114,8 @@ thread_local! {
 pub trait Twin {
     /// Modify `path` of the containers thing to `value`.
     fn modify(&self, path: &str, value: Value);
+    /// Delete `path` (a whole feature) from the containers thing.
+    fn delete(&self, path: &str);
 }
 
 /// A SoftwareUpdatable operation: checked, queued, answered with no value.
@@ -216,6 +209,7 @@ fn status_path(property: &str) -> String {
 }
 
 /// How a module's install ended early: the final status and why.
+#[derive(Debug)]
 struct Stop(&'static str, String);
 
 fn install_module(twin: &dyn Twin, correlation_id: &str, m: &ModuleAction) {
@@ -223,8 +217,9 @@ fn install_module(twin: &dyn Twin, correlation_id: &str, m: &ModuleAction) {
     report(twin, correlation_id, "STARTED", id, None);
     report(twin, correlation_id, "DOWNLOADING", id, None);
     let mut specs = Vec::new();
+    let policy = Policy::from_settings();
     for a in &m.artifacts {
-        match artifact::download(a).and_then(|body| artifact::descriptor(a, &body)) {
+        match artifact::download(a).and_then(|body| descriptor::read(a, &body, &policy)) {
             Ok(spec) => specs.push(spec),
             Err(Stop(status, why)) => return report(twin, correlation_id, status, id, Some(&why)),
         }
@@ -247,11 +242,15 @@ fn install_module(twin: &dyn Twin, correlation_id: &str, m: &ModuleAction) {
             start: false,
         };
         match control::create(&request) {
-            Ok(w) => created.push(w.id),
+            Ok(w) => {
+                dependencies::installed(twin, &w);
+                created.push(w.id)
+            }
             Err(e) => {
                 // All of a module or none of it.
                 for w in &created {
                     let _ = control::delete(w, true);
+                    dependencies::removing(twin, w);
                 }
                 let why = format!("creating container `{}`: {e:?}", request.name);
                 return report(twin, correlation_id, "FINISHED_ERROR", id, Some(&why));
@@ -395,6 +394,7 @@ fn remove(twin: &dyn Twin, a: &RemoveAction) {
         };
         match outcome {
             Ok(()) => {
+                dependencies::removing(twin, &item.name);
                 write_status(twin, "REMOVED", status("REMOVED"));
                 removed.push(item.clone());
             }
@@ -427,87 +427,10 @@ fn remove(twin: &dyn Twin, a: &RemoveAction) {
     }
 }
 
-/// hawkBit's view of a container: the image repository as its group, the
-/// container id as its name, the tag as its version.
-fn dependency(w: &Workload) -> Option<Dependency> {
-    let image = &w.spec.containers.first()?.image;
-    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
-    let (group, version) = match image[last_slash..].rfind(':') {
-        Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
-        None => (image.as_str(), ""),
-    };
-    Some(Dependency {
-        group: Some(group.to_string()),
-        name: w.id.clone(),
-        version: version.to_string(),
-        kind: None,
-    })
-}
-
-/// `installedDependencies`' key for a dependency: `group.name:version`,
-/// slashes escaped.
-fn key(d: &Dependency) -> String {
-    format!(
-        "{}.{}:{}",
-        d.group.as_deref().unwrap_or(""),
-        d.name,
-        d.version
-    )
-    .replace('/', "%2F")
-}
-
-/// Start over from every workload (after a (re)connection).
-pub fn reset_dependencies(all: &[Workload]) {
-    DEPENDENCIES.with(|d| {
-        let mut d = d.borrow_mut();
-        d.clear();
-        for w in all {
-            if let Some(dep) = dependency(w) {
-                d.insert(w.id.clone(), dep);
-            }
-        }
-    });
-}
-
-/// A workload was created; the map is published once changes settle.
-pub fn added(w: &Workload) {
-    if let Some(dep) = dependency(w) {
-        DEPENDENCIES.with(|d| d.borrow_mut().insert(w.id.clone(), dep));
-        mqtt_client::set_timer(DEPENDENCIES_TIMER, DEPENDENCIES_SETTLE_MS, false);
-    }
-}
-
-/// A workload was removed.
-pub fn removed(id: &str) {
-    if DEPENDENCIES.with(|d| d.borrow_mut().remove(id).is_some()) {
-        mqtt_client::set_timer(DEPENDENCIES_TIMER, DEPENDENCIES_SETTLE_MS, false);
-    }
-}
-
-/// `installedDependencies` now (null when empty, as Kanto writes it).
-pub fn dependencies() -> Value {
-    DEPENDENCIES.with(|d| {
-        let d = d.borrow();
-        if d.is_empty() {
-            return Value::Null;
-        }
-        Value::Object(
-            d.values()
-                .map(|dep| (key(dep), serde_json::to_value(dep).unwrap_or(Value::Null)))
-                .collect(),
-        )
-    })
-}
-
-/// Publish `installedDependencies`.
-pub fn publish_dependencies(twin: &dyn Twin) {
-    twin.modify(&status_path("installedDependencies"), dependencies());
-}
-
 /// The whole feature, as created at (re)connection.
 pub fn feature() -> Value {
     let mut status = json!({"softwareModuleType": MODULE_TYPE});
-    let deps = dependencies();
+    let deps = dependencies::value();
     if !deps.is_null() {
         status["installedDependencies"] = deps;
     }
@@ -517,17 +440,6 @@ pub fn feature() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dependency_keys_escape_slashes_and_split_the_tag() {
-        let d = Dependency {
-            group: Some("docker.io/library/influxdb".into()),
-            name: "3f2c".into(),
-            version: "1.8.4".into(),
-            kind: None,
-        };
-        assert_eq!(key(&d), "docker.io%2Flibrary%2Finfluxdb.3f2c:1.8.4");
-    }
 
     #[test]
     fn the_feature_is_registered_as_kanto_does() {
