@@ -55,7 +55,7 @@ fn honoured_fields_reach_the_runtime() {
     let host_dir = shared.path().display().to_string();
     let d = Device::embedded_with_settings(
         &format!(
-            "allowed-host-paths = \"{host_dir}\", allowed-devices = \"/dev/zero\", allow-privileged = \"true\""
+            "allowed-host-paths = \"{host_dir}\", allowed-devices = \"/dev/zero\", allowed-capabilities = \"NET_ADMIN\", allow-host-network = \"true\", allow-privileged = \"true\""
         ),
         "",
     );
@@ -75,6 +75,7 @@ fn honoured_fields_reach_the_runtime() {
             "devices": [{"pathOnHost": "/dev/zero", "pathInContainer": "/dev/kzero", "cgroupPermissions": "rw"}],
             "portMappings": [{"proto": "tcp", "containerPort": 8080, "hostPort": port, "hostIP": "127.0.0.1"}],
             "log": {"type": "JSON_FILE", "maxFiles": 3, "maxSize": "1M", "mode": "BLOCKING"},
+            "extraCapabilities": ["CAP_NET_ADMIN"],
         }),
     ));
     let twin = twin_config(&d, &id);
@@ -104,6 +105,7 @@ fn honoured_fields_reach_the_runtime() {
     assert_eq!(options.get("max-file").map(String::as_str), Some("3"));
     assert_eq!(options.get("max-size").map(String::as_str), Some("1048576"));
     assert_eq!(host.privileged, Some(false));
+    assert_eq!(host.cap_add, Some(vec!["CAP_NET_ADMIN".to_string()]));
 
     // The mount is the host's directory; the port is published on the host.
     gantry_tests::runtimes::wait_for("the container's file on the host", WAIT, || {
@@ -187,6 +189,18 @@ fn what_is_not_granted_or_honoured_is_parameter_invalid() {
         ),
         ("privileged, not granted", json!({"privileged": true})),
         (
+            "a capability not granted",
+            json!({"extraCapabilities": ["SYS_ADMIN"]}),
+        ),
+        (
+            "the host's network, not granted",
+            json!({"networkMode": "HOST"}),
+        ),
+        (
+            "mount options smuggled in a destination",
+            json!({"mountPoints": [{"source": &inside, "destination": "/x:ro,rshared"}]}),
+        ),
+        (
             "encrypted images",
             json!({"decryption": {"keys": ["private.pem"]}}),
         ),
@@ -213,7 +227,7 @@ fn what_is_not_granted_or_honoured_is_parameter_invalid() {
         ("an unknown network mode", json!({"networkMode": "OVERLAY"})),
         (
             "an unknown propagation mode",
-            json!({"mountPoints": [{"source": inside, "destination": "/x", "propagationMode": "SIDEWAYS"}]}),
+            json!({"mountPoints": [{"source": &inside, "destination": "/x", "propagationMode": "SIDEWAYS"}]}),
         ),
     ];
     for (i, (what, config)) in cases.iter().enumerate() {

@@ -32,10 +32,15 @@ pub struct PortsConfig {
     /// Whether the host publishes ports at all.
     #[serde(default = "enabled")]
     pub enabled: bool,
-    /// Where a mapping without a host address listens (loopback unless
-    /// the operator opens it wider, e.g. `0.0.0.0`).
+    /// Where a mapping without a host address (or with `0.0.0.0`/`::`,
+    /// "every interface") listens: loopback unless the operator opens it
+    /// wider.
     #[serde(default = "loopback")]
     pub default_address: IpAddr,
+    /// Other addresses a mapping may name; one naming any other address is
+    /// not published (and logged).
+    #[serde(default)]
+    pub allowed_addresses: Vec<IpAddr>,
 }
 
 impl Default for PortsConfig {
@@ -43,6 +48,7 @@ impl Default for PortsConfig {
         PortsConfig {
             enabled: true,
             default_address: loopback(),
+            allowed_addresses: Vec::new(),
         }
     }
 }
@@ -84,7 +90,7 @@ struct Published {
 /// Keeps the host's listeners in step with the workloads' port mappings.
 pub struct Publisher {
     dialer: Arc<Dialer>,
-    default_address: IpAddr,
+    addresses: Addresses,
     by_workload: HashMap<String, Published>,
 }
 
@@ -97,7 +103,10 @@ impl Publisher {
     ) -> JoinHandle<()> {
         let mut publisher = Publisher {
             dialer,
-            default_address: config.default_address,
+            addresses: Addresses {
+                default: config.default_address,
+                allowed: config.allowed_addresses.clone(),
+            },
             by_workload: HashMap::new(),
         };
         // Subscribed before the first read: nothing falls between.
@@ -145,7 +154,7 @@ impl Publisher {
         let wanted = if w.phase == WorkloadPhase::Deleting {
             Vec::new()
         } else {
-            mappings(&w.spec, self.default_address)
+            mappings(&w.id, &w.spec, &self.addresses)
         };
         if wanted.is_empty() {
             self.by_workload.remove(&w.id);
@@ -165,7 +174,7 @@ impl Publisher {
             if entry.listeners.iter().any(|b| b.mapping == m) {
                 continue;
             }
-            match TcpListener::bind(m.host).await {
+            match bind(m.host).await {
                 Ok(listener) => {
                     tracing::info!(workload = %w.id, host = %m.host, container_port = m.container_port, "publishing a port");
                     let task = tokio::spawn(accept(
@@ -185,9 +194,35 @@ impl Publisher {
     }
 }
 
-/// The TCP mappings with a host port of a spec in its own namespace;
-/// `default` where a mapping names no host address.
-fn mappings(spec: &WorkloadSpec, default: IpAddr) -> Vec<Mapping> {
+/// Where the host may listen: the default address, and others the
+/// operator allows.
+struct Addresses {
+    default: IpAddr,
+    allowed: Vec<IpAddr>,
+}
+
+impl Addresses {
+    /// Where a mapping naming `asked` listens, if it may.
+    fn resolve(&self, asked: Option<&str>) -> Result<IpAddr, String> {
+        let ip: IpAddr = match asked {
+            None => return Ok(self.default),
+            Some(text) => text
+                .parse()
+                .map_err(|_| format!("`{text}` is not an IP address"))?,
+        };
+        if ip.is_unspecified() {
+            return Ok(self.default);
+        }
+        if ip == self.default || self.allowed.contains(&ip) {
+            Ok(ip)
+        } else {
+            Err(format!("{ip} is not an address [ports] allows"))
+        }
+    }
+}
+
+/// The TCP mappings with a host port of a spec in its own namespace.
+fn mappings(workload: &str, spec: &WorkloadSpec, addresses: &Addresses) -> Vec<Mapping> {
     if spec.network != NetworkMode::Isolated {
         return Vec::new();
     }
@@ -197,17 +232,33 @@ fn mappings(spec: &WorkloadSpec, default: IpAddr) -> Vec<Mapping> {
         .filter(|p| p.protocol == PortProtocol::Tcp)
         .filter_map(|p| {
             let port = p.host_port?;
-            let ip = p
-                .host_ip
-                .as_deref()
-                .and_then(|ip| ip.parse().ok())
-                .unwrap_or(default);
-            Some(Mapping {
-                host: SocketAddr::new(ip, port),
-                container_port: p.container_port,
-            })
+            match addresses.resolve(p.host_ip.as_deref()) {
+                Ok(ip) => Some(Mapping {
+                    host: SocketAddr::new(ip, port),
+                    container_port: p.container_port,
+                }),
+                Err(why) => {
+                    tracing::error!(%workload, port, %why, "not publishing a port");
+                    None
+                }
+            }
         })
         .collect()
+}
+
+/// Bind `addr`, a few times over a short while: a listener just released
+/// (its task aborted) closes its socket a moment later.
+async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let mut tries = 0;
+    loop {
+        match TcpListener::bind(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 10 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A process in the workload's namespace while it should and does run.
@@ -234,7 +285,9 @@ async fn accept(
         let (down, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
-                tracing::debug!(error = %e, "accepting on a published port");
+                // Out of descriptors, say: wait rather than spin.
+                tracing::warn!(error = %e, "accepting on a published port");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };
@@ -292,7 +345,11 @@ mod tests {
         }]);
         spec.containers[0].ports[0].host_ip = Some("::1".into());
         spec.network = NetworkMode::Isolated;
-        let found = mappings(&spec, loopback());
+        let addresses = Addresses {
+            default: loopback(),
+            allowed: vec!["::1".parse().expect("ip")],
+        };
+        let found = mappings("w", &spec, &addresses);
         assert_eq!(
             found,
             vec![Mapping {
@@ -302,9 +359,23 @@ mod tests {
         );
         spec.network = NetworkMode::Bridge;
         assert!(
-            mappings(&spec, loopback()).is_empty(),
+            mappings("w", &spec, &addresses).is_empty(),
             "the runtime publishes on a bridge"
         );
+    }
+
+    #[test]
+    fn every_interface_means_the_default_and_others_need_allowing() {
+        let addresses = Addresses {
+            default: loopback(),
+            allowed: Vec::new(),
+        };
+        assert_eq!(addresses.resolve(None), Ok(loopback()));
+        assert_eq!(addresses.resolve(Some("0.0.0.0")), Ok(loopback()));
+        assert_eq!(addresses.resolve(Some("::")), Ok(loopback()));
+        assert_eq!(addresses.resolve(Some("127.0.0.1")), Ok(loopback()));
+        assert!(addresses.resolve(Some("192.0.2.1")).is_err());
+        assert!(addresses.resolve(Some("not-an-ip")).is_err());
     }
 
     /// A published port reaches a listener in the target's namespace: here

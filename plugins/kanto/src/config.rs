@@ -182,6 +182,9 @@ pub fn spec(
     if config.privileged == Some(true) {
         policy.check_privileged()?;
     }
+    for cap in config.extra_capabilities.iter().flatten() {
+        policy.check_capability(cap)?;
+    }
     let mut env = Vec::new();
     for e in config.env.unwrap_or_default() {
         let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
@@ -196,7 +199,10 @@ pub fn spec(
         // loopback-only (no bridge, no route out), and the host forwards
         // published ports into it.
         None | Some("BRIDGE") => NetworkMode::Isolated,
-        Some("HOST") => NetworkMode::Host,
+        Some("HOST") => {
+            policy.check_host_network()?;
+            NetworkMode::Host
+        }
         Some(other) => {
             return Err(Failure::invalid(format!(
                 "networkMode `{other}` is not one of BRIDGE, HOST"
@@ -352,12 +358,7 @@ fn mounts(points: Vec<MountPoint>, policy: &Policy) -> Result<Vec<Mount>, Failur
     let mut out = Vec::new();
     for m in points {
         policy.check_mount(&m.source)?;
-        if !m.destination.starts_with('/') {
-            return Err(Failure::invalid(format!(
-                "mountPoints.destination `{}` must be an absolute path",
-                m.destination
-            )));
-        }
+        crate::policy::plain_absolute("mountPoints.destination", &m.destination)?;
         let propagation = match m.propagation_mode.map(|p| p.to_ascii_lowercase()) {
             None => None,
             Some(p) if PROPAGATION.contains(&p.as_str()) => Some(p),
@@ -382,6 +383,7 @@ fn devices(devices: Vec<Device>, policy: &Policy) -> Result<Vec<DeviceMapping>, 
     let mut out = Vec::new();
     for d in devices {
         policy.check_device(&d.path_on_host)?;
+        crate::policy::plain_absolute("devices.pathInContainer", &d.path_in_container)?;
         let permissions = d
             .cgroup_permissions
             .filter(|p| !p.is_empty())
@@ -614,6 +616,7 @@ mod tests {
             json!({"log": {"rootDir": "/var/log/x"}}),
             json!({"privileged": true}),
             json!({"devices": [{"pathOnHost": "/dev/zero", "pathInContainer": "/dev/zero"}]}),
+            json!({"extraCapabilities": ["SYS_ADMIN"]}),
         ] {
             let config: ContainerConfig = serde_json::from_value(bad.clone()).expect("parses");
             let refused = spec("a", "x:1", config, &Policy::default()).map_err(|f| f.status);
@@ -623,7 +626,16 @@ mod tests {
             json!({"networkMode": "host", "extraHosts": ["ctrhost:host_ip"]}),
         )
         .expect("parses");
-        let s = spec("a", "x:1", host, &Policy::default()).expect("valid");
+        assert!(
+            spec(
+                "a",
+                "x:1",
+                serde_json::from_value(json!({"networkMode": "host"})).expect("parses"),
+                &Policy::default()
+            )
+            .is_err()
+        );
+        let s = spec("a", "x:1", host, &Policy::default().with_host_network()).expect("valid");
         assert_eq!(s.extra_hosts, vec!["ctrhost:127.0.0.1"]);
     }
 

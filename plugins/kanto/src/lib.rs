@@ -76,7 +76,9 @@ fn publish(topic: &str, value: &Value) {
     }
 }
 
-fn every_workload() -> Vec<Workload> {
+/// Every workload the device may see, and whether that is all of them (a
+/// listing that failed part way, or a device without ADMIN, sees less).
+fn every_workload() -> (Vec<Workload>, bool) {
     let mut all = Vec::new();
     for page in 1.. {
         let filter = WorkloadFilter {
@@ -88,7 +90,7 @@ fn every_workload() -> Vec<Workload> {
                 let done = p.items.is_empty() || all.len() + p.items.len() >= p.total as usize;
                 all.extend(p.items);
                 if done {
-                    break;
+                    return (all, true);
                 }
             }
             // Without ADMIN, the device sees the workloads it created.
@@ -106,21 +108,21 @@ fn every_workload() -> Vec<Workload> {
                 ) {
                     all = p.items;
                 }
-                break;
+                return (all, false);
             }
             Err(e) => {
                 log(logging::Level::Warn, &format!("listing workloads: {e:?}"));
-                break;
+                return (all, false);
             }
         }
     }
-    all
+    (all, false)
 }
 
 /// The whole twin, as after a (re)connection: the factory, metrics and
 /// every container (and the deletion of containers removed meanwhile).
 fn publish_twin(device: &Device) {
-    let all = every_workload();
+    let (all, complete) = every_workload();
     let mut now: HashSet<String> = [
         "/features/ContainerFactory".to_string(),
         "/features/Metrics".to_string(),
@@ -131,8 +133,14 @@ fn publish_twin(device: &Device) {
         all.iter()
             .map(|w| format!("/features/{}", features::container_feature_id(&w.id))),
     );
-    for gone in twin::gone_since(&now) {
-        twin::delete(device, &gone);
+    for waiting in software::reset_dependencies(&all) {
+        twin::delete(device, &waiting);
+    }
+    // Only a complete listing says what is gone.
+    if complete {
+        for gone in twin::gone_since(&now) {
+            twin::delete(device, &gone);
+        }
     }
     twin::put(
         device,
@@ -144,7 +152,6 @@ fn publish_twin(device: &Device) {
         "/features/Metrics",
         json!({"definition": [features::METRICS_DEFINITION]}),
     );
-    software::reset_dependencies(&all);
     twin::put(
         device,
         &format!("/features/{}", software::FEATURE),
@@ -381,7 +388,7 @@ fn metrics_tick(device: &Device, timer: &str) {
         return;
     };
     let mut snapshot = Vec::new();
-    for w in every_workload() {
+    for w in every_workload().0 {
         let originator = features::container_feature_id(&w.id);
         let ids = metrics::wanted(&filters, &originator);
         if ids.is_empty() {

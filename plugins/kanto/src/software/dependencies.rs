@@ -77,9 +77,13 @@ fn key(d: &Dependency) -> String {
     .replace('/', "%2F")
 }
 
-/// Start over from every workload (after a (re)connection; the whole
-/// feature is written next).
-pub fn reset_dependencies(all: &[Workload]) {
+/// Start over from every workload (after a (re)connection, before the whole
+/// feature is written again); the feature deletions that were waiting, for
+/// the caller to make.
+pub fn reset_dependencies(all: &[Workload]) -> Vec<String> {
+    if HELD.replace(false) {
+        mqtt_client::cancel_timer(DEPENDENCIES_TIMER);
+    }
     DEPENDENCIES.with(|d| {
         let mut d = d.borrow_mut();
         d.clear();
@@ -89,6 +93,7 @@ pub fn reset_dependencies(all: &[Workload]) {
             }
         }
     });
+    DELETIONS.with(|d| std::mem::take(&mut *d.borrow_mut()))
 }
 
 /// A workload was created.
@@ -145,21 +150,31 @@ fn now_ms() -> u64 {
         .saturating_add(u64::from(t.nanoseconds / 1_000_000))
 }
 
+/// Whether a change may be written now, given the burst allowance left
+/// and when it was counted; and the allowance after.
+fn allowance(left: f64, counted_ms: u64, now_ms: u64) -> (bool, f64) {
+    let elapsed = now_ms.saturating_sub(counted_ms) as f64 / 1000.0;
+    let left = (left + elapsed * PER_SECOND).min(BURST);
+    if left < 1.0 {
+        (false, left)
+    } else {
+        (true, left - 1.0)
+    }
+}
+
 fn changed(twin: &dyn Twin, at_once: bool) {
     if HELD.get() && !at_once {
         return;
     }
     let now = now_ms();
     let (left, counted) = ALLOWANCE.get();
-    let elapsed = now.saturating_sub(counted) as f64 / 1000.0;
-    let left = (left + elapsed * PER_SECOND).min(BURST);
-    if left < 1.0 && !at_once {
-        ALLOWANCE.set((left, now));
+    let (now_allowed, left) = allowance(left, counted, now);
+    ALLOWANCE.set((left, now));
+    if !now_allowed && !at_once {
         HELD.set(true);
         mqtt_client::set_timer(DEPENDENCIES_TIMER, SETTLE_MS, false);
         return;
     }
-    ALLOWANCE.set(((left - 1.0).max(0.0), now));
     if HELD.get() {
         mqtt_client::cancel_timer(DEPENDENCIES_TIMER);
     }
@@ -209,5 +224,23 @@ mod tests {
             kind: None,
         };
         assert_eq!(key(&d), "docker.io%2Flibrary%2Finfluxdb.3f2c:1.8.4");
+    }
+
+    #[test]
+    fn a_burst_is_written_at_once_and_what_follows_is_held() {
+        let (mut left, mut at) = (BURST, 0);
+        for i in 0..16 {
+            let (now, l) = allowance(left, at, 1_000);
+            assert!(now, "change {i} of the burst");
+            (left, at) = (l, 1_000);
+        }
+        let (now, l) = allowance(left, at, 1_050);
+        assert!(!now, "the 17th within 50 ms waits");
+        // A tenth of a second refills one write.
+        let (now, _) = allowance(l, 1_050, 1_150);
+        assert!(now);
+        // An idle minute refills the whole burst, no more.
+        let (_, l) = allowance(0.0, 0, 60_000);
+        assert_eq!(l, BURST - 1.0);
     }
 }
