@@ -23,6 +23,7 @@ pub mod registry;
 pub mod rpc;
 pub mod runtimes;
 pub mod swap;
+pub mod swarm;
 pub mod wasm_plugins;
 
 use std::path::PathBuf;
