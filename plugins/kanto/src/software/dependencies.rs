@@ -3,8 +3,10 @@
 //!
 //! Kanto writes the whole map on every creation and removal. So does this,
 //! at once, for a burst of up to [`BURST`] changes (refilled at
-//! [`PER_SECOND`]); past that, changes go out together every [`SETTLE_MS`],
-//! so that creating or removing thousands of containers does not write a
+//! [`PER_SECOND`]); past that, changes go out together after a pause that
+//! grows with the map ([`settle_ms`]: 100 ms per thousand entries, at
+//! least 100 ms, at most 5 s), so that creating or removing thousands of
+//! containers writes a bounded number of bytes per second, not a
 //! thousand-entry map each time.
 //! A container feature's deletion waits for the write that drops its
 //! dependency: the dependency change precedes the deletion, as in Kanto.
@@ -22,8 +24,12 @@ use std::collections::BTreeMap;
 const BURST: f64 = 16.0;
 /// How fast the burst refills, in writes per second.
 const PER_SECOND: f64 = 10.0;
-/// How long held changes wait, once a burst is spent.
-const SETTLE_MS: u32 = 100;
+/// How long held changes wait, once a burst is spent, for a map of `len`
+/// entries.
+fn settle_ms(len: usize) -> u32 {
+    let thousands = u32::try_from(len / 1000).unwrap_or(u32::MAX).max(1);
+    thousands.saturating_mul(100).min(5_000)
+}
 
 /// One installed container as hawkBit sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,7 +178,8 @@ fn changed(twin: &dyn Twin, at_once: bool) {
     ALLOWANCE.set((left, now));
     if !now_allowed && !at_once {
         HELD.set(true);
-        mqtt_client::set_timer(DEPENDENCIES_TIMER, SETTLE_MS, false);
+        let len = DEPENDENCIES.with(|d| d.borrow().len());
+        mqtt_client::set_timer(DEPENDENCIES_TIMER, settle_ms(len), false);
         return;
     }
     if HELD.get() {
@@ -242,5 +249,13 @@ mod tests {
         // An idle minute refills the whole burst, no more.
         let (_, l) = allowance(0.0, 0, 60_000);
         assert_eq!(l, BURST - 1.0);
+    }
+
+    #[test]
+    fn big_maps_are_written_less_often() {
+        assert_eq!(settle_ms(0), 100);
+        assert_eq!(settle_ms(1_500), 100);
+        assert_eq!(settle_ms(10_000), 1_000);
+        assert_eq!(settle_ms(1_000_000), 5_000);
     }
 }
