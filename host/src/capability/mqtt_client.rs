@@ -45,6 +45,22 @@ pub fn qos(q: Qos) -> QoS {
     }
 }
 
+/// Why a PUBLISH of `payload` bytes to `topic` cannot go out: its packet
+/// (fixed header of at most 5 bytes, topic with its length, packet id)
+/// would pass [`crate::mqtt::MAX_PACKET`].
+fn oversized(topic: &str, payload: usize) -> Option<Error> {
+    let packet = 5 + 2 + topic.len() + 2 + payload;
+    (packet > crate::mqtt::MAX_PACKET).then(|| {
+        Error::Invalid(crate::bindings::types::InvalidInput {
+            message: format!(
+                "a publish of {payload} bytes to `{topic}` passes the connection's {} byte packet limit",
+                crate::mqtt::MAX_PACKET
+            ),
+            fields: Vec::new(),
+        })
+    })
+}
+
 /// Per-instance state: the plugin's connection, when it has one.
 #[derive(Clone)]
 pub struct MqttClientCtx {
@@ -72,6 +88,12 @@ impl mqtt_client::Host for MqttClientCtx {
                 "cannot publish to `{topic}`: this plugin has no MQTT connection"
             ))));
         };
+        // Too big for the connection: refused here. Left to the connection,
+        // it would fail the write and drop the connection, and the plugin's
+        // next publish of it after reconnecting would drop it again.
+        if let Some(e) = oversized(&topic, payload.len()) {
+            return Ok(Err(e));
+        }
         // Queued for the connection, which delivers it once (re)connected;
         // a full queue is refused rather than blocking the plugin.
         Ok(link
@@ -115,4 +137,19 @@ pub fn add_to_linker<T: Send + 'static>(
     get: fn(&mut T) -> &mut MqttClientCtx,
 ) -> wasmtime::Result<()> {
     mqtt_client::add_to_linker::<T, HasSelf<MqttClientCtx>>(l, get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publishes_past_the_packet_limit_are_refused_before_the_connection() {
+        assert!(oversized("e/t/x", 1000).is_none());
+        assert!(oversized("e/t/x", crate::mqtt::MAX_PACKET - 100).is_none());
+        assert!(matches!(
+            oversized("e/t/x", crate::mqtt::MAX_PACKET),
+            Some(Error::Invalid(_))
+        ));
+    }
 }

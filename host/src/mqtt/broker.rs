@@ -38,7 +38,7 @@ impl EmbeddedBroker {
             next_connection_delay_ms: 1,
             connections: rumqttd::ConnectionSettings {
                 connection_timeout_ms: 60_000,
-                max_payload_size: 1 << 20,
+                max_payload_size: super::MAX_PACKET,
                 max_inflight_count: 500,
                 auth: None,
                 external_auth: None,

@@ -99,7 +99,7 @@ impl MqttFrontend {
             // queues QoS 1 messages while we are away.
             .set_clean_session(false)
             .set_manual_acks(true)
-            .set_max_packet_size(1 << 20, 1 << 20);
+            .set_max_packet_size(super::MAX_PACKET, super::MAX_PACKET);
         let (client, mut eventloop) = AsyncClient::new(options, 256);
         // Commands and their answers are small packets: without TCP_NODELAY,
         // Nagle's algorithm holds each behind the peer's delayed ACK (40 ms).

@@ -13,6 +13,10 @@ pub use frontend::{MqttConnection, MqttFrontend, MqttPool};
 
 use serde::Deserialize;
 
+/// The largest MQTT packet gantry sends or takes, on its connections and
+/// on the embedded broker.
+pub const MAX_PACKET: usize = 1 << 20;
+
 /// How an MQTT frontend connects (its config table's `mqtt = { ... }`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -157,6 +157,7 @@ fn publish_twin(device: &Device) {
         &format!("/features/{}", software::FEATURE),
         software::feature(),
     );
+    software::after_feature(&DeviceTwin(device));
     for w in all {
         remember_state(&w);
         twin::put(
@@ -177,6 +178,10 @@ impl software::Twin for DeviceTwin<'_> {
 
     fn delete(&self, path: &str) {
         twin::delete(self.0, path);
+    }
+
+    fn merge(&self, path: &str, patch: Value) {
+        twin::merge(self.0, path, patch);
     }
 }
 

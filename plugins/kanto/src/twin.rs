@@ -6,7 +6,8 @@
 //! for them instead (`things/twin/events/created|modified|deleted`), for
 //! subscribers that read the device's broker with no Ditto in between, the
 //! way Kanto's own integration tests read Ditto: a feature written for the
-//! first time is `created`, any later write `modified`, a removal `deleted`.
+//! first time is `created`, any later write `modified`, a removal `deleted`,
+//! a merge patch (for a map too big for one message) `merged`.
 
 use crate::thing::{self, Device};
 use gantry_sdk::mqtt_frontend::gantry::plugin::{config as host_config, control};
@@ -68,6 +69,15 @@ pub fn put(device: &Device, path: &str, value: Value) {
     send(device, action, path, Some(value));
 }
 
+/// Merge `patch` into `path` (a JSON merge patch: `null` removes a key).
+pub fn merge(device: &Device, path: &str, patch: Value) {
+    let action = match form() {
+        Form::Commands => "commands/merge",
+        Form::Events => "events/merged",
+    };
+    send(device, action, path, Some(patch));
+}
+
 /// Remove `path` (a whole feature) from the containers thing.
 pub fn delete(device: &Device, path: &str) {
     if let Some(f) = feature_of(path) {
@@ -93,7 +103,12 @@ fn send(device: &Device, action: &str, path: &str, value: Option<Value>) {
         "topic".into(),
         format!("{prefix}/things/twin/{action}").into(),
     );
-    env.insert("headers".into(), json!({"response-required": false}));
+    let headers = if action.ends_with("merge") || action.ends_with("merged") {
+        json!({"response-required": false, "content-type": "application/merge-patch+json"})
+    } else {
+        json!({"response-required": false})
+    };
+    env.insert("headers".into(), headers);
     env.insert("path".into(), path.into());
     if let Some(v) = value {
         env.insert("value".into(), v);

@@ -16,7 +16,7 @@ mod dependencies;
 mod descriptor;
 
 use dependencies::Dependency;
-pub use dependencies::{added, dependencies_due, removed, reset_dependencies};
+pub use dependencies::{added, after_feature, dependencies_due, removed, reset_dependencies};
 
 use crate::envelope::Failure;
 use crate::policy::Policy;
@@ -116,6 +116,8 @@ pub trait Twin {
     fn modify(&self, path: &str, value: Value);
     /// Delete `path` (a whole feature) from the containers thing.
     fn delete(&self, path: &str);
+    /// Merge `patch` (a JSON merge patch) into `path`.
+    fn merge(&self, path: &str, patch: Value);
 }
 
 /// A SoftwareUpdatable operation: checked, queued, answered with no value.
@@ -430,7 +432,7 @@ fn remove(twin: &dyn Twin, a: &RemoveAction) {
 /// The whole feature, as created at (re)connection.
 pub fn feature() -> Value {
     let mut status = json!({"softwareModuleType": MODULE_TYPE});
-    let deps = dependencies::value();
+    let deps = dependencies::for_feature();
     if !deps.is_null() {
         status["installedDependencies"] = deps;
     }
