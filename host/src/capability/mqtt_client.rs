@@ -36,6 +36,10 @@ pub struct MqttLink {
     pub timers: UnboundedSender<TimerCommand>,
 }
 
+/// The largest MQTT packet a plugin may publish: the limit of the
+/// connections the MQTT runtime makes, and of its embedded broker.
+pub const MAX_PACKET: usize = 1 << 20;
+
 /// The MQTT QoS of a WIT `qos`.
 pub fn qos(q: Qos) -> QoS {
     match q {
@@ -47,14 +51,14 @@ pub fn qos(q: Qos) -> QoS {
 
 /// Why a PUBLISH of `payload` bytes to `topic` cannot go out: its packet
 /// (fixed header of at most 5 bytes, topic with its length, packet id)
-/// would pass [`crate::mqtt::MAX_PACKET`].
+/// would pass [`MAX_PACKET`].
 fn oversized(topic: &str, payload: usize) -> Option<Error> {
     let packet = 5 + 2 + topic.len() + 2 + payload;
-    (packet > crate::mqtt::MAX_PACKET).then(|| {
+    (packet > MAX_PACKET).then(|| {
         Error::Invalid(crate::bindings::types::InvalidInput {
             message: format!(
                 "a publish of {payload} bytes to `{topic}` passes the connection's {} byte packet limit",
-                crate::mqtt::MAX_PACKET
+                MAX_PACKET
             ),
             fields: Vec::new(),
         })
@@ -146,9 +150,9 @@ mod tests {
     #[test]
     fn publishes_past_the_packet_limit_are_refused_before_the_connection() {
         assert!(oversized("e/t/x", 1000).is_none());
-        assert!(oversized("e/t/x", crate::mqtt::MAX_PACKET - 100).is_none());
+        assert!(oversized("e/t/x", MAX_PACKET - 100).is_none());
         assert!(matches!(
-            oversized("e/t/x", crate::mqtt::MAX_PACKET),
+            oversized("e/t/x", MAX_PACKET),
             Some(Error::Invalid(_))
         ));
     }

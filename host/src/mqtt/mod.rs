@@ -14,8 +14,8 @@ pub use frontend::{MqttConnection, MqttFrontend, MqttPool};
 use serde::Deserialize;
 
 /// The largest MQTT packet gantry sends or takes, on its connections and
-/// on the embedded broker.
-pub const MAX_PACKET: usize = 1 << 20;
+/// on the embedded broker (the capability refuses bigger publishes).
+pub use crate::capability::mqtt_client::MAX_PACKET;
 
 /// How an MQTT frontend connects (its config table's `mqtt = { ... }`).
 #[derive(Debug, Clone, Deserialize)]
