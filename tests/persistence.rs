@@ -81,24 +81,20 @@ fn orphans_of_a_host_that_died_are_removed_and_missing_deployments_recreated() {
         .expect("create");
     g.kill9();
     // While the host is down, its container disappears from the engine.
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt")
-        .block_on(async {
-            let docker = runtimes().docker().await;
-            let id = w.containers[0].runtime_id.clone().expect("id");
-            docker
-                .remove_container(
-                    &id,
-                    Some(bollard::query_parameters::RemoveContainerOptions {
-                        force: true,
-                        ..Default::default()
-                    }),
-                )
-                .await
-                .expect("remove behind the host's back");
-        });
+    gantry_tests::runtimes::block(async {
+        let docker = runtimes().docker().await;
+        let id = w.containers[0].runtime_id.clone().expect("id");
+        docker
+            .remove_container(
+                &id,
+                Some(bollard::query_parameters::RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("remove behind the host's back");
+    });
     // ...and a container labelled as this host's, for a workload it has no record of, appears:
     // what a host killed between a backend create and its own commit would leave.
     let host_id: String = rusqlite::Connection::open(dir.path().join("state.db"))
@@ -109,39 +105,35 @@ fn orphans_of_a_host_that_died_are_removed_and_missing_deployments_recreated() {
         })
         .expect("host id in the state store");
     let orphan_workload = "00000000-0000-4000-8000-00000000dead";
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt")
-        .block_on(async {
-            let docker = runtimes().docker().await;
-            let labels = HashMap::from([
-                (
-                    "io.gantry.workload".to_string(),
-                    orphan_workload.to_string(),
-                ),
-                ("io.gantry.revision".to_string(), "1".to_string()),
-                ("io.gantry.container".to_string(), "main".to_string()),
-                ("io.gantry.host".to_string(), host_id.clone()),
-            ]);
-            let body = bollard::models::ContainerCreateBody {
-                image: Some(gantry_tests::runtimes::TEST_IMAGE.into()),
-                cmd: Some(vec!["sleep".into(), "3600".into()]),
-                labels: Some(labels),
-                host_config: Some(bollard::models::HostConfig {
-                    network_mode: Some("none".into()),
-                    ..Default::default()
-                }),
+    gantry_tests::runtimes::block(async {
+        let docker = runtimes().docker().await;
+        let labels = HashMap::from([
+            (
+                "io.gantry.workload".to_string(),
+                orphan_workload.to_string(),
+            ),
+            ("io.gantry.revision".to_string(), "1".to_string()),
+            ("io.gantry.container".to_string(), "main".to_string()),
+            ("io.gantry.host".to_string(), host_id.clone()),
+        ]);
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(gantry_tests::runtimes::TEST_IMAGE.into()),
+            cmd: Some(vec!["sleep".into(), "3600".into()]),
+            labels: Some(labels),
+            host_config: Some(bollard::models::HostConfig {
+                network_mode: Some("none".into()),
                 ..Default::default()
-            };
-            docker
-                .create_container(
-                    None::<bollard::query_parameters::CreateContainerOptions>,
-                    body,
-                )
-                .await
-                .expect("plant an orphan");
-        });
+            }),
+            ..Default::default()
+        };
+        docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                body,
+            )
+            .await
+            .expect("plant an orphan");
+    });
     assert_eq!(engine_count(orphan_workload), 1);
     g.restart();
     let rpc = Rpc::new(&g, "heidi", &["USER"]);

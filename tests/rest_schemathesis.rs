@@ -20,37 +20,29 @@ fn schemathesis_finds_no_failures() {
     let dir = tempfile::tempdir().expect("tempdir");
     let g = Gantry::start_in(dir.path(), &docker_config(30));
     let token = g.token("schemathesis-user", &["USER"]);
-    let out = Command::new(st)
-        .arg("run")
-        .arg(g.url("/v1/openapi.json"))
-        .args([
-            "--checks",
-            "all",
-            "--max-examples",
-            "12",
-            "--seed",
-            "20261123",
-            "--request-timeout",
-            "60",
-        ])
-        // The log stream follows forever by design; its behaviour is tested in rest_api.rs.
-        .args(["--exclude-path", "/v1/containers/{id}/logs"])
-        .args(["--header", &format!("Authorization: Bearer {token}")])
-        .current_dir(dir.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("running schemathesis");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    gantry_tests::python::run_steps(
+        Command::new(st)
+            .arg("run")
+            .arg(g.url("/v1/openapi.json"))
+            .args([
+                "--checks",
+                "all",
+                "--max-examples",
+                "12",
+                "--seed",
+                "20261123",
+                "--request-timeout",
+                "60",
+            ])
+            // The log stream follows forever by design; its behaviour is tested in rest_api.rs.
+            .args(["--exclude-path", "/v1/containers/{id}/logs"])
+            .args(["--header", &format!("Authorization: Bearer {token}")])
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1"),
+        "schemathesis",
+        || tail(&g.log(), 40),
+        &[" passed"],
     );
-    assert!(
-        out.status.success(),
-        "schemathesis reported failures:\n{text}\n--- gantry log tail ---\n{}",
-        tail(&g.log(), 40)
-    );
-    assert!(text.contains(" passed"), "{text}");
 }
 
 fn tail(s: &str, n: usize) -> String {

@@ -4,7 +4,7 @@
 //! service's own storage for Podman. Tests assert on what the runtime really
 //! holds through this view, never through gantry.
 
-use crate::runtimes::{CONTAINERD_NAMESPACE, runtimes};
+use crate::runtimes::{CONTAINERD_NAMESPACE, block, runtimes};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -70,14 +70,6 @@ fn output(c: &mut Command) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
 }
 
 /// containerd's tasks: id → (pid, status).

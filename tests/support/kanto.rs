@@ -4,7 +4,7 @@
 
 use crate::backends::Backend;
 use crate::gantry::Gantry;
-use crate::mqtt::{Mosquitto, TestClient, kanto_config, kanto_config_with};
+use crate::mqtt::{Mosquitto, TestClient, kanto_config_with};
 use crate::runtimes::TEST_IMAGE;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -35,44 +35,27 @@ pub struct Device {
 impl Device {
     /// On the embedded broker, configured as device `edge:device` of tenant `t1`.
     pub fn embedded() -> Device {
-        let port = crate::free_port();
-        Device::with_config(port, &kanto_config("embedded", Some(port)))
+        Device::embedded_with_settings("", "")
     }
 
     /// On the embedded broker, with `extra` lines in the Kanto table.
     pub fn embedded_with(extra: &str) -> Device {
-        let port = crate::free_port();
-        let config = kanto_config_with(
-            "embedded",
-            Some(port),
-            &format!("config = {{ device-id = \"edge:device\", tenant-id = \"t1\" }}\n{extra}"),
-        );
-        Device::with_config(port, &config)
+        Device::embedded_with_settings("", extra)
     }
 
     /// On the embedded broker, with `settings` added to the plugin's
     /// `config` table (`key = "value", ...`) and `extra` lines in its table.
     pub fn embedded_with_settings(settings: &str, extra: &str) -> Device {
         let port = crate::free_port();
-        let config = kanto_config_with(
-            "embedded",
-            Some(port),
-            &format!(
-                "config = {{ device-id = \"edge:device\", tenant-id = \"t1\", {settings} }}\n{extra}"
-            ),
-        );
+        let config = kanto_config_with("embedded", Some(port), &plugin_table(settings, extra));
         Device::with_config(port, &config)
     }
 
     /// On the embedded broker, on `backend`.
     pub fn embedded_on(backend: Backend) -> Device {
         let port = crate::free_port();
-        let config = crate::mqtt::kanto_config_on(
-            backend,
-            "embedded",
-            Some(port),
-            "config = { device-id = \"edge:device\", tenant-id = \"t1\" }\n",
-        );
+        let config =
+            crate::mqtt::kanto_config_on(backend, "embedded", Some(port), &plugin_table("", ""));
         Device::with_config(port, &config)
     }
 
@@ -120,9 +103,7 @@ impl Device {
             &kanto_config_with(
                 &format!("tcp://127.0.0.1:{}", m.port),
                 None,
-                &format!(
-                    "config = {{ device-id = \"edge:device\", tenant-id = \"t1\", {settings} }}\n{extra}"
-                ),
+                &plugin_table(settings, extra),
             ),
         );
         Device {
@@ -173,6 +154,17 @@ impl Device {
                 t == TWIN_TOPIC && v["path"] == path && v["value"]["status"] == status
             });
     }
+}
+
+/// The Kanto table's own lines: the plugin's `config` (device `edge:device`
+/// of tenant `t1`, then `settings`, `key = "value", ...`) and `extra` lines.
+fn plugin_table(settings: &str, extra: &str) -> String {
+    let more = if settings.is_empty() {
+        String::new()
+    } else {
+        format!(", {settings}")
+    };
+    format!("config = {{ device-id = \"edge:device\", tenant-id = \"t1\"{more} }}\n{extra}")
 }
 
 /// A SoftwareUpdatable `install` value: one module of `artifacts`

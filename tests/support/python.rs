@@ -66,10 +66,10 @@ pub fn venv(name: &str, packages: &[&str]) -> PathBuf {
     venv
 }
 
-/// Run `cmd`, a client script that prints an `ok <step>` line per step it
-/// passed: it must exit 0 and have printed each of `steps` (a prefix of
-/// the line). Returns what it printed, stdout then stderr; `gantry_log` is
-/// shown with a failure.
+/// Run `cmd`, a client that prints a line per step it passed (the
+/// scripts' `ok <step>`, schemathesis' summary): it must exit 0 and have
+/// printed each of `steps`. Returns what it printed, stdout then stderr;
+/// `gantry_log` is shown with a failure.
 pub fn run_steps(
     cmd: &mut Command,
     what: &str,

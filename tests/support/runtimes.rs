@@ -166,20 +166,16 @@ impl Runtimes {
 
     /// dockerd's inspection of one container, read with bollard.
     pub fn inspect_docker(&self, id: &str) -> bollard::models::ContainerInspectResponse {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(async {
-                self.docker()
-                    .await
-                    .inspect_container(
-                        id,
-                        None::<bollard::query_parameters::InspectContainerOptions>,
-                    )
-                    .await
-                    .expect("inspect")
-            })
+        block(async {
+            self.docker()
+                .await
+                .inspect_container(
+                    id,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await
+                .expect("inspect")
+        })
     }
 
     /// The containers dockerd holds that match one list filter (`name`
@@ -196,17 +192,13 @@ impl Runtimes {
             filters: Some(filters),
             ..Default::default()
         };
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-            .block_on(async {
-                self.docker()
-                    .await
-                    .list_containers(Some(options))
-                    .await
-                    .expect("list containers")
-            })
+        block(async {
+            self.docker()
+                .await
+                .list_containers(Some(options))
+                .await
+                .expect("list containers")
+        })
     }
 
     /// Kill dockerd (SIGKILL) and start it again on the same data; returns when it answers.
@@ -321,6 +313,16 @@ fn spawn_containerd(dir: &Path) -> Result<u32> {
         std::os::unix::net::UnixStream::connect(&sock).is_ok()
     })?;
     Ok(pid)
+}
+
+/// Run `f` to completion on a runtime of its own: the blocking tests'
+/// way to make an async client call (bollard).
+pub fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
 }
 
 /// Poll `ready` until it holds; an error naming `what` after `timeout`.

@@ -356,14 +356,7 @@ fn log_of(dir: &Path, name: &str) -> String {
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("{cmd:?}"))?;
-    if !out.status.success() {
-        bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
+    output(cmd).map(|_| ())
 }
 
 fn output(cmd: &mut Command) -> Result<String> {

@@ -45,24 +45,3 @@ impl ControlPlane {
         }
     }
 }
-
-impl ControlPlane {
-    /// Every workload, unauthorised, read a page at a time: the host's own
-    /// read at start, for what follows workloads (published ports).
-    pub async fn every_workload(&self) -> Result<Vec<Workload>, Error> {
-        const PAGE: u64 = 1000;
-        let mut all = Vec::new();
-        loop {
-            let offset = all.len() as u64;
-            let (items, total) = self
-                .records
-                .with_store(move |s| s.page(&crate::store::Selection::default(), offset, PAGE))
-                .await?;
-            let done = items.is_empty() || offset + (items.len() as u64) >= total;
-            all.extend(items);
-            if done {
-                return Ok(all);
-            }
-        }
-    }
-}

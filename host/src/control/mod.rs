@@ -22,7 +22,7 @@ pub mod reconciler;
 pub mod records;
 mod validate;
 
-use crate::bindings::types::{Event, GpuModel};
+use crate::bindings::types::{Error, Event, GpuModel, Workload};
 use crate::driver::Driver;
 use crate::store::StoreError;
 use gpus::GpuLedger;
@@ -87,6 +87,25 @@ impl ControlPlane {
     /// Subscribe to control-plane events.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.records.events().subscribe()
+    }
+
+    /// Every workload, unauthorised, read a page at a time: the host's own
+    /// read at start, for what follows workloads (published ports).
+    pub async fn every_workload(&self) -> Result<Vec<Workload>, Error> {
+        const PAGE: u64 = 1000;
+        let mut all = Vec::new();
+        loop {
+            let offset = all.len() as u64;
+            let (items, total) = self
+                .records
+                .with_store(move |s| s.page(&crate::store::Selection::default(), offset, PAGE))
+                .await?;
+            let done = items.is_empty() || offset + (items.len() as u64) >= total;
+            all.extend(items);
+            if done {
+                return Ok(all);
+            }
+        }
     }
 
     /// GPU models callers may ask for: the inventory's, or the catalogue.

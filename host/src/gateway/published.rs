@@ -12,9 +12,9 @@
 //! and left unbound; the workload runs without it.
 
 use super::netns::Dialer;
+use super::route::running_pid;
 use crate::bindings::types::{
-    ContainerStatus, DesiredState, EventKind, NetworkMode, PortProtocol, Workload, WorkloadPhase,
-    WorkloadSpec,
+    EventKind, NetworkMode, PortProtocol, Workload, WorkloadPhase, WorkloadSpec,
 };
 use crate::control::ControlPlane;
 use serde::Deserialize;
@@ -259,20 +259,6 @@ async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
             other => return other,
         }
     }
-}
-
-/// A process in the workload's namespace while it should and does run.
-fn running_pid(w: &Workload) -> Option<u32> {
-    let running = w.desired == DesiredState::Running
-        && !matches!(
-            w.phase,
-            WorkloadPhase::Deleting | WorkloadPhase::Stopped | WorkloadPhase::Paused
-        );
-    w.containers
-        .iter()
-        .filter(|c| c.status == ContainerStatus::Running)
-        .find_map(|c| c.pid)
-        .filter(|_| running)
 }
 
 async fn accept(

@@ -178,6 +178,21 @@ pub fn reachable_ports(w: &Workload) -> Vec<u16> {
     }
 }
 
+/// A process in the workload's (shared) network namespace, while the
+/// workload should and does run.
+pub fn running_pid(w: &Workload) -> Option<u32> {
+    let running = w.desired == DesiredState::Running
+        && !matches!(
+            w.phase,
+            WorkloadPhase::Deleting | WorkloadPhase::Stopped | WorkloadPhase::Paused
+        );
+    w.containers
+        .iter()
+        .filter(|c| c.status == ContainerStatus::Running)
+        .find_map(|c| c.pid)
+        .filter(|_| running)
+}
+
 fn target(w: &Workload, named: &Named) -> Result<Target, Refusal> {
     let ports = reachable_ports(w);
     let Some(&first) = ports.first() else {
@@ -187,18 +202,7 @@ fn target(w: &Workload, named: &Named) -> Result<Target, Refusal> {
         ));
     };
     let port = named.port.filter(|p| ports.contains(p)).unwrap_or(first);
-    let running = w.desired == DesiredState::Running
-        && !matches!(
-            w.phase,
-            WorkloadPhase::Deleting | WorkloadPhase::Stopped | WorkloadPhase::Paused
-        );
-    let pid = w
-        .containers
-        .iter()
-        .filter(|c| c.status == ContainerStatus::Running)
-        .find_map(|c| c.pid)
-        .filter(|_| running);
-    match pid {
+    match running_pid(w) {
         Some(pid) => Ok(Target {
             workload: w.id.clone(),
             pid,

@@ -159,7 +159,7 @@ fn publish_twin(device: &Device) {
     );
     software::after_feature(&DeviceTwin(device));
     for w in all {
-        remember_state(&w);
+        remember(&w.id, features::state(&w));
         twin::put(
             device,
             &format!("/features/{}", features::container_feature_id(&w.id)),
@@ -185,10 +185,16 @@ impl software::Twin for DeviceTwin<'_> {
     }
 }
 
-/// Record `w`'s state as published; `false` if it was already.
-fn remember_state(w: &Workload) -> bool {
+/// Record `state` as the last published of container `id`; the one before.
+fn remember(id: &str, state: Value) -> Option<Value> {
+    PUBLISHED.with(|p| p.borrow_mut().insert(id.to_string(), state))
+}
+
+/// Record `w`'s state as published; the state, unless it already was.
+fn new_state(w: &Workload) -> Option<Value> {
     let state = features::state(w);
-    PUBLISHED.with(|p| p.borrow_mut().insert(w.id.clone(), state.clone()) != Some(state))
+    let before = remember(&w.id, state.clone());
+    (before.as_ref() != Some(&state)).then_some(state)
 }
 
 fn control_failure(e: Error) -> Failure {
@@ -574,9 +580,9 @@ impl Guest for Kanto {
             // created: the state that follows says CREATED), then the
             // dependency it adds.
             (EventKind::Created, Some(w)) => {
-                remember_state(&w);
-                twin::put(&d, &feature, features::container(&w));
                 let state = features::state(&w);
+                remember(&w.id, state.clone());
+                twin::put(&d, &feature, features::container(&w));
                 if state["status"] != "CREATING" {
                     twin::put(&d, &state_path, state);
                 }
@@ -584,8 +590,8 @@ impl Guest for Kanto {
             }
             // Published once per distinct state.
             (EventKind::StateChanged, Some(w)) => {
-                if remember_state(&w) {
-                    twin::put(&d, &state_path, features::state(&w));
+                if let Some(state) = new_state(&w) {
+                    twin::put(&d, &state_path, state);
                 }
                 software::observe(&device_twin, &w);
             }
@@ -603,8 +609,8 @@ impl Guest for Kanto {
                     &format!("{feature}/properties/status/config"),
                     config::twin_config(&w.spec),
                 );
-                if remember_state(&w) {
-                    twin::put(&d, &state_path, features::state(&w));
+                if let Some(state) = new_state(&w) {
+                    twin::put(&d, &state_path, state);
                 }
                 software::observe(&device_twin, &w);
             }
