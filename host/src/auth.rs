@@ -53,6 +53,7 @@ pub struct Claims {
 }
 
 /// Verifies bearer tokens.
+#[derive(Clone)]
 pub struct Verifier {
     keys: Vec<(Algorithm, DecodingKey)>,
     secret: Option<Vec<u8>>,

@@ -11,6 +11,9 @@ use crate::runtime::CallError;
 use async_trait::async_trait;
 
 pub use crate::bindings::LogSource;
+pub use crate::bindings::exports::gantry::plugin::cluster::{
+    Node as ClusterNode, NodeAvailability, Task as ClusterTask,
+};
 pub use guest::{
     BackendCapabilities, Deployment, InstanceRef, InstanceSummary, RuntimeAction, RuntimeEvent,
 };
@@ -122,6 +125,33 @@ pub trait Driver: Send + Sync {
     ) -> DriverResult<Vec<RuntimeEvent>>;
     /// Open a container's log.
     async fn logs(&self, r: InstanceRef, options: LogOptions) -> DriverResult<Box<dyn LogSource>>;
+
+    /// The nodes of the cluster the backend drives (world `cluster-backend`);
+    /// `unsupported` for a backend of one machine.
+    async fn nodes(&self) -> DriverResult<Vec<ClusterNode>> {
+        Err(not_a_cluster(self.name()))
+    }
+    /// Set a node's availability (by id or hostname).
+    async fn set_availability(
+        &self,
+        node: String,
+        availability: NodeAvailability,
+    ) -> DriverResult<ClusterNode> {
+        let _ = (node, availability);
+        Err(not_a_cluster(self.name()))
+    }
+    /// Where each replica of a deployed revision runs.
+    async fn tasks(&self, r: InstanceRef) -> DriverResult<Vec<ClusterTask>> {
+        let _ = r;
+        Err(not_a_cluster(self.name()))
+    }
+}
+
+/// What a backend of one machine answers to cluster calls.
+pub fn not_a_cluster(backend: &str) -> DriverError {
+    DriverError::Backend(Error::Unsupported(format!(
+        "backend `{backend}` runs on one machine: it has no nodes (it does not export `cluster`)"
+    )))
 }
 
 #[cfg(test)]

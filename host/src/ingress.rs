@@ -1,7 +1,8 @@
 //! The HTTP ingress: container URLs first (by `Host`, see [`gateway`]);
 //! then health, readiness and metrics, the admin's reload (`POST
 //! /-/reload`, as Prometheus names it), and everything else routed by path
-//! prefix to the HTTP frontends, with the caller authenticated here.
+//! prefix to the HTTP frontends, with the caller authenticated here. The
+//! nodes view of cluster backends is [`crate::nodes`].
 
 use crate::auth::Verifier;
 use crate::capability::control::Identity;
@@ -36,6 +37,8 @@ pub struct Ingress {
     pub reloader: Arc<Reloader>,
     /// Container URLs, answered before any route; none when disabled.
     pub gateway: Option<Arc<Gateway>>,
+    /// The nodes view (`/-/backends/...`, `/-/workloads/.../tasks`).
+    pub nodes: Option<crate::nodes::NodesApi>,
 }
 
 /// The axum router.
@@ -44,6 +47,7 @@ pub fn router(mut ingress: Ingress) -> Router {
         .frontends
         .sort_by_key(|f| std::cmp::Reverse(f.prefix.trim_end_matches('/').len()));
     let gateway = ingress.gateway.take();
+    let nodes = ingress.nodes.take();
     let state = Arc::new(ingress);
     let api = Router::new()
         .route(
@@ -53,6 +57,7 @@ pub fn router(mut ingress: Ingress) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/-/reload", post(reload))
+        .merge(nodes.map(crate::nodes::router).unwrap_or_default())
         .fallback(route)
         .with_state(state);
     match gateway {

@@ -31,6 +31,7 @@ pub mod ingress;
 pub mod metrics;
 pub mod model;
 pub mod mqtt;
+pub mod nodes;
 pub mod plugin;
 pub mod reload;
 pub mod runtime;

@@ -337,6 +337,10 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
     let router = ingress::router(Ingress {
         gateway,
         frontends,
+        nodes: Some(crate::nodes::NodesApi {
+            control: control.clone(),
+            verifier: verifier.clone(),
+        }),
         verifier,
         metrics,
         problems,

@@ -145,6 +145,29 @@ impl ConfigBuilder {
         self
     }
 
+    /// The swarm backend on `managers` (manager sockets, tried in order),
+    /// granted as `m1`, `m2`...; timings short for tests (2 s stop grace,
+    /// no restart delay, 3 s update monitor), 120 s per call.
+    pub fn swarm_backend(mut self, managers: &[&Path]) -> Self {
+        let grants: Vec<String> = managers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("m{} = \"unix://{}\"", i + 1, p.display()))
+            .collect();
+        let names: Vec<String> = (1..=managers.len()).map(|i| format!("m{i}")).collect();
+        let _ = write!(
+            self.tables,
+            "[[backend]]\nname = \"swarm\"\nplugin = \"{}\"\nendpoints = {{ {} }}\n\
+             limits = {{ call_timeout_ms = 120000 }}\n\
+             config = {{ managers = \"{}\", stop-grace-ms = \"2000\", restart-delay-ms = \"0\", \
+             update-monitor-ms = \"3000\", converge-timeout-ms = \"90000\" }}\n\n",
+            crate::plugins::swarm().display(),
+            grants.join(", "),
+            names.join(","),
+        );
+        self
+    }
+
     /// Raw TOML appended as it is.
     pub fn raw(mut self, text: &str) -> Self {
         self.tables.push_str(text);

@@ -78,6 +78,11 @@ pub fn docker() -> PathBuf {
     wasm("gantry-docker")
 }
 
+/// The Docker Swarm backend.
+pub fn swarm() -> PathBuf {
+    wasm("gantry-swarm")
+}
+
 /// The GPU scheduler plugin.
 pub fn gpu_scheduler() -> PathBuf {
     wasm("gantry-gpu-scheduler")

@@ -53,6 +53,16 @@ impl Node {
         c.arg("-H").arg(self.docker_host());
         c
     }
+
+    /// What the docker CLI on this node prints for `args`; `None` if it failed.
+    pub fn cli(&self, args: &[&str]) -> Option<String> {
+        output(self.docker().args(args)).ok()
+    }
+
+    /// Its hostname (the name the swarm lists it by).
+    pub fn hostname(&self) -> &str {
+        &self.netns
+    }
 }
 
 /// Three nodes in one swarm; stopped and removed when dropped.
@@ -106,6 +116,29 @@ impl Swarm {
     /// The manager, node 1.
     pub fn manager(&self) -> &Node {
         &self.nodes[0]
+    }
+
+    /// Make nodes 2 and 3 managers too (three managers keep a quorum when one dies).
+    pub fn promote_workers(&self) -> Result<()> {
+        for n in &self.nodes[1..] {
+            run(self
+                .manager()
+                .docker()
+                .args(["node", "promote", n.hostname()]))?;
+        }
+        wait_for("three reachable managers", Duration::from_secs(60), || {
+            output(
+                self.manager()
+                    .docker()
+                    .args(["node", "ls", "--format", "{{.ManagerStatus}}"]),
+            )
+            .is_ok_and(|s| {
+                s.lines()
+                    .filter(|l| *l == "Reachable" || *l == "Leader")
+                    .count()
+                    == 3
+            })
+        })
     }
 
     fn bridge_ns(&self) -> String {

@@ -10,6 +10,7 @@ pub const WASM_LIBS: &[(&str, &str)] = &[
     ("gantry-kanto", "gantry_kanto"),
     ("gantry-containerd", "gantry_containerd"),
     ("gantry-gpu-scheduler", "gantry_gpu_scheduler"),
+    ("gantry-swarm", "gantry_swarm"),
     ("fixture-misbehave", "fixture_misbehave"),
     ("fixture-control-rpc", "fixture_control_rpc"),
     ("fixture-compat-0-1-0", "fixture_compat_0_1_0"),

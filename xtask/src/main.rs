@@ -170,7 +170,7 @@ fn build_wasm() -> Result<()> {
 /// Plugins whose native unit tests and lints run one package at a time
 /// (outside the default members: their SDK world feature would be unified
 /// with the backends').
-const ALONE: &[&str] = &["gantry-gpu-scheduler"];
+const ALONE: &[&str] = &["gantry-gpu-scheduler", "gantry-swarm"];
 
 /// Run the test suite with one set of runtimes shared by every test binary.
 fn test_with_runtimes(extra: &[String]) -> Result<()> {

@@ -8,9 +8,11 @@
 //! - [`reconciler`]: observed state kept current, restart policies, adoption;
 //! - [`health`]: which backends answer;
 //! - [`gpus`]: the GPU ledger schedulers record their placements in;
-//! - `ingress`: the names container URLs answer to.
+//! - `ingress`: the names container URLs answer to;
+//! - `cluster`: the nodes view of cluster backends.
 
 mod authz;
+mod cluster;
 pub mod deploy;
 mod events;
 pub mod gpus;

@@ -12,7 +12,7 @@ use crate::bindings::types::{
     ContainerState, ContainerStatus, DesiredState, Error, EventKind, RestartKind, Timestamp,
     WorkloadPhase,
 };
-use crate::driver::{Driver, DriverError, InstanceRef, RuntimeAction};
+use crate::driver::{Driver, DriverError, InstanceRef, InstanceSummary, RuntimeAction};
 use crate::store::RecordHead;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -154,16 +154,7 @@ impl Reconciler {
                     present.insert(w.id.clone());
                     listed.insert(w.id.clone(), s.containers);
                 }
-                _ => {
-                    tracing::info!(backend, workload = %s.workload_id, revision = s.revision, "removing an orphaned deployment");
-                    let r = InstanceRef {
-                        workload_id: s.workload_id.clone(),
-                        revision: s.revision,
-                    };
-                    if let Err(e) = driver.remove(r, true).await {
-                        tracing::warn!(backend, workload = %s.workload_id, error = %e, "removing orphan");
-                    }
-                }
+                _ => self.remove_if_orphaned(backend, driver, &s).await,
             }
         }
         for w in records.into_values() {
@@ -194,6 +185,32 @@ impl Reconciler {
             }
         }
         Ok(())
+    }
+
+    /// Remove a listed deployment no record wants, once its workload's lock
+    /// is held and the record read again: the listing was taken before, and
+    /// an operation may have run since (an update that a cluster backend
+    /// rolled back puts the previous revision's labels back before the host
+    /// restores its record).
+    async fn remove_if_orphaned(&self, backend: &str, driver: &dyn Driver, s: &InstanceSummary) {
+        let lock = self.records.lock_for(&s.workload_id);
+        let _guard = lock.lock().await;
+        match self.records.get(&s.workload_id).await {
+            Ok(Some(w)) if w.revision == s.revision && w.desired != DesiredState::Deleted => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(backend, workload = %s.workload_id, error = %e.describe(), "reading a record before removing an orphan");
+                return;
+            }
+        }
+        tracing::info!(backend, workload = %s.workload_id, revision = s.revision, "removing an orphaned deployment");
+        let r = InstanceRef {
+            workload_id: s.workload_id.clone(),
+            revision: s.revision,
+        };
+        if let Err(e) = driver.remove(r, true).await {
+            tracing::warn!(backend, workload = %s.workload_id, error = %e, "removing orphan");
+        }
     }
 
     /// Deploy `id`'s revision again if the backend still holds nothing of

@@ -69,6 +69,12 @@ pub fn spec(s: &WorkloadSpec) -> Result<(), Error> {
                 message: "must be positive".into(),
             });
         }
+        if let Err(message) = gantry_sdk::replicas::of(&c.labels) {
+            fields.push(FieldError {
+                field: at(&format!("labels.{}", gantry_sdk::labels::REPLICAS)),
+                message,
+            });
+        }
         for e in &c.env {
             if e.name.is_empty() || e.name.contains('=') {
                 fields.push(FieldError {

@@ -51,7 +51,7 @@ pub struct Problem {
 /// The outcome of checking one component.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// The world checked against, e.g. `gantry:plugin/backend@0.1.3`.
+    /// The world checked against, e.g. `gantry:plugin/backend@0.1.4`.
     pub world: String,
     /// Whether the world was read from the component's exports (not named).
     pub inferred: bool,
@@ -63,7 +63,7 @@ pub struct Report {
     pub problems: Vec<Problem>,
 }
 
-/// The world called `name` (`backend`, `gantry:plugin/backend@0.1.3`...).
+/// The world called `name` (`backend`, `gantry:plugin/backend@0.1.4`...).
 pub fn world_named(name: &str) -> Option<World> {
     let short = name
         .trim_start_matches("gantry:plugin/")
@@ -251,7 +251,7 @@ mod tests {
     fn worlds_are_named_short_or_full() {
         assert_eq!(world_named("backend"), Some(World::Backend));
         assert_eq!(
-            world_named("gantry:plugin/http-frontend@0.1.3"),
+            world_named("gantry:plugin/http-frontend@0.1.4"),
             Some(World::HttpFrontend)
         );
         assert_eq!(world_named("nope"), None);

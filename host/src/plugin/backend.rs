@@ -3,13 +3,14 @@
 //! itself keeps its kind ([`DriverError::Plugin`]).
 
 use super::PluginState;
+use crate::bindings::exports::gantry::plugin::cluster;
 use crate::bindings::exports::gantry::plugin::driver as guest;
 use crate::bindings::types::{
     ContainerState, ContainerStats, Error, LogLine, LogOptions, Resources, RestartPolicy, Timestamp,
 };
 use crate::driver::{
-    BackendCapabilities, Deployment, Driver, DriverError, DriverResult, InstanceRef,
-    InstanceSummary, LogSource, RuntimeEvent,
+    BackendCapabilities, ClusterNode, ClusterTask, Deployment, Driver, DriverError, DriverResult,
+    InstanceRef, InstanceSummary, LogSource, NodeAvailability, RuntimeEvent, not_a_cluster,
 };
 use crate::runtime::CallError;
 use crate::runtime::pool::{ExportLoader, InstancePool, Pooled};
@@ -18,8 +19,15 @@ use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::ResourceAny;
 
+/// What a backend plugin exports: `driver`, and `cluster` when it drives a
+/// cluster engine (world `cluster-backend`, since 0.1.4).
+pub struct BackendExports {
+    driver: guest::Guest,
+    cluster: Option<cluster::Guest>,
+}
+
 /// The pool of a backend plugin.
-pub type BackendPool = InstancePool<PluginState, guest::Guest>;
+pub type BackendPool = InstancePool<PluginState, BackendExports>;
 
 /// A backend plugin.
 pub struct WasmDriver {
@@ -34,10 +42,15 @@ impl WasmDriver {
 
     /// Loads the driver exports from an instance. Exports are looked up
     /// semver-compatibly, so a plugin built against an older `0.1.x` loads.
-    pub fn loader() -> ExportLoader<PluginState, guest::Guest> {
+    pub fn loader() -> ExportLoader<PluginState, BackendExports> {
         |store, instance| {
             let pre = instance.instance_pre(&*store);
-            guest::GuestIndices::new(&pre)?.load(store, instance)
+            let driver = guest::GuestIndices::new(&pre)?.load(&mut *store, instance)?;
+            let cluster = match cluster::GuestIndices::new(&pre) {
+                Ok(indices) => Some(indices.load(&mut *store, instance)?),
+                Err(_) => None,
+            };
+            Ok(BackendExports { driver, cluster })
         }
     }
 }
@@ -56,19 +69,36 @@ macro_rules! driver_call {
     };
 }
 
+/// A call on the `cluster` export; `unsupported` for a plugin without one.
+macro_rules! cluster_call {
+    ($self:ident, $name:ident, |$store:ident, $c:ident| $body:expr) => {
+        $self
+            .pool
+            .call(unbound, move |$store, g| {
+                Box::pin(async move {
+                    match &g.cluster {
+                        Some($c) => Ok($body.await?.map_err(DriverError::Backend)),
+                        None => Ok(Err(not_a_cluster(&$name))),
+                    }
+                })
+            })
+            .await?
+    };
+}
+
 #[async_trait]
 impl Driver for WasmDriver {
     fn name(&self) -> &str {
         self.pool.name()
     }
     async fn capabilities(&self) -> DriverResult<BackendCapabilities> {
-        driver_call!(self, |s, g| g.call_capabilities(s))
+        driver_call!(self, |s, g| g.driver.call_capabilities(s))
     }
     async fn create(&self, d: Deployment, start: bool) -> DriverResult<Vec<ContainerState>> {
-        driver_call!(self, |s, g| g.call_create(s, &d, start))
+        driver_call!(self, |s, g| g.driver.call_create(s, &d, start))
     }
     async fn start(&self, r: InstanceRef, c: Option<String>) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.call_start(s, &r, c.as_deref()))
+        driver_call!(self, |s, g| g.driver.call_start(s, &r, c.as_deref()))
     }
     async fn stop(
         &self,
@@ -77,7 +107,7 @@ impl Driver for WasmDriver {
         sig: Option<String>,
         t: Option<u32>,
     ) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.call_stop(
+        driver_call!(self, |s, g| g.driver.call_stop(
             s,
             &r,
             c.as_deref(),
@@ -91,7 +121,7 @@ impl Driver for WasmDriver {
         c: Option<String>,
         sig: Option<String>,
     ) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.call_kill(
+        driver_call!(self, |s, g| g.driver.call_kill(
             s,
             &r,
             c.as_deref(),
@@ -99,25 +129,25 @@ impl Driver for WasmDriver {
         ))
     }
     async fn restart(&self, r: InstanceRef, c: Option<String>, t: Option<u32>) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.call_restart(s, &r, c.as_deref(), t))
+        driver_call!(self, |s, g| g.driver.call_restart(s, &r, c.as_deref(), t))
     }
     async fn pause(&self, r: InstanceRef, c: Option<String>) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.call_pause(s, &r, c.as_deref()))
+        driver_call!(self, |s, g| g.driver.call_pause(s, &r, c.as_deref()))
     }
     async fn resume(&self, r: InstanceRef, c: Option<String>) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.call_resume(s, &r, c.as_deref()))
+        driver_call!(self, |s, g| g.driver.call_resume(s, &r, c.as_deref()))
     }
     async fn remove(&self, r: InstanceRef, force: bool) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.call_remove(s, &r, force))
+        driver_call!(self, |s, g| g.driver.call_remove(s, &r, force))
     }
     async fn inspect(&self, r: InstanceRef) -> DriverResult<Vec<ContainerState>> {
-        driver_call!(self, |s, g| g.call_inspect(s, &r))
+        driver_call!(self, |s, g| g.driver.call_inspect(s, &r))
     }
     async fn list(&self, selector: Vec<(String, String)>) -> DriverResult<Vec<InstanceSummary>> {
-        driver_call!(self, |s, g| g.call_list(s, &selector))
+        driver_call!(self, |s, g| g.driver.call_list(s, &selector))
     }
     async fn stats(&self, r: InstanceRef, c: Option<String>) -> DriverResult<ContainerStats> {
-        driver_call!(self, |s, g| g.call_stats(s, &r, c.as_deref()))
+        driver_call!(self, |s, g| g.driver.call_stats(s, &r, c.as_deref()))
     }
     async fn update(
         &self,
@@ -126,24 +156,54 @@ impl Driver for WasmDriver {
         res: Option<Resources>,
         rp: Option<RestartPolicy>,
     ) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.call_update(s, &r, c.as_deref(), res, rp))
+        driver_call!(self, |s, g| g.driver.call_update(
+            s,
+            &r,
+            c.as_deref(),
+            res,
+            rp
+        ))
     }
     async fn rename(&self, r: InstanceRef, name: String) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.call_rename(s, &r, &name))
+        driver_call!(self, |s, g| g.driver.call_rename(s, &r, &name))
     }
     async fn watch(
         &self,
         since: Option<Timestamp>,
         wait_ms: u32,
     ) -> DriverResult<Vec<RuntimeEvent>> {
-        driver_call!(self, |s, g| g.call_watch(s, since, wait_ms))
+        driver_call!(self, |s, g| g.driver.call_watch(s, since, wait_ms))
+    }
+    async fn nodes(&self) -> DriverResult<Vec<ClusterNode>> {
+        let name = self.name().to_string();
+        cluster_call!(self, name, |s, c| c.call_nodes(s))
+    }
+    async fn set_availability(
+        &self,
+        node: String,
+        availability: NodeAvailability,
+    ) -> DriverResult<ClusterNode> {
+        let name = self.name().to_string();
+        cluster_call!(self, name, |s, c| c.call_set_availability(
+            s,
+            &node,
+            availability
+        ))
+    }
+    async fn tasks(&self, r: InstanceRef) -> DriverResult<Vec<ClusterTask>> {
+        let name = self.name().to_string();
+        cluster_call!(self, name, |s, c| c.call_tasks(
+            s,
+            &r.workload_id,
+            r.revision
+        ))
     }
     async fn logs(&self, r: InstanceRef, options: LogOptions) -> DriverResult<Box<dyn LogSource>> {
         // The reader lives in one instance, so that instance is held for the stream's life.
         let mut p = self.pool.checkout().await?;
         let started = Instant::now();
         self.pool.begin(&mut p, unbound);
-        let opened = p.exports.call_logs(&mut p.store, &r, &options).await;
+        let opened = p.exports.driver.call_logs(&mut p.store, &r, &options).await;
         match opened {
             Ok(Ok(resource)) => Ok(Box::new(WasmLogReader {
                 pool: self.pool.clone(),
@@ -169,7 +229,7 @@ impl Driver for WasmDriver {
 
 struct WasmLogReader {
     pool: Arc<BackendPool>,
-    instance: Option<Pooled<PluginState, guest::Guest>>,
+    instance: Option<Pooled<PluginState, BackendExports>>,
     resource: ResourceAny,
 }
 
@@ -183,6 +243,7 @@ impl LogSource for WasmLogReader {
         self.pool.begin(p, unbound);
         let result = p
             .exports
+            .driver
             .log_reader()
             .call_next(&mut p.store, self.resource, wait_ms)
             .await;

@@ -24,7 +24,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 /// The `gantry:plugin` package version this host provides. Plugins built
 /// against any `0.1.x` load: 0.x packages change compatibly only in patch
 /// releases, and the linker and export lookups match semver-compatibly.
-pub const PACKAGE_VERSION: &str = "0.1.3";
+pub const PACKAGE_VERSION: &str = "0.1.4";
 
 /// A host capability a world can link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +102,7 @@ impl World {
         World::Scheduler,
     ];
 
-    /// The world's name, e.g. `gantry:plugin/backend@0.1.3`.
+    /// The world's name, e.g. `gantry:plugin/backend@0.1.4`.
     pub fn name(self) -> String {
         format!("{}@{PACKAGE_VERSION}", self.contract().world)
     }

@@ -40,6 +40,19 @@ impl Endpoint {
         }
     }
 
+    /// The endpoint granted as `grant`; `runtime` names the runtime in messages.
+    pub fn named(grant: &str, runtime: &'static str) -> Self {
+        Self {
+            grant: grant.to_string(),
+            runtime,
+        }
+    }
+
+    /// The grant it is reached through.
+    pub fn grant(&self) -> &str {
+        &self.grant
+    }
+
     /// Send a request (`path` with its query), with a JSON `body` if any;
     /// the answer's status and its body, open for reading.
     pub fn send(

@@ -58,7 +58,20 @@ pub mod labels {
     /// per GPU it asks for, in bytes, read by GPU schedulers (a record
     /// cannot grow a field within 0.1; see `gpu-request`).
     pub const GPU_MIN_MEMORY: &str = "io.gantry.gpu.min-memory-bytes";
+    /// On a container spec: how many replicas of it to run, a decimal
+    /// number from 1 (since 0.1.4; a label for the same reason). Backends
+    /// that run one copy of a container refuse more with `unsupported`
+    /// ([`crate::replicas`]).
+    pub const REPLICAS: &str = "io.gantry.replicas";
+    /// On a container spec: placement constraints for a cluster backend,
+    /// separated by `;` (e.g. `node.labels.gpu.model==a100;node.role==worker`).
+    pub const PLACEMENT_CONSTRAINTS: &str = "io.gantry.placement.constraints";
+    /// On a container spec: node labels to spread replicas over, separated
+    /// by `;` (e.g. `node.labels.zone`), in order of preference.
+    pub const PLACEMENT_SPREAD: &str = "io.gantry.placement.spread";
 }
+
+pub mod replicas;
 
 #[cfg(feature = "http-frontend")]
 pub mod http;
@@ -117,11 +130,30 @@ pub mod mqtt_frontend {
 
 #[cfg(feature = "backend")]
 /// World `backend`: export `driver`, reach granted endpoints over `wasi:http`.
+/// With the `cluster` feature, world `cluster-backend`: also export `cluster`.
 #[allow(missing_docs)]
 pub mod backend {
+    #[cfg(not(feature = "cluster"))]
     wit_bindgen::generate!({
         path: "../../wit",
         world: "gantry:plugin/backend",
+        with: {
+            "wasi:http/types@0.2.12": wasip2::http::types,
+            "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+            "wasi:io/streams@0.2.12": wasip2::io::streams,
+            "wasi:io/error@0.2.12": wasip2::io::error,
+            "wasi:io/poll@0.2.12": wasip2::io::poll,
+            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+        },
+        additional_derives: [serde::Serialize, serde::Deserialize],
+        pub_export_macro: true,
+        export_macro_name: "export_backend",
+        default_bindings_module: "gantry_sdk::backend",
+    });
+    #[cfg(feature = "cluster")]
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "gantry:plugin/cluster-backend",
         with: {
             "wasi:http/types@0.2.12": wasip2::http::types,
             "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,

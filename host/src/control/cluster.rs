@@ -1,0 +1,54 @@
+//! The nodes view: the machines a cluster backend spreads workloads over,
+//! a node's availability (drain, pause, activate), and where each replica
+//! of a workload runs. Backends of one machine answer `unsupported`.
+//!
+//! Any authenticated caller may list nodes; changing a node's availability
+//! moves other callers' workloads, so it needs the ADMIN role; a workload's
+//! tasks are its owner's (or an ADMIN's) to read.
+
+use super::{ControlPlane, Deployer};
+use crate::bindings::types::{Caller, Error};
+use crate::driver::{ClusterNode, ClusterTask, NodeAvailability};
+
+impl ControlPlane {
+    /// The names of the configured backends.
+    pub fn backends(&self) -> Vec<String> {
+        self.deployer.drivers().keys().cloned().collect()
+    }
+
+    /// The nodes of `backend`'s cluster.
+    pub async fn nodes(&self, caller: &Caller, backend: &str) -> Result<Vec<ClusterNode>, Error> {
+        let _ = caller; // any authenticated caller: the ingress verified it
+        let driver = self.deployer.driver(backend)?.clone();
+        Ok(driver.nodes().await?)
+    }
+
+    /// Set a node's availability on `backend`'s cluster (ADMIN only).
+    pub async fn set_node_availability(
+        &self,
+        caller: &Caller,
+        backend: &str,
+        node: &str,
+        availability: NodeAvailability,
+    ) -> Result<ClusterNode, Error> {
+        if !caller.is_admin() {
+            return Err(Error::Forbidden(format!(
+                "{} may not change a node's availability: the ADMIN role is required",
+                caller.subject
+            )));
+        }
+        let driver = self.deployer.driver(backend)?.clone();
+        let n = driver
+            .set_availability(node.to_string(), availability)
+            .await?;
+        tracing::info!(caller = %caller.subject, backend, node = %n.hostname, ?availability, "node availability set");
+        Ok(n)
+    }
+
+    /// Where each replica of workload `id`'s current revision runs.
+    pub async fn tasks(&self, caller: &Caller, id: &str) -> Result<Vec<ClusterTask>, Error> {
+        let w = self.records.load(caller, id).await?;
+        let driver = self.deployer.driver(&w.backend)?.clone();
+        Ok(driver.tasks(Deployer::instance(&w)).await?)
+    }
+}

@@ -1,0 +1,265 @@
+//! Creating a revision: new services, or a rolling update of the services
+//! an earlier revision of the same workload runs (the same container name);
+//! removing a revision; and what `inspect` reads.
+//!
+//! A new revision updates the previous revision's services in place, with
+//! Swarm's rolling update (`FailureAction: rollback`): the swarm replaces
+//! tasks batch by batch and, when the new ones fail, rolls the service back
+//! to the previous spec, which still carries the previous revision's labels.
+//! The create then fails with the swarm's reason, after rolling back every
+//! other service it had updated and removing what it created, so the host
+//! keeps the previous revision running and its removal of the failed
+//! revision finds nothing. Containers the new revision drops keep their
+//! services until the host removes the previous revision.
+
+use crate::manager::{call, error};
+use crate::model::{Service, labels};
+use crate::service::{self, Settings};
+use crate::swarm::{self, Converged};
+use gantry_sdk::backend::exports::gantry::plugin::driver::{Deployment, InstanceRef};
+use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
+use gantry_sdk::backend::gantry::plugin::types::{ContainerState, Error};
+use gantry_sdk::wasip2::http::types::Method;
+use serde_json::{Value, json};
+
+/// What a create did so far, to undo on failure.
+#[derive(Default)]
+struct Done {
+    network: Option<String>,
+    created: Vec<String>,
+    updated: Vec<String>,
+}
+
+impl Done {
+    fn undo(&self) {
+        for id in &self.updated {
+            let rolled = swarm::reread(id).and_then(|s| {
+                let spec = s.spec.clone();
+                swarm::update(&s, &spec, "&rollback=previous")
+            });
+            if let Err(e) = rolled {
+                log(Level::Warn, &format!("rolling back service {id}: {e:?}"));
+            }
+        }
+        for id in &self.created {
+            let _ = call(Method::Delete, &format!("/services/{id}"), None);
+        }
+        if let Some(n) = &self.network {
+            remove_network(n);
+        }
+    }
+}
+
+fn ensure_network(d: &Deployment, done: &mut Done) -> Result<(), Error> {
+    let name = service::network_name(&d.workload_id);
+    let r = call(Method::Get, &format!("/networks/{name}"), None)?;
+    if r.status == 200 {
+        return Ok(());
+    }
+    let mut l: serde_json::Map<String, Value> = d
+        .labels
+        .iter()
+        .filter(|(k, _)| k != labels::REVISION)
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    l.insert(labels::NETWORK.into(), json!(d.workload_id));
+    let body = json!({"Name": name, "Driver": "overlay", "CheckDuplicate": true, "Labels": l});
+    let r = call(Method::Post, "/networks/create", Some(&body))?;
+    if r.status != 201 {
+        return Err(error(&r, &format!("creating network {name}")));
+    }
+    done.network = Some(name);
+    Ok(())
+}
+
+/// Remove a workload's network, waiting for its last tasks to leave it.
+fn remove_network(name: &str) {
+    let _ = swarm::wait_until(|| {
+        let r = call(Method::Delete, &format!("/networks/{name}"), None)?;
+        Ok(r.status == 204 || r.status == 200 || r.status == 404)
+    });
+}
+
+fn apply(d: &Deployment, start: bool, s: &Settings, done: &mut Done) -> Result<(), Error> {
+    let existing = swarm::of_workload(&d.workload_id)?;
+    if service::needs_network(d) {
+        ensure_network(d, done)?;
+    }
+    for (i, c) in d.spec.containers.iter().enumerate() {
+        let replicas = gantry_sdk::replicas::of(&c.labels).unwrap_or(1);
+        let earlier = existing
+            .iter()
+            .filter(|e| e.container() == c.name && e.revision().is_some_and(|r| r < d.revision))
+            .max_by_key(|e| e.revision());
+        match earlier {
+            Some(old) => {
+                let life = if start {
+                    "running"
+                } else {
+                    old.label(labels::LIFE).unwrap_or("stopped")
+                };
+                let scale = if start { replicas } else { 0 };
+                let mut spec = service::spec(d, i, scale, life, s);
+                // Keep the name the service has (a rename does not reach the swarm).
+                spec["Name"] = json!(old.name());
+                let force = old
+                    .spec
+                    .pointer("/TaskTemplate/ForceUpdate")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                spec["TaskTemplate"]["ForceUpdate"] = json!(force + 1);
+                swarm::update(old, &spec, "")?;
+                done.updated.push(old.id.clone());
+            }
+            None => {
+                let scale = if start { replicas } else { 0 };
+                let life = if start { "running" } else { "created" };
+                let spec = service::spec(d, i, scale, life, s);
+                let r = call(Method::Post, "/services/create", Some(&spec))?;
+                if r.status != 201 {
+                    return Err(error(&r, &format!("creating the service of `{}`", c.name)));
+                }
+                let id = r
+                    .json::<Value>()?
+                    .get("ID")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::Backend("the manager named no service id".into()))?;
+                done.created.push(id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Create (or roll out) deployment `d`; with `start`, wait for its replicas.
+pub fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
+    service::check(d)?;
+    let settings = Settings::configured();
+    let since = swarm::wall_now();
+    let mut done = Done::default();
+    if let Err(e) = apply(d, start, &settings, &mut done) {
+        done.undo();
+        return Err(e);
+    }
+    if start || !done.updated.is_empty() {
+        let ids: Vec<String> = done.created.iter().chain(&done.updated).cloned().collect();
+        match swarm::converge(&ids, &done.updated, since) {
+            Ok(Converged::Settled) => {}
+            Ok(Converged::RolledBack(why)) => {
+                done.undo();
+                return Err(Error::Conflict(format!(
+                    "the rolling update to revision {} failed and the swarm rolled it back: {why}",
+                    d.revision
+                )));
+            }
+            Err(e) => {
+                done.undo();
+                return Err(e);
+            }
+        }
+    }
+    inspect(&InstanceRef {
+        workload_id: d.workload_id.clone(),
+        revision: d.revision,
+    })
+}
+
+/// The containers of a revision, one state per service, in spec order.
+pub fn inspect(r: &InstanceRef) -> Result<Vec<ContainerState>, Error> {
+    let svcs = swarm::of_revision(r, None)?;
+    if svcs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = svcs.iter().map(|s| s.id.clone()).collect();
+    let ts = swarm::tasks(&ids)?;
+    Ok(svcs
+        .iter()
+        .map(|s| {
+            let mine: Vec<_> = ts.iter().filter(|t| t.service_id == s.id).collect();
+            crate::tasks::state(s, &mine)
+        })
+        .collect())
+}
+
+/// Remove a revision's services, wait for their tasks to go (so no
+/// container is left on any node), and the workload's network with its last service.
+pub fn remove(r: &InstanceRef) -> Result<(), Error> {
+    let svcs = swarm::of_revision(r, None)?;
+    for s in &svcs {
+        let resp = call(Method::Delete, &format!("/services/{}", s.id), None)?;
+        if !(200..300).contains(&resp.status) && resp.status != 404 {
+            return Err(error(&resp, &format!("removing service {}", s.name())));
+        }
+    }
+    let ids: Vec<String> = svcs.iter().map(|s| s.id.clone()).collect();
+    if !ids.is_empty() {
+        swarm::wait_until(|| Ok(swarm::tasks(&ids)?.is_empty()))?;
+    }
+    if swarm::of_workload(&r.workload_id)?.is_empty() {
+        let nets: Vec<Value> = crate::manager::get(
+            &format!(
+                "/networks?filters={}",
+                crate::manager::filters(&[(
+                    "label",
+                    &[format!("{}={}", labels::NETWORK, r.workload_id)]
+                )])
+            ),
+            "listing networks",
+        )?;
+        for n in nets {
+            if let Some(id) = n.get("Id").and_then(Value::as_str) {
+                remove_network(id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Change resources (and the restart policy) of a revision's services: a
+/// rolling update of their tasks.
+pub fn reconfigure(
+    svcs: &[Service],
+    resources: Option<&gantry_sdk::backend::gantry::plugin::types::Resources>,
+    restart: Option<&gantry_sdk::backend::gantry::plugin::types::RestartPolicy>,
+) -> Result<(), Error> {
+    let since = swarm::wall_now();
+    let settings = Settings::configured();
+    let mut updated = Vec::new();
+    for s in svcs {
+        let mut spec = s.spec.clone();
+        if let Some(res) = resources {
+            if res.memory_swap_bytes.is_some() {
+                return Err(Error::Unsupported(
+                    "a swap limit is not available on a Swarm service".into(),
+                ));
+            }
+            let limits = &mut spec["TaskTemplate"]["Resources"]["Limits"];
+            if let Some(cpu) = res.cpu {
+                limits["NanoCPUs"] = json!((cpu * 1e9).round() as i64);
+            }
+            if let Some(m) = res.memory_bytes {
+                limits["MemoryBytes"] = json!(m);
+            }
+            if let Some(p) = res.pids_limit {
+                limits["Pids"] = json!(p);
+            }
+            if let Some(m) = res.memory_reservation_bytes {
+                spec["TaskTemplate"]["Resources"]["Reservations"]["MemoryBytes"] = json!(m);
+            }
+        }
+        if let Some(p) = restart {
+            spec["TaskTemplate"]["RestartPolicy"] = service::restart_policy(p, &settings);
+        }
+        if spec != s.spec {
+            swarm::update(s, &spec, "")?;
+            updated.push(s.id.clone());
+        }
+    }
+    match swarm::converge(&updated, &updated, since)? {
+        Converged::Settled => Ok(()),
+        Converged::RolledBack(why) => Err(Error::Conflict(format!(
+            "the swarm rolled the change back: {why}"
+        ))),
+    }
+}
