@@ -11,67 +11,25 @@
 use gantry::bindings::types::{
     ContainerStatus, Error, RestartKind, Workload, WorkloadPhase, WorkloadSpec,
 };
+use gantry_tests::cluster::{Cluster, SLEEPER, replicated};
 use gantry_tests::gantry::Gantry;
-use gantry_tests::rpc::{Rpc, busybox, frontends, running, workload};
+use gantry_tests::mqtt::TestClient;
+use gantry_tests::rpc::{Rpc, busybox, running, workload};
 use gantry_tests::runtimes::{TEST_IMAGE, wait_for};
 use gantry_tests::swarm::Swarm;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 static ONE_SWARM_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-struct Cluster {
-    g: Gantry,
-    swarm: Swarm,
-    _dir: tempfile::TempDir,
-}
-
-/// A swarm, and gantry driving it through `managers` (indexes into the
-/// swarm's nodes; `None` names a socket nothing listens on).
 fn cluster(managers: &[Option<usize>], promote: bool) -> Cluster {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let swarm = Swarm::start(&dir.path().join("swarm")).expect("three nodes");
-    if promote {
-        swarm.promote_workers().expect("three managers");
-    }
-    let dead = dir.path().join("nobody-listens.sock");
-    let socks: Vec<&Path> = managers
-        .iter()
-        .map(|m| match m {
-            Some(i) => swarm.nodes[*i].docker_sock.as_path(),
-            None => dead.as_path(),
-        })
-        .collect();
-    let config = frontends("swarm-tests", 2, 120_000)
-        .swarm_backend(&socks)
-        .build();
-    let g = Gantry::start_in(dir.path(), &config);
-    Cluster {
-        g,
-        swarm,
-        _dir: dir,
-    }
+    Cluster::start(managers, promote).expect("a swarm and gantry")
 }
 
-fn replicated(name: &str, script: &str, replicas: u32) -> gantry::bindings::types::ContainerSpec {
-    let mut c = busybox(name, script);
-    c.labels = vec![("io.gantry.replicas".into(), replicas.to_string())];
-    c
-}
-
-const SLEEPER: &str = "trap 'exit 0' TERM; while true; do sleep 1; done";
-
-/// `GET path` as `sub` with `roles`: status and JSON body.
-fn get(g: &Gantry, path: &str, sub: &str, roles: &[&str]) -> (u16, Value) {
-    let r = reqwest::blocking::Client::new()
-        .get(g.url(path))
-        .bearer_auth(g.token(sub, roles))
-        .send()
-        .expect("request");
-    (r.status().as_u16(), r.json().expect("JSON"))
+fn get(c: &Cluster, path: &str, sub: &str, roles: &[&str]) -> (u16, Value) {
+    c.get(path, sub, roles)
 }
 
 fn set_availability(g: &Gantry, node: &str, to: &str, roles: &[&str]) -> (u16, Value) {
@@ -85,15 +43,10 @@ fn set_availability(g: &Gantry, node: &str, to: &str, roles: &[&str]) -> (u16, V
 }
 
 /// The nodes of the tasks of `id` that run as desired.
-fn running_on(g: &Gantry, id: &str) -> Vec<String> {
-    let (status, v) = get(g, &format!("/-/workloads/{id}/tasks"), "ops", &["ADMIN"]);
-    assert_eq!(status, 200, "{v}");
-    v["tasks"]
-        .as_array()
+fn running_on(c: &Cluster, id: &str) -> Vec<String> {
+    c.running_tasks(id)
         .into_iter()
-        .flatten()
-        .filter(|t| t["state"] == "running" && t["desired"] == "running")
-        .map(|t| t["node"].as_str().unwrap_or("").to_string())
+        .map(|(_, node)| node)
         .collect()
 }
 
@@ -108,21 +61,10 @@ fn containers_left(swarm: &Swarm, id: &str) -> Vec<String> {
         .collect()
 }
 
-fn services_of(swarm: &Swarm, id: &str) -> Vec<String> {
-    let filter = format!("label=io.gantry.workload={id}");
-    swarm
-        .manager()
-        .cli(&["service", "ls", "-q", "--filter", &filter])
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 /// Delete `w` and check nothing of it is left on the swarm.
 fn delete_leaves_nothing(c: &Cluster, rpc: &Rpc, id: &str) {
     rpc.delete(id).expect("delete");
-    assert!(services_of(&c.swarm, id).is_empty(), "services left");
+    assert!(c.services_of(id).is_empty(), "services left");
     wait_for(
         "the nodes to remove the containers",
         Duration::from_secs(30),
@@ -139,7 +81,7 @@ fn replicas_spread_over_three_nodes_and_a_drain_moves_them() {
         .unwrap_or_else(|p| p.into_inner());
     // The first manager configured is gone: calls go to the next.
     let c = cluster(&[None, Some(0)], false);
-    let rpc = Rpc::new(&c.g, "alice", &["USER"]);
+    let rpc = Rpc::new(&c.api.g, "alice", &["USER"]);
     let w = rpc
         .create(
             "spread",
@@ -147,7 +89,7 @@ fn replicas_spread_over_three_nodes_and_a_drain_moves_them() {
         )
         .expect("create");
     assert!(running(&w), "{w:?}");
-    let on = running_on(&c.g, &w.id);
+    let on = running_on(&c, &w.id);
     assert_eq!(on.len(), 3, "{on:?}");
     assert_eq!(
         on.iter().collect::<HashSet<_>>().len(),
@@ -155,7 +97,7 @@ fn replicas_spread_over_three_nodes_and_a_drain_moves_them() {
         "one per node: {on:?}"
     );
 
-    let (status, nodes) = get(&c.g, "/-/backends/swarm/nodes", "alice", &["USER"]);
+    let (status, nodes) = get(&c, "/-/backends/swarm/nodes", "alice", &["USER"]);
     assert_eq!(status, 200, "{nodes}");
     let list = nodes["nodes"].as_array().cloned().unwrap_or_default();
     assert_eq!(list.len(), 3, "{nodes}");
@@ -175,15 +117,15 @@ fn replicas_spread_over_three_nodes_and_a_drain_moves_them() {
     let third = c.swarm.nodes[2].hostname().to_string();
     assert!(hostnames.contains(&third), "{hostnames:?}");
 
-    let (status, body) = set_availability(&c.g, &third, "drain", &["USER"]);
+    let (status, body) = set_availability(&c.api.g, &third, "drain", &["USER"]);
     assert_eq!(status, 403, "draining needs ADMIN: {body}");
-    let (status, body) = set_availability(&c.g, &third, "sideways", &["ADMIN"]);
+    let (status, body) = set_availability(&c.api.g, &third, "sideways", &["ADMIN"]);
     assert_eq!(
         (status, body["kind"].as_str()),
         (400, Some("invalid")),
         "{body}"
     );
-    let (status, body) = set_availability(&c.g, &third, "drain", &["ADMIN"]);
+    let (status, body) = set_availability(&c.api.g, &third, "drain", &["ADMIN"]);
     assert_eq!(
         (status, body["availability"].as_str()),
         (200, Some("drain")),
@@ -193,14 +135,14 @@ fn replicas_spread_over_three_nodes_and_a_drain_moves_them() {
         "the drained node's task to move",
         Duration::from_secs(60),
         || {
-            let on = running_on(&c.g, &w.id);
+            let on = running_on(&c, &w.id);
             on.len() == 3 && !on.contains(&third)
         },
     )
     .expect("drain moves the task");
     let now = rpc.wait_for(&w.id, 30, "deployed after the drain", running);
     assert_eq!(now.phase, WorkloadPhase::Deployed);
-    let (status, body) = set_availability(&c.g, &third, "active", &["ADMIN"]);
+    let (status, body) = set_availability(&c.api.g, &third, "active", &["ADMIN"]);
     assert_eq!(
         (status, body["availability"].as_str()),
         (200, Some("active")),
@@ -208,7 +150,7 @@ fn replicas_spread_over_three_nodes_and_a_drain_moves_them() {
     );
 
     let (status, body) = get(
-        &c.g,
+        &c,
         &format!("/-/workloads/{}/tasks", w.id),
         "mallory",
         &["USER"],
@@ -223,7 +165,7 @@ fn a_dead_workers_tasks_are_rescheduled_and_the_workload_returns_to_deployed() {
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let mut c = cluster(&[Some(0)], false);
-    let rpc = Rpc::new(&c.g, "bob", &["USER"]);
+    let rpc = Rpc::new(&c.api.g, "bob", &["USER"]);
     let w = rpc
         .create(
             "survive",
@@ -232,19 +174,19 @@ fn a_dead_workers_tasks_are_rescheduled_and_the_workload_returns_to_deployed() {
         .expect("create");
     assert!(running(&w), "{w:?}");
     let second = c.swarm.nodes[1].hostname().to_string();
-    assert!(running_on(&c.g, &w.id).contains(&second));
+    assert!(running_on(&c, &w.id).contains(&second));
     c.swarm.kill_dockerd(2);
     wait_for(
         "the dead node's task to run elsewhere",
         Duration::from_secs(90),
         || {
-            let on = running_on(&c.g, &w.id);
+            let on = running_on(&c, &w.id);
             on.len() == 3 && !on.contains(&second)
         },
     )
     .expect("rescheduled");
     rpc.wait_for(&w.id, 60, "deployed again", running);
-    let (_, nodes) = get(&c.g, "/-/backends/swarm/nodes", "bob", &["USER"]);
+    let (_, nodes) = get(&c, "/-/backends/swarm/nodes", "bob", &["USER"]);
     let dead = nodes["nodes"]
         .as_array()
         .into_iter()
@@ -254,7 +196,7 @@ fn a_dead_workers_tasks_are_rescheduled_and_the_workload_returns_to_deployed() {
         .unwrap_or_default();
     assert_eq!(dead["state"], "down", "{nodes}");
     rpc.delete(&w.id).expect("delete");
-    assert!(services_of(&c.swarm, &w.id).is_empty());
+    assert!(c.services_of(&w.id).is_empty());
 }
 
 #[test]
@@ -263,7 +205,7 @@ fn a_rolling_update_to_a_bad_image_rolls_back_and_says_why() {
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let c = cluster(&[Some(0)], false);
-    let rpc = Rpc::new(&c.g, "carol", &["USER"]);
+    let rpc = Rpc::new(&c.api.g, "carol", &["USER"]);
     let spec = |image: &str, env: &str| -> WorkloadSpec {
         let mut c = replicated("web", SLEEPER, 2);
         c.image = image.into();
@@ -276,7 +218,7 @@ fn a_rolling_update_to_a_bad_image_rolls_back_and_says_why() {
     };
     let w = rpc.create("roll", spec(TEST_IMAGE, "one")).expect("create");
     assert!(running(&w), "{w:?}");
-    let services = services_of(&c.swarm, &w.id);
+    let services = c.services_of(&w.id);
     assert_eq!(services.len(), 1);
 
     let err = rpc
@@ -312,7 +254,7 @@ fn a_rolling_update_to_a_bad_image_rolls_back_and_says_why() {
     assert_eq!(w2.revision, 2);
     assert!(running(&w2), "{w2:?}");
     assert_eq!(
-        services_of(&c.swarm, &w.id),
+        c.services_of(&w.id),
         services,
         "updated in place, not replaced"
     );
@@ -337,7 +279,7 @@ fn a_workload_lives_on_the_swarm_from_create_to_nothing_left() {
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let c = cluster(&[Some(0)], false);
-    let rpc = Rpc::new(&c.g, "dave", &["USER"]);
+    let rpc = Rpc::new(&c.api.g, "dave", &["USER"]);
 
     // Refused before anything is created.
     let mut bad = busybox("main", SLEEPER);
@@ -377,7 +319,7 @@ fn a_workload_lives_on_the_swarm_from_create_to_nothing_left() {
     spec.containers[1].resources.memory_bytes = Some(64 << 20);
     let w = rpc.create("pod", spec).expect("create");
     assert!(running(&w), "{w:?}");
-    assert_eq!(services_of(&c.swarm, &w.id).len(), 2);
+    assert_eq!(c.services_of(&w.id).len(), 2);
     let lines: Vec<String> = rpc
         .logs(&w.id, "container=client&follow=1&wait=1000&reads=20")
         .text()
@@ -411,18 +353,26 @@ fn a_workload_lives_on_the_swarm_from_create_to_nothing_left() {
     );
     let started: Workload = rpc.call("start", json!([w.id])).expect("start");
     assert!(running(&started), "{started:?}");
-    let before = running_on_tasks(&c.g, &w.id);
+    let before = c
+        .running_tasks(&w.id)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect::<HashSet<_>>();
     let restarted: Workload = rpc.call("restart", json!([w.id])).expect("restart");
     assert!(running(&restarted), "{restarted:?}");
     assert!(
-        running_on_tasks(&c.g, &w.id).is_disjoint(&before),
+        c.running_tasks(&w.id)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect::<HashSet<_>>()
+            .is_disjoint(&before),
         "a restart runs new tasks"
     );
 
     let req = json!([w.id, {"container": "client", "resources": {"cpu": null, "memory_bytes": 128u64 << 20, "memory_reservation_bytes": null, "memory_swap_bytes": null, "ephemeral_storage_bytes": null, "pids_limit": null}, "restart": null}]);
     rpc.call::<Workload>("reconfigure", req)
         .expect("reconfigure");
-    let services = services_of(&c.swarm, &w.id);
+    let services = c.services_of(&w.id);
     let mut args = vec![
         "service",
         "inspect",
@@ -453,25 +403,13 @@ fn a_workload_lives_on_the_swarm_from_create_to_nothing_left() {
     assert_eq!(nets.trim(), "", "the workload's network is removed with it");
 }
 
-/// Ids of the tasks of `id` that run as desired.
-fn running_on_tasks(g: &Gantry, id: &str) -> HashSet<String> {
-    let (_, v) = get(g, &format!("/-/workloads/{id}/tasks"), "ops", &["ADMIN"]);
-    v["tasks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|t| t["state"] == "running" && t["desired"] == "running")
-        .filter_map(|t| t["id"].as_str().map(str::to_string))
-        .collect()
-}
-
 #[test]
 fn calls_go_to_another_manager_when_the_leader_dies() {
     let _turn = ONE_SWARM_AT_A_TIME
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     let mut c = cluster(&[Some(0), Some(1), Some(2)], true);
-    let rpc = Rpc::new(&c.g, "erin", &["USER"]);
+    let rpc = Rpc::new(&c.api.g, "erin", &["USER"]);
     let w = rpc
         .create(
             "steady",
@@ -482,35 +420,158 @@ fn calls_go_to_another_manager_when_the_leader_dies() {
     c.swarm.kill_dockerd(1);
     // A new leader is elected among the two left (about ten seconds); the
     // plugin passes over the dead manager.
-    let mut second = None;
+    let first = c.swarm.nodes[0].hostname().to_string();
+    let mut leader = String::new();
     wait_for(
-        "a create through the managers left",
+        "a new leader, through the managers left",
         Duration::from_secs(90),
-        || match rpc.create(
-            "after",
-            workload(vec![replicated("web", SLEEPER, 1)], RestartKind::Always),
-        ) {
-            Ok(x) => {
-                second = Some(x);
-                true
-            }
-            Err(_) => false,
+        || {
+            let (status, nodes) = get(&c, "/-/backends/swarm/nodes", "erin", &["USER"]);
+            leader = nodes["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|n| n["leader"] == true)
+                .and_then(|n| n["hostname"].as_str())
+                .unwrap_or("")
+                .to_string();
+            status == 200 && !leader.is_empty() && leader != first
         },
     )
     .expect("failover");
-    let second = second.expect("created");
-    let second = rpc.wait_for(&second.id, 60, "the new workload running", running);
-    let (status, nodes) = get(&c.g, "/-/backends/swarm/nodes", "erin", &["USER"]);
-    assert_eq!(status, 200, "{nodes}");
-    let leader = nodes["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|n| n["leader"] == true)
-        .and_then(|n| n["hostname"].as_str())
-        .unwrap_or("")
+    // Changes go through the new leader too: a delete leaves no service.
+    rpc.delete(&w.id).expect("delete through the managers left");
+    let left = c.swarm.nodes[1]
+        .cli(&[
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=io.gantry.workload={}", w.id),
+        ])
+        .expect("node 2, a manager, answers");
+    assert_eq!(
+        left.trim(),
+        "",
+        "removed, as the new leader ({leader}) sees it"
+    );
+}
+
+#[test]
+fn rest_arm_and_kanto_main_flows_run_on_the_swarm() {
+    let _turn = ONE_SWARM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let c = cluster(&[Some(0)], false);
+    let api = &c.api;
+    let token = api.token("frank", "USER");
+
+    // REST: create, read deployed, delete.
+    let (id, _) = gantry_tests::bench::rest_post_to_running(api, &token, "rest-on-swarm")
+        .expect("REST create → deployed");
+    assert_eq!(c.services_of(&id).len(), 1);
+    let (s, body) = api.send(
+        "DELETE",
+        &format!("/v1/containers/{id}?force=true"),
+        Some(&token),
+        None,
+    );
+    assert!((200..300).contains(&s), "{s} {body}");
+    assert!(
+        c.services_of(&id).is_empty(),
+        "REST delete removes the service"
+    );
+
+    // ARM: PUT a container group, its instance view Running, DELETE.
+    let group = "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/swarm/providers/Microsoft.ContainerInstance/containerGroups/arm-on-swarm?api-version=2023-05-01";
+    let (s, body) = api.send(
+        "PUT",
+        group,
+        Some(&token),
+        Some(json!({
+            "location": "westeurope",
+            "properties": {
+                "osType": "Linux",
+                "containers": [{"name": "main", "properties": {
+                    "image": TEST_IMAGE,
+                    "command": ["sh", "-c", SLEEPER],
+                    "resources": {"requests": {"cpu": 0.5, "memoryInGB": 0.25}}
+                }}]
+            }
+        })),
+    );
+    assert!(s == 200 || s == 201, "{s} {body}");
+    let mut state = Value::Null;
+    wait_for("the ARM group running", Duration::from_secs(90), || {
+        let (_, v) = api.send("GET", group, Some(&token), None);
+        state = v["properties"]["instanceView"]["state"].clone();
+        state == "Running"
+    })
+    .unwrap_or_else(|e| panic!("{e}: {state}"));
+    let rpc = Rpc::new(&c.api.g, "frank", &["USER"]);
+    let arm_id = rpc
+        .list()
+        .first()
+        .map(|w| w.id.clone())
+        .expect("the group's workload");
+    let svc = c.services_of(&arm_id);
+    assert_eq!(svc.len(), 1);
+    let limit = c
+        .swarm
+        .manager()
+        .cli(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}}",
+            &svc[0],
+        ])
+        .unwrap_or_default();
+    assert_eq!(
+        limit.trim(),
+        (256u64 << 20).to_string(),
+        "memoryInGB as the service's limit"
+    );
+    let (s, body) = api.send("DELETE", group, Some(&token), None);
+    assert!((200..300).contains(&s), "{s} {body}");
+    wait_for(
+        "the group's service removed",
+        Duration::from_secs(60),
+        || c.services_of(&arm_id).is_empty(),
+    )
+    .expect("ARM delete removes the service");
+
+    // Kanto: createWithConfig over MQTT, RUNNING in the twin, remove.
+    let client = TestClient::connect(c.kanto_port, "cloud-swarm", &["command//+/res/#", "e/#"]);
+    let thing = "edge:device:edge:containers";
+    let env = client.kanto_command(
+        thing,
+        ("k1", "ContainerFactory", "createWithConfig"),
+        json!({"imageRef": TEST_IMAGE, "name": "kanto-on-swarm", "start": true,
+               "config": {"cmd": ["sh", "-c", SLEEPER], "restartPolicy": {"type": "no"}}}),
+        Duration::from_secs(90),
+    );
+    assert_eq!(env["status"], 200, "{env}");
+    let kid = env["value"]
+        .as_str()
+        .expect("the container's id")
         .to_string();
-    assert_ne!(leader, c.swarm.nodes[0].hostname(), "{nodes}");
-    rpc.delete(&second.id).expect("delete");
-    rpc.delete(&w.id).expect("delete");
+    let path = format!("/features/Container:{kid}/properties/status/state");
+    client.wait_for("RUNNING in the twin", Duration::from_secs(90), |t, v| {
+        t.starts_with("e/t1/") && v["path"] == path.as_str() && v["value"]["status"] == "RUNNING"
+    });
+    assert_eq!(c.services_of(&kid).len(), 1);
+    let env = client.kanto_command(
+        thing,
+        ("k2", &format!("Container:{kid}"), "remove"),
+        json!(true),
+        Duration::from_secs(90),
+    );
+    assert_eq!(env["status"], 204, "{env}");
+    wait_for(
+        "the Kanto container's service removed",
+        Duration::from_secs(60),
+        || c.services_of(&kid).is_empty(),
+    )
+    .expect("Kanto remove removes the service");
 }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod backends;
 pub mod bench;
 pub mod builds;
+pub mod cluster;
 pub mod config;
 pub mod curl;
 pub mod file_server;

@@ -223,6 +223,7 @@ const BENCHES: &[&str] = &[
     "bench-gpu-placement",
     "bench-hot-swap",
     "bench-ingress",
+    "bench-swarm",
     "bench-list-scale",
 ];
 

@@ -438,7 +438,8 @@ mod tests {
 
     #[test]
     fn what_a_service_cannot_do_is_refused() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut ContainerSpec)>)> = vec![
+        type Change = Box<dyn Fn(&mut ContainerSpec)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("privileged", Box::new(|c| c.privileged = true)),
             (
                 "host port",

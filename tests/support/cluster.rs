@@ -1,0 +1,111 @@
+//! gantry driving a three-node swarm ([`crate::swarm`]) through its swarm
+//! backend, with the control-rpc fixture, REST and ARM frontends and the
+//! Kanto frontend on an embedded broker: what the swarm backend's tests and
+//! benchmark share.
+
+use crate::api::Api;
+use crate::rpc::{busybox, frontends};
+use crate::swarm::Swarm;
+use anyhow::Result;
+use gantry::bindings::types::ContainerSpec;
+use serde_json::Value;
+use std::path::Path;
+
+/// A script that runs until it is told to stop.
+pub const SLEEPER: &str = "trap 'exit 0' TERM; while true; do sleep 1; done";
+
+/// A swarm and the gantry driving it; dropped in that order (gantry first).
+pub struct Cluster {
+    /// gantry, and a client for its HTTP frontends.
+    pub api: Api,
+    /// The swarm.
+    pub swarm: Swarm,
+    /// Where the Kanto frontend's embedded broker listens (device
+    /// `edge:device` of tenant `t1`).
+    pub kanto_port: u16,
+    _swarm_dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// A swarm (with three managers when `promote`), and gantry driving it
+    /// through `managers`: indexes into the swarm's nodes, tried in order;
+    /// `None` names a socket nothing listens on.
+    pub fn start(managers: &[Option<usize>], promote: bool) -> Result<Cluster> {
+        let swarm_dir = tempfile::tempdir()?;
+        let swarm = Swarm::start(&swarm_dir.path().join("swarm"))?;
+        let dir = tempfile::tempdir()?;
+        if promote {
+            swarm.promote_workers()?;
+        }
+        let dead = dir.path().join("nobody-listens.sock");
+        let socks: Vec<&Path> = managers
+            .iter()
+            .map(|m| match m {
+                Some(i) => swarm.nodes[*i].docker_sock.as_path(),
+                None => dead.as_path(),
+            })
+            .collect();
+        let kanto_port = crate::free_port();
+        let config = frontends("swarm-tests", 2, 120_000)
+            .mqtt_frontend(
+                "kanto",
+                &crate::plugins::kanto(),
+                &format!(
+                    "broker = \"embedded\", listen = \"127.0.0.1:{kanto_port}\", subject = \"kanto-device\", roles = [\"ADMIN\"]"
+                ),
+                "config = { device-id = \"edge:device\", tenant-id = \"t1\" }",
+            )
+            .swarm_backend(&socks)
+            .build();
+        Ok(Cluster {
+            api: Api::start_in(dir, &config),
+            swarm,
+            kanto_port,
+            _swarm_dir: swarm_dir,
+        })
+    }
+
+    /// `GET path` as `sub` with `roles`: status and JSON body.
+    pub fn get(&self, path: &str, sub: &str, roles: &[&str]) -> (u16, Value) {
+        self.api
+            .send("GET", path, Some(&self.api.g.token(sub, roles)), None)
+    }
+
+    /// The tasks of workload `id` that run as desired (from the nodes view),
+    /// as (task id, node hostname).
+    pub fn running_tasks(&self, id: &str) -> Vec<(String, String)> {
+        let (_, v) = self.get(&format!("/-/workloads/{id}/tasks"), "ops", &["ADMIN"]);
+        v["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["state"] == "running" && t["desired"] == "running")
+            .map(|t| {
+                let s = |k: &str| t[k].as_str().unwrap_or("").to_string();
+                (s("id"), s("node"))
+            })
+            .collect()
+    }
+
+    /// The services on the swarm carrying workload `id`'s label.
+    pub fn services_of(&self, id: &str) -> Vec<String> {
+        let filter = format!("label=io.gantry.workload={id}");
+        self.swarm
+            .manager()
+            .cli(&["service", "ls", "-q", "--filter", &filter])
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// A container of the test image running `script`, in `replicas` replicas.
+pub fn replicated(name: &str, script: &str, replicas: u32) -> ContainerSpec {
+    let mut c = busybox(name, script);
+    c.labels = vec![(
+        gantry::control::labels::REPLICAS.to_string(),
+        replicas.to_string(),
+    )];
+    c
+}
