@@ -321,7 +321,7 @@ fn a_workload_lives_on_the_swarm_from_create_to_nothing_left() {
     assert!(running(&w), "{w:?}");
     assert_eq!(c.services_of(&w.id).len(), 2);
     let lines: Vec<String> = rpc
-        .logs(&w.id, "container=client&follow=1&wait=1000&reads=20")
+        .logs(&w.id, "container=client&follow=1&wait=1000&reads=10")
         .text()
         .expect("logs")
         .lines()

@@ -31,8 +31,10 @@ impl Cluster {
     /// through `managers`: indexes into the swarm's nodes, tried in order;
     /// `None` names a socket nothing listens on.
     pub fn start(managers: &[Option<usize>], promote: bool) -> Result<Cluster> {
+        let t = std::time::Instant::now();
         let swarm_dir = tempfile::tempdir()?;
         let swarm = Swarm::start(&swarm_dir.path().join("swarm"))?;
+        eprintln!("cluster: the swarm up in {:?}", t.elapsed());
         let dir = tempfile::tempdir()?;
         if promote {
             swarm.promote_workers()?;
@@ -57,8 +59,11 @@ impl Cluster {
             )
             .swarm_backend(&socks)
             .build();
+        let t = std::time::Instant::now();
+        let api = Api::start_in(dir, &config);
+        eprintln!("cluster: gantry up in {:?}", t.elapsed());
         Ok(Cluster {
-            api: Api::start_in(dir, &config),
+            api,
             swarm,
             kanto_port,
             _swarm_dir: swarm_dir,

@@ -194,7 +194,14 @@ pub fn remove(r: &InstanceRef) -> Result<(), Error> {
     }
     let ids: Vec<String> = svcs.iter().map(|s| s.id.clone()).collect();
     if !ids.is_empty() {
-        swarm::wait_until(|| Ok(swarm::tasks(&ids)?.is_empty()))?;
+        // A node that is down cannot confirm its containers gone: the swarm
+        // removes them when it comes back. Wait for the others.
+        swarm::wait_until(|| {
+            let down = crate::nodes::down()?;
+            Ok(swarm::tasks(&ids)?
+                .iter()
+                .all(|t| down.contains(&t.node_id)))
+        })?;
     }
     if swarm::of_workload(&r.workload_id)?.is_empty() {
         let nets: Vec<Value> = crate::manager::get(
