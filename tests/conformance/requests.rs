@@ -6,7 +6,8 @@ use gantry_tests::backends::Backend;
 use gantry_tests::rpc::{Rpc, busybox, running, workload};
 
 /// Unknown image, bad memory, a command that does not exist, duplicate
-/// names: typed errors, and nothing left behind on the runtime.
+/// names, more replicas than one machine runs: typed errors, and nothing
+/// left behind on the runtime.
 pub fn bad_input_is_a_typed_error_and_leaves_nothing_behind(backend: Backend) {
     let (_dir, g) = start(backend, 30);
     let rpc = Rpc::new(&g, "erin", &["USER"]);
@@ -55,6 +56,21 @@ pub fn bad_input_is_a_typed_error_and_leaves_nothing_behind(backend: Backend) {
         RestartKind::No,
     );
     assert!(matches!(rpc.create("dup", dup), Err(Error::Invalid(_))));
+    // Replicas: a malformed count is the host's to refuse; more than one,
+    // a backend of one machine's (only a cluster backend runs copies).
+    let replicas = |n: &str| {
+        let mut c = busybox("main", "sleep 3600");
+        c.labels = vec![(gantry::control::labels::REPLICAS.to_string(), n.to_string())];
+        workload(vec![c], RestartKind::No)
+    };
+    match rpc.create("many", replicas("3")) {
+        Err(Error::Unsupported(msg)) => assert!(msg.contains("3 replicas"), "{msg}"),
+        other => panic!("expected unsupported, got {other:?}"),
+    }
+    match rpc.create("many", replicas("zero")) {
+        Err(Error::Invalid(i)) => assert!(i.message.contains("io.gantry.replicas"), "{i:?}"),
+        other => panic!("expected invalid, got {other:?}"),
+    }
     assert!(
         rpc.list().is_empty(),
         "no record of a failed create remains"
@@ -64,9 +80,16 @@ pub fn bad_input_is_a_typed_error_and_leaves_nothing_behind(backend: Backend) {
         .into_iter()
         .filter(|o| !before.contains(&o.id))
         .filter(|o| {
-            ["no-such-image", "too-small", "no-command", "half", "dup"]
-                .iter()
-                .any(|bad| o.name.contains(bad))
+            [
+                "no-such-image",
+                "too-small",
+                "no-command",
+                "half",
+                "dup",
+                "many",
+            ]
+            .iter()
+            .any(|bad| o.name.contains(bad))
         })
         .collect();
     assert!(leftovers.is_empty(), "orphaned containers: {leftovers:?}");

@@ -15,7 +15,7 @@
 use crate::manager::{call, error};
 use crate::model::{Service, labels};
 use crate::service::{self, Settings};
-use crate::swarm::{self, Converged};
+use crate::services::{self, Converged};
 use gantry_sdk::backend::exports::gantry::plugin::driver::{Deployment, InstanceRef};
 use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
 use gantry_sdk::backend::gantry::plugin::types::{ContainerState, Error};
@@ -33,9 +33,9 @@ struct Done {
 impl Done {
     fn undo(&self) {
         for id in &self.updated {
-            let rolled = swarm::reread(id).and_then(|s| {
+            let rolled = services::reread(id).and_then(|s| {
                 let spec = s.spec.clone();
-                swarm::update(&s, &spec, "&rollback=previous")
+                services::update(&s, &spec, "&rollback=previous")
             });
             if let Err(e) = rolled {
                 log(Level::Warn, &format!("rolling back service {id}: {e:?}"));
@@ -74,14 +74,14 @@ fn ensure_network(d: &Deployment, done: &mut Done) -> Result<(), Error> {
 
 /// Remove a workload's network, waiting for its last tasks to leave it.
 fn remove_network(name: &str) {
-    let _ = swarm::wait_until(|| {
+    let _ = services::wait_until(|| {
         let r = call(Method::Delete, &format!("/networks/{name}"), None)?;
         Ok(r.status == 204 || r.status == 200 || r.status == 404)
     });
 }
 
 fn apply(d: &Deployment, start: bool, s: &Settings, done: &mut Done) -> Result<(), Error> {
-    let existing = swarm::of_workload(&d.workload_id)?;
+    let existing = services::of_workload(&d.workload_id)?;
     if service::needs_network(d) {
         ensure_network(d, done)?;
     }
@@ -108,7 +108,7 @@ fn apply(d: &Deployment, start: bool, s: &Settings, done: &mut Done) -> Result<(
                     .and_then(Value::as_u64)
                     .unwrap_or(0);
                 spec["TaskTemplate"]["ForceUpdate"] = json!(force + 1);
-                swarm::update(old, &spec, "")?;
+                services::update(old, &spec, "")?;
                 done.updated.push(old.id.clone());
             }
             None => {
@@ -136,7 +136,7 @@ fn apply(d: &Deployment, start: bool, s: &Settings, done: &mut Done) -> Result<(
 pub fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
     service::check(d)?;
     let settings = Settings::configured();
-    let since = swarm::wall_now();
+    let since = services::wall_now();
     let mut done = Done::default();
     if let Err(e) = apply(d, start, &settings, &mut done) {
         done.undo();
@@ -144,7 +144,7 @@ pub fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error>
     }
     if start || !done.updated.is_empty() {
         let ids: Vec<String> = done.created.iter().chain(&done.updated).cloned().collect();
-        match swarm::converge(&ids, &done.updated, since) {
+        match services::converge(&ids, &done.updated, since) {
             Ok(Converged::Settled) => {}
             Ok(Converged::RolledBack(why)) => {
                 done.undo();
@@ -167,12 +167,12 @@ pub fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error>
 
 /// The containers of a revision, one state per service, in spec order.
 pub fn inspect(r: &InstanceRef) -> Result<Vec<ContainerState>, Error> {
-    let svcs = swarm::of_revision(r, None)?;
+    let svcs = services::of_revision(r, None)?;
     if svcs.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<String> = svcs.iter().map(|s| s.id.clone()).collect();
-    let ts = swarm::tasks(&ids)?;
+    let ts = services::tasks(&ids)?;
     Ok(svcs
         .iter()
         .map(|s| {
@@ -185,7 +185,7 @@ pub fn inspect(r: &InstanceRef) -> Result<Vec<ContainerState>, Error> {
 /// Remove a revision's services, wait for their tasks to go (so no
 /// container is left on any node), and the workload's network with its last service.
 pub fn remove(r: &InstanceRef) -> Result<(), Error> {
-    let svcs = swarm::of_revision(r, None)?;
+    let svcs = services::of_revision(r, None)?;
     for s in &svcs {
         let resp = call(Method::Delete, &format!("/services/{}", s.id), None)?;
         if !(200..300).contains(&resp.status) && resp.status != 404 {
@@ -196,14 +196,14 @@ pub fn remove(r: &InstanceRef) -> Result<(), Error> {
     if !ids.is_empty() {
         // A node that is down cannot confirm its containers gone: the swarm
         // removes them when it comes back. Wait for the others.
-        swarm::wait_until(|| {
+        services::wait_until(|| {
             let down = crate::nodes::down()?;
-            Ok(swarm::tasks(&ids)?
+            Ok(services::tasks(&ids)?
                 .iter()
                 .all(|t| down.contains(&t.node_id)))
         })?;
     }
-    if swarm::of_workload(&r.workload_id)?.is_empty() {
+    if services::of_workload(&r.workload_id)?.is_empty() {
         let nets: Vec<Value> = crate::manager::get(
             &format!(
                 "/networks?filters={}",
@@ -230,7 +230,7 @@ pub fn reconfigure(
     resources: Option<&gantry_sdk::backend::gantry::plugin::types::Resources>,
     restart: Option<&gantry_sdk::backend::gantry::plugin::types::RestartPolicy>,
 ) -> Result<(), Error> {
-    let since = swarm::wall_now();
+    let since = services::wall_now();
     let settings = Settings::configured();
     let mut updated = Vec::new();
     for s in svcs {
@@ -259,11 +259,11 @@ pub fn reconfigure(
             spec["TaskTemplate"]["RestartPolicy"] = service::restart_policy(p, &settings);
         }
         if spec != s.spec {
-            swarm::update(s, &spec, "")?;
+            services::update(s, &spec, "")?;
             updated.push(s.id.clone());
         }
     }
-    match swarm::converge(&updated, &updated, since)? {
+    match services::converge(&updated, &updated, since)? {
         Converged::Settled => Ok(()),
         Converged::RolledBack(why) => Err(Error::Conflict(format!(
             "the swarm rolled the change back: {why}"

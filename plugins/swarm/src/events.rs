@@ -5,7 +5,7 @@
 //! only, and no task events), so nothing on a worker goes unseen.
 
 use crate::model::{Task, labels};
-use crate::swarm::{self, now_ms, sleep_ms, wall_now};
+use crate::services::{self, now_ms, sleep_ms, wall_now};
 use crate::tasks::instant;
 use gantry_sdk::backend::exports::gantry::plugin::driver::{RuntimeAction, RuntimeEvent};
 use gantry_sdk::backend::gantry::plugin::types::{Error, Timestamp};
@@ -24,13 +24,13 @@ fn action(t: &Task) -> Option<RuntimeAction> {
 }
 
 fn changed_since(cutoff: (i64, u32)) -> Result<Vec<RuntimeEvent>, Error> {
-    let svcs = swarm::services(&[labels::WORKLOAD.to_string()])?;
+    let svcs = services::labelled(&[labels::WORKLOAD.to_string()])?;
     if svcs.is_empty() {
         return Ok(Vec::new());
     }
     let by_id: BTreeMap<&str, _> = svcs.iter().map(|s| (s.id.as_str(), s)).collect();
     let ids: Vec<String> = svcs.iter().map(|s| s.id.clone()).collect();
-    let mut out: Vec<RuntimeEvent> = swarm::tasks(&ids)?
+    let mut out: Vec<RuntimeEvent> = services::tasks(&ids)?
         .iter()
         .filter(|t| instant(&t.status.timestamp) > cutoff)
         .filter_map(|t| {

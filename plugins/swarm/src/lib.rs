@@ -27,7 +27,7 @@ mod manager;
 mod model;
 mod nodes;
 mod service;
-mod swarm;
+mod services;
 mod tasks;
 
 use gantry_sdk::backend::exports::gantry::plugin::cluster::{
@@ -95,7 +95,7 @@ impl Guest for Swarm {
     }
 
     fn start(r: InstanceRef, container: Option<String>) -> Result<(), Error> {
-        swarm::scale_all(&swarm::targets(&r, container.as_deref())?, true, false)
+        services::scale_all(&services::targets(&r, container.as_deref())?, true, false)
     }
 
     fn stop(
@@ -105,7 +105,7 @@ impl Guest for Swarm {
         _timeout: Option<u32>,
     ) -> Result<(), Error> {
         // Tasks stop with the service's stop grace period (config `stop-grace-ms`).
-        swarm::scale_all(&swarm::targets(&r, container.as_deref())?, false, false)
+        services::scale_all(&services::targets(&r, container.as_deref())?, false, false)
     }
 
     fn kill(
@@ -121,7 +121,7 @@ impl Guest for Swarm {
         container: Option<String>,
         _timeout: Option<u32>,
     ) -> Result<(), Error> {
-        swarm::scale_all(&swarm::targets(&r, container.as_deref())?, true, true)
+        services::scale_all(&services::targets(&r, container.as_deref())?, true, true)
     }
 
     fn pause(_r: InstanceRef, _container: Option<String>) -> Result<(), Error> {
@@ -143,13 +143,13 @@ impl Guest for Swarm {
     fn list(selector: Vec<(String, String)>) -> Result<Vec<InstanceSummary>, Error> {
         let mut wanted = vec![labels::WORKLOAD.to_string()];
         wanted.extend(selector.iter().map(|(k, v)| format!("{k}={v}")));
-        let mut svcs = swarm::services(&wanted)?;
+        let mut svcs = services::labelled(&wanted)?;
         svcs.sort_by_key(model::Service::index);
         let ids: Vec<String> = svcs.iter().map(|s| s.id.clone()).collect();
         let ts = if ids.is_empty() {
             Vec::new()
         } else {
-            swarm::tasks(&ids)?
+            services::tasks(&ids)?
         };
         let mut out = Summaries::default();
         for s in &svcs {
@@ -172,7 +172,7 @@ impl Guest for Swarm {
         resources: Option<Resources>,
         restart: Option<RestartPolicy>,
     ) -> Result<(), Error> {
-        let svcs = swarm::targets(&r, container.as_deref())?;
+        let svcs = services::targets(&r, container.as_deref())?;
         deploy::reconfigure(&svcs, resources.as_ref(), restart.as_ref())
     }
 
@@ -185,7 +185,7 @@ impl Guest for Swarm {
     }
 
     fn logs(r: InstanceRef, options: LogOptions) -> Result<LogReader, Error> {
-        let svcs = swarm::targets(&r, options.container.as_deref())?;
+        let svcs = services::targets(&r, options.container.as_deref())?;
         let svc = svcs
             .first()
             .ok_or_else(|| Error::NotFound("no container".into()))?;

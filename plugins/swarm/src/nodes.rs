@@ -3,7 +3,7 @@
 
 use crate::manager::{call, error, get};
 use crate::model::{Node as ApiNode, Task};
-use crate::swarm;
+use crate::services;
 use crate::tasks::instant;
 use gantry_sdk::backend::exports::gantry::plugin::cluster::{
     Node, NodeAvailability, Task as TaskView,
@@ -115,7 +115,7 @@ pub fn set_availability(node: &str, to: NodeAvailability) -> Result<Node, Error>
 
 /// The tasks of a revision, by container, slot and age (newest first).
 pub fn tasks(r: &InstanceRef) -> Result<Vec<TaskView>, Error> {
-    let svcs = swarm::of_revision(r, None)?;
+    let svcs = services::of_revision(r, None)?;
     let ids: Vec<String> = svcs.iter().map(|s| s.id.clone()).collect();
     if ids.is_empty() {
         return Err(Error::NotFound(format!(
@@ -127,7 +127,7 @@ pub fn tasks(r: &InstanceRef) -> Result<Vec<TaskView>, Error> {
         .iter()
         .map(|n| (n.id.clone(), n.hostname().to_string()))
         .collect();
-    let mut ts: Vec<Task> = swarm::tasks(&ids)?;
+    let mut ts: Vec<Task> = services::tasks(&ids)?;
     let order: BTreeMap<&str, u32> = svcs.iter().map(|s| (s.id.as_str(), s.index())).collect();
     ts.sort_by_key(|t| {
         let (s, n) = instant(&t.created_at);

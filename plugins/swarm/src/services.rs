@@ -30,7 +30,7 @@ pub fn converge_timeout_ms() -> u64 {
 }
 
 /// Every service carrying all of `selector` (`key=value` strings).
-pub fn services(selector: &[String]) -> Result<Vec<Service>, Error> {
+pub fn labelled(selector: &[String]) -> Result<Vec<Service>, Error> {
     get(
         &format!("/services?filters={}", filters(&[("label", selector)])),
         "listing services",
@@ -39,7 +39,7 @@ pub fn services(selector: &[String]) -> Result<Vec<Service>, Error> {
 
 /// Every service of a workload, whatever its revision.
 pub fn of_workload(workload_id: &str) -> Result<Vec<Service>, Error> {
-    services(&[format!("{}={workload_id}", labels::WORKLOAD)])
+    labelled(&[format!("{}={workload_id}", labels::WORKLOAD)])
 }
 
 /// The services of a deployed revision, in spec order; `container` narrows to one.
