@@ -56,7 +56,10 @@ fn containers_left(swarm: &Swarm, id: &str) -> Vec<String> {
     swarm
         .nodes
         .iter()
-        .filter_map(|n| n.cli(&["ps", "-aq", "--filter", &filter]))
+        .map(|n| {
+            n.cli(&["ps", "-aq", "--filter", &filter])
+                .expect("every node lists its containers")
+        })
         .flat_map(|s| s.lines().map(str::to_string).collect::<Vec<_>>())
         .collect()
 }
@@ -300,7 +303,7 @@ fn a_workload_lives_on_the_swarm_from_create_to_nothing_left() {
         c.swarm
             .manager()
             .cli(&["service", "ls", "-q"])
-            .unwrap_or_default()
+            .expect("the manager lists services")
             .trim(),
         "",
         "no service"
@@ -399,7 +402,7 @@ fn a_workload_lives_on_the_swarm_from_create_to_nothing_left() {
             "--filter",
             &format!("label=io.gantry.network={}", w.id),
         ])
-        .unwrap_or_default();
+        .expect("the manager lists networks");
     assert_eq!(nets.trim(), "", "the workload's network is removed with it");
 }
 

@@ -98,7 +98,7 @@ impl Cluster {
         self.swarm
             .manager()
             .cli(&["service", "ls", "-q", "--filter", &filter])
-            .unwrap_or_default()
+            .expect("the manager lists services")
             .lines()
             .map(str::to_string)
             .collect()

@@ -15,7 +15,7 @@
 use crate::manager::{call, error};
 use crate::model::{Service, labels};
 use crate::service::{self, Settings};
-use crate::services::{self, Converged};
+use crate::services::{self, Converged, Rollout};
 use gantry_sdk::backend::exports::gantry::plugin::driver::{Deployment, InstanceRef};
 use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
 use gantry_sdk::backend::gantry::plugin::types::{ContainerState, Error};
@@ -27,12 +27,13 @@ use serde_json::{Value, json};
 struct Done {
     network: Option<String>,
     created: Vec<String>,
-    updated: Vec<String>,
+    updated: Vec<Rollout>,
 }
 
 impl Done {
     fn undo(&self) {
-        for id in &self.updated {
+        for r in &self.updated {
+            let id = &r.id;
             let rolled = services::reread(id).and_then(|s| {
                 let spec = s.spec.clone();
                 services::update(&s, &spec, "&rollback=previous")
@@ -72,9 +73,10 @@ fn ensure_network(d: &Deployment, done: &mut Done) -> Result<(), Error> {
     Ok(())
 }
 
-/// Remove a workload's network, waiting for its last tasks to leave it.
+/// Remove a workload's network, waiting (at most 10 s) for its last tasks
+/// to leave it; one a down node still holds goes with the next removal.
 fn remove_network(name: &str) {
-    let _ = services::wait_until(|| {
+    let _ = services::wait_within(10_000, || {
         let r = call(Method::Delete, &format!("/networks/{name}"), None)?;
         Ok(r.status == 204 || r.status == 200 || r.status == 404)
     });
@@ -108,8 +110,9 @@ fn apply(d: &Deployment, start: bool, s: &Settings, done: &mut Done) -> Result<(
                     .and_then(Value::as_u64)
                     .unwrap_or(0);
                 spec["TaskTemplate"]["ForceUpdate"] = json!(force + 1);
+                let rollout = Rollout::of(old, u64::from(scale));
                 services::update(old, &spec, "")?;
-                done.updated.push(old.id.clone());
+                done.updated.push(rollout);
             }
             None => {
                 let scale = if start { replicas } else { 0 };
@@ -136,33 +139,73 @@ fn apply(d: &Deployment, start: bool, s: &Settings, done: &mut Done) -> Result<(
 pub fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
     service::check(d)?;
     let settings = Settings::configured();
-    let since = services::wall_now();
     let mut done = Done::default();
     if let Err(e) = apply(d, start, &settings, &mut done) {
         done.undo();
         return Err(e);
     }
-    if start || !done.updated.is_empty() {
-        let ids: Vec<String> = done.created.iter().chain(&done.updated).cloned().collect();
-        match services::converge(&ids, &done.updated, since) {
-            Ok(Converged::Settled) => {}
-            Ok(Converged::RolledBack(why)) => {
-                done.undo();
-                return Err(Error::Conflict(format!(
-                    "the rolling update to revision {} failed and the swarm rolled it back: {why}",
-                    d.revision
-                )));
-            }
-            Err(e) => {
-                done.undo();
-                return Err(e);
-            }
-        }
-    }
-    inspect(&InstanceRef {
+    let r = InstanceRef {
         workload_id: d.workload_id.clone(),
         revision: d.revision,
-    })
+    };
+    if !start && done.updated.is_empty() {
+        return inspect(&r);
+    }
+    let ids: Vec<String> = done
+        .created
+        .iter()
+        .cloned()
+        .chain(done.updated.iter().map(|u| u.id.clone()))
+        .collect();
+    let failure = match services::converge(&ids, &done.updated) {
+        Ok(Converged::Settled) => None,
+        Ok(Converged::TimedOut) if done.updated.iter().any(|u| u.rolling) => {
+            Some(Error::Unavailable(format!(
+                "the rolling update to revision {} did not finish within the converge timeout; \
+                 it was rolled back",
+                d.revision
+            )))
+        }
+        // A new service still on its way: the host keeps watching.
+        Ok(Converged::TimedOut) => None,
+        Ok(Converged::Failed(why)) => Some(Error::Conflict(format!(
+            "the rolling update to revision {} failed and the swarm rolled it back: {why}",
+            d.revision
+        ))),
+        Err(e) => Some(e),
+    };
+    if let Some(e) = failure {
+        done.undo();
+        return Err(e);
+    }
+    let states = inspect(&r)?;
+    // A service updated in place carries the previous revision's replicas:
+    // the host's cleanup of a revision that cannot start would remove them.
+    // Undo here instead, so the previous revision keeps running.
+    if start
+        && !done.updated.is_empty()
+        && let Some(c) = states.iter().find(|c| failed_to_start(c))
+    {
+        done.undo();
+        return Err(Error::Conflict(format!(
+            "revision {} could not start (container `{}`: {})",
+            d.revision,
+            c.name,
+            c.error.clone().unwrap_or_default()
+        )));
+    }
+    Ok(states)
+}
+
+/// Whether a container never ran because the swarm could not start it.
+fn failed_to_start(c: &ContainerState) -> bool {
+    c.error.is_some()
+        && matches!(
+            c.status,
+            gantry_sdk::backend::gantry::plugin::types::ContainerStatus::Exited
+        )
+        && c.started_at.is_none()
+        && c.exit_code.is_none()
 }
 
 /// The containers of a revision, one state per service, in spec order.
@@ -196,12 +239,7 @@ pub fn remove(r: &InstanceRef) -> Result<(), Error> {
     if !ids.is_empty() {
         // A node that is down cannot confirm its containers gone: the swarm
         // removes them when it comes back. Wait for the others.
-        services::wait_until(|| {
-            let down = crate::nodes::down()?;
-            Ok(services::tasks(&ids)?
-                .iter()
-                .all(|t| down.contains(&t.node_id)))
-        })?;
+        services::wait_gone(&ids)?;
     }
     if services::of_workload(&r.workload_id)?.is_empty() {
         let nets: Vec<Value> = crate::manager::get(
@@ -230,7 +268,6 @@ pub fn reconfigure(
     resources: Option<&gantry_sdk::backend::gantry::plugin::types::Resources>,
     restart: Option<&gantry_sdk::backend::gantry::plugin::types::RestartPolicy>,
 ) -> Result<(), Error> {
-    let since = services::wall_now();
     let settings = Settings::configured();
     let mut updated = Vec::new();
     for s in svcs {
@@ -259,13 +296,18 @@ pub fn reconfigure(
             spec["TaskTemplate"]["RestartPolicy"] = service::restart_policy(p, &settings);
         }
         if spec != s.spec {
+            let rollout = Rollout::of(s, s.scale());
             services::update(s, &spec, "")?;
-            updated.push(s.id.clone());
+            updated.push(rollout);
         }
     }
-    match services::converge(&updated, &updated, since)? {
+    let ids: Vec<String> = updated.iter().map(|r| r.id.clone()).collect();
+    match services::converge(&ids, &updated)? {
         Converged::Settled => Ok(()),
-        Converged::RolledBack(why) => Err(Error::Conflict(format!(
+        Converged::TimedOut => Err(Error::Unavailable(
+            "the change is still rolling out after the converge timeout".into(),
+        )),
+        Converged::Failed(why) => Err(Error::Conflict(format!(
             "the swarm rolled the change back: {why}"
         ))),
     }

@@ -5,7 +5,7 @@
 //! only, and no task events), so nothing on a worker goes unseen.
 
 use crate::model::{Task, labels};
-use crate::services::{self, now_ms, sleep_ms, wall_now};
+use crate::services::{self, now_ms, sleep_ms};
 use crate::tasks::instant;
 use gantry_sdk::backend::exports::gantry::plugin::driver::{RuntimeAction, RuntimeEvent};
 use gantry_sdk::backend::gantry::plugin::types::{Error, Timestamp};
@@ -21,6 +21,12 @@ fn action(t: &Task) -> Option<RuntimeAction> {
         "rejected" | "shutdown" | "orphaned" => RuntimeAction::Other,
         _ => return None,
     })
+}
+
+/// Now on the wall clock, as `(seconds, nanoseconds)`.
+fn wall_now() -> (i64, u32) {
+    let t = gantry_sdk::clock::now();
+    (t.seconds, t.nanoseconds)
 }
 
 fn changed_since(cutoff: (i64, u32)) -> Result<Vec<RuntimeEvent>, Error> {

@@ -36,21 +36,24 @@ pub fn managers() -> Vec<String> {
         .collect()
 }
 
-/// Whether `r` says this manager cannot serve the swarm now.
-fn not_serving(r: &Response) -> bool {
-    let msg = r.message().to_ascii_lowercase();
-    r.status == 503
+/// Why `r` says this manager cannot serve the swarm now (no manager, no
+/// leader, cut off from the quorum); `None` when it served.
+fn not_serving(r: &Response) -> Option<String> {
+    let msg = r.message();
+    let lower = msg.to_ascii_lowercase();
+    let refused = r.status == 503
         || (r.status == 500
-            && (msg.contains("leader")
-                || msg.contains("not a swarm manager")
-                || msg.contains("deadline exceeded")))
+            && (lower.contains("leader")
+                || lower.contains("not a swarm manager")
+                || lower.contains("deadline exceeded")));
+    refused.then_some(msg)
 }
 
 /// Send to the managers in turn, from the last that answered, until one
-/// serves; `read` reads the answer (whole, or the stream's status line).
+/// serves. `refusal` says why an answer is a manager refusing to serve.
 fn each_manager<T>(
     mut attempt: impl FnMut(&Endpoint) -> Result<T, Error>,
-    serving: impl Fn(&T) -> bool,
+    refusal: impl Fn(&T) -> Option<String>,
 ) -> Result<T, Error> {
     let all = managers();
     if all.is_empty() {
@@ -65,16 +68,19 @@ fn each_manager<T>(
         let i = (first + k) % all.len();
         let endpoint = Endpoint::named(&all[i], "swarm manager");
         match attempt(&endpoint) {
-            Ok(answer) if serving(&answer) || k + 1 == all.len() => {
-                LAST_GOOD.with(|c| c.set(i));
-                return Ok(answer);
-            }
-            Ok(_) => {
-                last_err = Some(Error::Unavailable(format!(
-                    "manager `{}` cannot serve the swarm now",
-                    all[i]
-                )))
-            }
+            Ok(answer) => match refusal(&answer) {
+                None => {
+                    LAST_GOOD.with(|c| c.set(i));
+                    return Ok(answer);
+                }
+                Some(why) => {
+                    last_err = Some(Error::Unavailable(format!(
+                        "manager `{}` cannot serve the swarm now: {why}",
+                        all[i]
+                    )))
+                }
+            },
+            // Unreachable (a dead manager refuses the connection): the next.
             Err(e @ Error::Unavailable(_)) => last_err = Some(e),
             Err(e) => return Err(e),
         }
@@ -94,7 +100,7 @@ pub fn call(
             m.send(&method, &format!("{API}{path}"), bytes.as_deref())?
                 .read_all()
         },
-        |r| !not_serving(r),
+        not_serving,
     )
 }
 
@@ -102,7 +108,7 @@ pub fn call(
 pub fn open(method: Method, path: &str) -> Result<BodyStream, Error> {
     each_manager(
         |m| m.send(&method, &format!("{API}{path}"), None),
-        |s| s.status != 503,
+        |s| (s.status == 503).then(|| "503".to_string()),
     )
 }
 

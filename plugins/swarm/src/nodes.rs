@@ -73,15 +73,6 @@ fn all() -> Result<Vec<ApiNode>, Error> {
     get("/nodes", "listing nodes")
 }
 
-/// The ids of the nodes that are not ready (down, disconnected, unknown).
-pub fn down() -> Result<Vec<String>, Error> {
-    Ok(all()?
-        .into_iter()
-        .filter(|n| n.status.get("State").and_then(Value::as_str) != Some("ready"))
-        .map(|n| n.id)
-        .collect())
-}
-
 /// Every node, by hostname.
 pub fn nodes() -> Result<Vec<Node>, Error> {
     let mut list: Vec<Node> = all()?.iter().map(view).collect();
@@ -91,10 +82,31 @@ pub fn nodes() -> Result<Vec<Node>, Error> {
 
 /// Set the availability of the node with id or hostname `node`.
 pub fn set_availability(node: &str, to: NodeAvailability) -> Result<Node, Error> {
-    let found = all()?
-        .into_iter()
-        .find(|n| n.id == node || n.hostname() == node)
-        .ok_or_else(|| Error::NotFound(format!("node `{node}` is not in the swarm")))?;
+    let every = all()?;
+    let found = match every.iter().find(|n| n.id == node) {
+        Some(n) => n.clone(),
+        None => {
+            let named: Vec<&ApiNode> = every.iter().filter(|n| n.hostname() == node).collect();
+            match named.as_slice() {
+                [one] => (*one).clone(),
+                [] => {
+                    return Err(Error::NotFound(format!(
+                        "node `{node}` is not in the swarm"
+                    )));
+                }
+                many => {
+                    return Err(Error::Conflict(format!(
+                        "{} nodes are called `{node}` (one rejoined?): name it by id ({})",
+                        many.len(),
+                        many.iter()
+                            .map(|n| n.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+        }
+    };
     let mut spec = found.spec.clone();
     spec["Availability"] = json!(match to {
         NodeAvailability::Active => "active",

@@ -132,121 +132,173 @@ pub fn rescaled(svc: &Service, scale: u64, life: &str, force: bool) -> Value {
     spec
 }
 
-/// Scale each of `svcs` to its replicas (`run`) or to none, and wait for it.
-pub fn scale_all(svcs: &[Service], run: bool, force: bool) -> Result<(), Error> {
-    let since = wall_now();
-    for s in svcs {
-        let scale = if run { s.replicas() } else { 0 };
-        let life = if run { "running" } else { "stopped" };
-        update(s, &rescaled(s, scale, life, force), "")?;
-    }
-    let ids: Vec<String> = svcs.iter().map(|s| s.id.clone()).collect();
-    if run {
-        let updated = if force { ids.clone() } else { Vec::new() };
-        match converge(&ids, &updated, since)? {
-            Converged::Settled => Ok(()),
-            Converged::RolledBack(why) => Err(Error::Conflict(format!("rolled back: {why}"))),
+/// A service whose task template a call changed: the rolling update that
+/// follows is told from earlier ones by its start time differing from
+/// `before` (the manager's own clock on both sides).
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    /// The service.
+    pub id: String,
+    /// When its last update had started, before this one.
+    pub before: Option<String>,
+    /// Whether tasks are replaced one batch at a time: a service that had
+    /// none, or will have none, gets no rolling update (nor its status).
+    pub rolling: bool,
+}
+
+impl Rollout {
+    /// The rollout of `svc`'s new spec at `new_scale` replicas.
+    pub fn of(svc: &Service, new_scale: u64) -> Rollout {
+        Rollout {
+            id: svc.id.clone(),
+            before: svc.update_status.as_ref().map(|u| u.started_at.clone()),
+            rolling: svc.scale() > 0 && new_scale > 0,
         }
-    } else {
-        wait_until(|| Ok(tasks(&ids)?.iter().all(|t| !t.running())))
     }
 }
 
-/// Poll `done` until it holds or the converge timeout passes (not an error:
-/// the swarm goes on, and the host keeps watching).
-pub fn wait_until(mut done: impl FnMut() -> Result<bool, Error>) -> Result<(), Error> {
-    let deadline = now_ms() + converge_timeout_ms();
+/// The ids of the nodes that are not ready (down, disconnected, unknown).
+pub fn down_nodes() -> Result<Vec<String>, Error> {
+    Ok(get::<Vec<crate::model::Node>>("/nodes", "listing nodes")?
+        .into_iter()
+        .filter(|n| n.status.get("State").and_then(Value::as_str) != Some("ready"))
+        .map(|n| n.id)
+        .collect())
+}
+
+/// Wait until no task of `ids` runs, but on nodes that are down (they
+/// cannot say); `false` when the converge timeout passed first.
+pub fn wait_stopped(ids: &[String]) -> Result<bool, Error> {
+    wait_until(|| {
+        let down = down_nodes()?;
+        Ok(tasks(ids)?
+            .iter()
+            .all(|t| !t.running() || down.contains(&t.node_id)))
+    })
+}
+
+/// Wait until no task of `ids` is left, but on nodes that are down (the
+/// swarm removes theirs when they return).
+pub fn wait_gone(ids: &[String]) -> Result<bool, Error> {
+    wait_until(|| {
+        let down = down_nodes()?;
+        Ok(tasks(ids)?.iter().all(|t| down.contains(&t.node_id)))
+    })
+}
+
+/// Scale each of `svcs` to its replicas (`run`) or to none, and wait for it;
+/// with `force`, replace every task (a restart).
+pub fn scale_all(svcs: &[Service], run: bool, force: bool) -> Result<(), Error> {
+    let mut rollouts = Vec::new();
+    for s in svcs {
+        let scale = if run { s.replicas() } else { 0 };
+        let life = if run { "running" } else { "stopped" };
+        if force {
+            rollouts.push(Rollout::of(s, scale));
+        }
+        update(s, &rescaled(s, scale, life, force), "")?;
+    }
+    let ids: Vec<String> = svcs.iter().map(|s| s.id.clone()).collect();
+    if !run {
+        wait_stopped(&ids)?;
+        return Ok(());
+    }
+    match converge(&ids, &rollouts)? {
+        // Still on its way: the host keeps watching.
+        Converged::Settled | Converged::TimedOut => Ok(()),
+        Converged::Failed(why) => Err(Error::Conflict(why)),
+    }
+}
+
+/// Poll `done` until it holds (`true`) or the converge timeout passes (`false`).
+pub fn wait_until(done: impl FnMut() -> Result<bool, Error>) -> Result<bool, Error> {
+    wait_within(converge_timeout_ms(), done)
+}
+
+/// Poll `done` until it holds (`true`) or `ms` pass (`false`).
+pub fn wait_within(ms: u64, mut done: impl FnMut() -> Result<bool, Error>) -> Result<bool, Error> {
+    let deadline = now_ms() + ms;
     while !done()? {
         if now_ms() >= deadline {
-            return Ok(());
+            return Ok(false);
         }
         sleep_ms(200);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// How waiting for services ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Converged {
-    /// Every replica runs (or it ran out of time, or a task failed to start:
-    /// the states tell).
+    /// Every replica runs, or a task cannot start, or the container exited
+    /// or crash-loops: the states tell.
     Settled,
-    /// A rolling update failed and the swarm rolled the service back: why.
-    RolledBack(String),
+    /// A rolling update failed: the swarm rolled the service back (or
+    /// paused it), and why.
+    Failed(String),
+    /// The converge timeout passed first.
+    TimedOut,
 }
 
-/// Now on the wall clock, as `(seconds, nanoseconds)`: updates the swarm
-/// began at or after it are ours.
-pub fn wall_now() -> (i64, u32) {
-    let t = gantry_sdk::clock::now();
-    (t.seconds, t.nanoseconds)
-}
-
-/// Why the rolling update of `svc` (begun at or after `since`) ended in a
-/// rollback, once it has; `None` while it runs, or if it did not roll back.
-fn rolled_back(svc: &Service, ts: &[Task], since: (i64, u32)) -> Option<Option<String>> {
-    let u = svc.update_status.as_ref()?;
-    if crate::tasks::instant(&u.started_at) < since {
-        return None; // an earlier update's outcome
-    }
-    match u.state.as_str() {
-        "rollback_started" => Some(None),
-        "rollback_completed" | "rollback_paused" | "paused" => {
-            let why = ts
-                .iter()
-                .filter(|t| t.service_id == svc.id)
-                .filter(|t| matches!(t.status.state.as_str(), "rejected" | "failed"))
-                .max_by_key(|t| crate::tasks::instant(&t.created_at))
-                .and_then(|t| t.status.err.clone());
-            let mut msg = format!("service {}: {}", svc.name(), u.message);
-            if let Some(w) = why {
-                msg.push_str(&format!(" ({w})"));
-            }
-            Some(Some(msg))
+/// How our rolling update of `svc` stands: `None` while it runs (or has
+/// not begun), `Some(Ok(()))` once complete, `Some(Err(why))` once the
+/// swarm rolled it back or paused it.
+fn rollout_outcome(svc: &Service, r: &Rollout, ts: &[Task]) -> Option<Result<(), String>> {
+    let u = svc
+        .update_status
+        .as_ref()
+        .filter(|u| Some(&u.started_at) != r.before.as_ref())?;
+    let failed = |what: &str| {
+        let why = ts
+            .iter()
+            .filter(|t| t.service_id == svc.id)
+            .filter(|t| matches!(t.status.state.as_str(), "rejected" | "failed"))
+            .max_by_key(|t| crate::tasks::instant(&t.created_at))
+            .and_then(|t| t.status.err.clone());
+        let mut msg = format!("service {} {what}: {}", svc.name(), u.message);
+        if let Some(w) = why {
+            msg.push_str(&format!(" ({w})"));
         }
+        Some(Err(msg))
+    };
+    match u.state.as_str() {
+        "completed" => Some(Ok(())),
+        "rollback_completed" | "rollback_paused" => failed("was rolled back"),
+        "paused" => failed("was paused"),
         _ => None,
     }
 }
 
-/// Wait until every replica of `ids` runs the current spec, a task cannot
-/// start, or a rolling update begun at or after `since` (wall clock, from
-/// [`wall_now`]) rolls back. The services in `updated` had their task
-/// template changed: their rolling update must be seen to complete.
-pub fn converge(ids: &[String], updated: &[String], since: (i64, u32)) -> Result<Converged, Error> {
+/// Wait until every replica of `ids` runs the current spec (or cannot
+/// start, or exits), and every rolling update in `rollouts` is complete or
+/// has failed.
+pub fn converge(ids: &[String], rollouts: &[Rollout]) -> Result<Converged, Error> {
     use gantry_sdk::backend::gantry::plugin::types::ContainerStatus as S;
     let mut outcome = Converged::Settled;
-    wait_until(|| {
+    let done = wait_until(|| {
         let ts = tasks(ids)?;
         for id in ids {
             let svc = reread(id)?;
-            match rolled_back(&svc, &ts, since) {
-                Some(Some(why)) => {
-                    outcome = Converged::RolledBack(why);
-                    return Ok(true);
+            if let Some(r) = rollouts.iter().find(|r| &r.id == id && r.rolling) {
+                match rollout_outcome(&svc, r, &ts) {
+                    None => return Ok(false),
+                    Some(Err(why)) => {
+                        outcome = Converged::Failed(why);
+                        return Ok(true);
+                    }
+                    Some(Ok(())) => {}
                 }
-                Some(None) => return Ok(false),
-                None => {}
-            }
-            let fresh = svc
-                .update_status
-                .as_ref()
-                .filter(|u| crate::tasks::instant(&u.started_at) >= since);
-            let completed = fresh.is_some_and(|u| u.state == "completed");
-            if fresh.is_some_and(|u| u.state == "updating") || (updated.contains(id) && !completed)
-            {
-                return Ok(false);
             }
             let mine: Vec<&Task> = ts.iter().filter(|t| &t.service_id == id).collect();
+            let st = crate::tasks::state(&svc, &mine);
             let settled = svc.scale() == 0
-                || matches!(
-                    crate::tasks::state(&svc, &mine).status,
-                    S::Running | S::Exited
-                );
+                || matches!(st.status, S::Running | S::Exited)
+                || (st.status == S::Restarting && st.exit_code.is_some());
             if !settled {
                 return Ok(false);
             }
         }
         Ok(true)
     })?;
-    Ok(outcome)
+    Ok(if done { outcome } else { Converged::TimedOut })
 }

@@ -73,13 +73,15 @@ pub fn state(svc: &Service, tasks: &[&Task]) -> ContainerState {
         return st;
     }
 
+    // The slots the service has now: a slot scaled away ends with its task
+    // shut down by the swarm (which slots go is the swarm's choice).
     let slots: Vec<&Task> = newest
-        .iter()
-        .filter(|(slot, _)| **slot >= 1 && **slot <= scale)
-        .map(|(_, t)| *t)
+        .values()
+        .filter(|t| t.wanted() || t.status.state != "shutdown")
+        .copied()
         .collect();
     let running: Vec<&&Task> = slots.iter().filter(|t| t.wanted() && t.running()).collect();
-    if running.len() == scale as usize {
+    if running.len() >= scale as usize {
         st.status = ContainerStatus::Running;
         st.started_at = running
             .iter()
@@ -129,9 +131,14 @@ pub fn state(svc: &Service, tasks: &[&Task]) -> ContainerState {
         st.error = Some(e);
         return st;
     }
-    let coming = slots.iter().any(|t| t.wanted() && !t.ended());
-    match latest {
-        Some(t) if !coming && t.ended() => {
+    // A replacement on its way (desired `ready` during the restart delay).
+    let coming = slots.iter().any(|t| !t.ended());
+    let last_exit = tasks
+        .iter()
+        .filter(|t| t.ended() && t.status.state != "shutdown")
+        .max_by_key(|t| instant(&t.created_at));
+    match last_exit {
+        Some(t) if !coming => {
             st.status = ContainerStatus::Exited;
             st.exit_code = t.exit_code();
             st.finished_at = at(&t.status.timestamp);
@@ -140,7 +147,9 @@ pub fn state(svc: &Service, tasks: &[&Task]) -> ContainerState {
             // Exited, and the swarm is bringing it back by its restart policy.
             st.status = ContainerStatus::Restarting;
             st.exit_code = t.exit_code();
+            st.finished_at = at(&t.status.timestamp);
         }
+        None if !coming && latest.is_some() => st.status = ContainerStatus::Exited,
         _ => st.status = ContainerStatus::Created,
     }
     st
@@ -258,6 +267,35 @@ mod tests {
         let s = state(&service(1, "running"), &refs);
         assert_eq!((s.status, s.exit_code), (ContainerStatus::Exited, Some(3)));
         assert!(s.error.is_none(), "it ran: the exit code says it all");
+    }
+
+    #[test]
+    fn a_crash_loop_is_restarting_with_the_last_exit_code() {
+        let old = exited(
+            task("a", 1, "shutdown", "failed", 1),
+            2,
+            Some("task: non-zero exit (2)"),
+        );
+        let next = task("b", 1, "ready", "ready", 2);
+        let s = state(&service(1, "running"), &[&old, &next]);
+        assert_eq!(
+            (s.status, s.exit_code),
+            (ContainerStatus::Restarting, Some(2))
+        );
+    }
+
+    #[test]
+    fn after_a_scale_down_the_slots_left_count_whatever_their_number() {
+        let ts = [
+            task("a", 1, "running", "running", 1),
+            task("b", 2, "shutdown", "shutdown", 2),
+            task("c", 3, "running", "running", 3),
+        ];
+        let refs: Vec<&Task> = ts.iter().collect();
+        assert_eq!(
+            state(&service(2, "running"), &refs).status,
+            ContainerStatus::Running
+        );
     }
 
     #[test]
