@@ -50,6 +50,15 @@ fn running_on(c: &Cluster, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// Wait until three tasks of `id` run, none on node `off`.
+fn three_running_off(c: &Cluster, id: &str, off: &str, what: &str) {
+    wait_for(what, Duration::from_secs(90), || {
+        let on = running_on(c, id);
+        on.len() == 3 && !on.iter().any(|n| n == off)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", running_on(c, id)));
+}
+
 /// Containers of workload `id` left on any node.
 fn containers_left(swarm: &Swarm, id: &str) -> Vec<String> {
     let filter = format!("label=io.gantry.workload={id}");
@@ -134,15 +143,7 @@ fn replicas_spread_over_three_nodes_and_a_drain_moves_them() {
         (200, Some("drain")),
         "{body}"
     );
-    wait_for(
-        "the drained node's task to move",
-        Duration::from_secs(60),
-        || {
-            let on = running_on(&c, &w.id);
-            on.len() == 3 && !on.contains(&third)
-        },
-    )
-    .expect("drain moves the task");
+    three_running_off(&c, &w.id, &third, "the drained node's task to move");
     let now = rpc.wait_for(&w.id, 30, "deployed after the drain", running);
     assert_eq!(now.phase, WorkloadPhase::Deployed);
     let (status, body) = set_availability(&c.api.g, &third, "active", &["ADMIN"]);
@@ -179,15 +180,7 @@ fn a_dead_workers_tasks_are_rescheduled_and_the_workload_returns_to_deployed() {
     let second = c.swarm.nodes[1].hostname().to_string();
     assert!(running_on(&c, &w.id).contains(&second));
     c.swarm.kill_dockerd(2);
-    wait_for(
-        "the dead node's task to run elsewhere",
-        Duration::from_secs(90),
-        || {
-            let on = running_on(&c, &w.id);
-            on.len() == 3 && !on.contains(&second)
-        },
-    )
-    .expect("rescheduled");
+    three_running_off(&c, &w.id, &second, "the dead node's task to run elsewhere");
     rpc.wait_for(&w.id, 60, "deployed again", running);
     let (_, nodes) = get(&c, "/-/backends/swarm/nodes", "bob", &["USER"]);
     let dead = nodes["nodes"]

@@ -152,15 +152,7 @@ fn with_gpus(d: &Deployment) -> Result<Result<Option<Deployment>, String>, Error
 /// `driver.create`: every container of the revision (in a pod when there
 /// are several), started when asked.
 pub fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
-    if let Some(why) = gantry_sdk::replicas::refuse_many(
-        d.spec
-            .containers
-            .iter()
-            .map(|c| (c.name.as_str(), c.labels.as_slice())),
-        "the podman backend",
-    ) {
-        return Err(Error::Unsupported(why));
-    }
+    gantry_sdk::replicas::one_copy_each(&d.spec, "the podman backend")?;
     let handed = match with_gpus(d)? {
         Ok(h) => h,
         // Nothing is created; the workload fails with the reason.

@@ -234,15 +234,7 @@ pub fn start_targets(r: &InstanceRef, container: Option<&str>) -> Result<(), Err
 }
 
 pub fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
-    if let Some(why) = gantry_sdk::replicas::refuse_many(
-        d.spec
-            .containers
-            .iter()
-            .map(|c| (c.name.as_str(), c.labels.as_slice())),
-        "the containerd backend",
-    ) {
-        return Err(Error::Unsupported(why));
-    }
+    gantry_sdk::replicas::one_copy_each(&d.spec, "the containerd backend")?;
     if d.spec.containers.is_empty() {
         return Err(invalid(
             "containers",

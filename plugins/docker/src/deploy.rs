@@ -268,15 +268,7 @@ fn gpu_plan(d: &Deployment) -> Result<GpuPlan, Error> {
 }
 
 pub(crate) fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
-    if let Some(why) = gantry_sdk::replicas::refuse_many(
-        d.spec
-            .containers
-            .iter()
-            .map(|c| (c.name.as_str(), c.labels.as_slice())),
-        "the docker backend",
-    ) {
-        return Err(Error::Unsupported(why));
-    }
+    gantry_sdk::replicas::one_copy_each(&d.spec, "the docker backend")?;
     let handed = match gpu_plan(d)? {
         GpuPlan::AsIs => None,
         GpuPlan::HandedOver(h) => Some(h),

@@ -43,6 +43,26 @@ pub fn refuse_many<'a>(
         })
 }
 
+/// For a backend that runs one copy of a container: `unsupported` when a
+/// container of `spec` asks for more ([`refuse_many`]); `runtime` names the
+/// backend in the message ("the docker backend").
+#[cfg(feature = "backend")]
+pub fn one_copy_each(
+    spec: &crate::backend::gantry::plugin::types::WorkloadSpec,
+    runtime: &str,
+) -> Result<(), crate::backend::gantry::plugin::types::Error> {
+    let containers = spec
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c.labels.as_slice()));
+    match refuse_many(containers, runtime) {
+        Some(why) => Err(crate::backend::gantry::plugin::types::Error::Unsupported(
+            why,
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
