@@ -10,6 +10,18 @@ use anyhow::Result;
 use gantry::bindings::types::ContainerSpec;
 use serde_json::Value;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+static ONE_SWARM_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A test's turn with a swarm: the tests of one binary take turns (three
+/// nodes apiece are enough for two cores).
+pub fn turn() -> MutexGuard<'static, ()> {
+    ONE_SWARM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// A script that runs until it is told to stop.
 pub const SLEEPER: &str = "trap 'exit 0' TERM; while true; do sleep 1; done";
@@ -102,6 +114,65 @@ impl Cluster {
             .lines()
             .map(str::to_string)
             .collect()
+    }
+}
+
+impl Cluster {
+    /// `POST /-/backends/swarm/nodes/{node}` as `ops` with `roles`: status and JSON body.
+    pub fn set_availability(&self, node: &str, to: &str, roles: &[&str]) -> (u16, Value) {
+        self.api.send(
+            "POST",
+            &format!("/-/backends/swarm/nodes/{node}"),
+            Some(&self.api.g.token("ops", roles)),
+            Some(serde_json::json!({"availability": to})),
+        )
+    }
+
+    /// The nodes of the tasks of `id` that run as desired.
+    pub fn running_on(&self, id: &str) -> Vec<String> {
+        self.running_tasks(id)
+            .into_iter()
+            .map(|(_, node)| node)
+            .collect()
+    }
+
+    /// Wait until three tasks of `id` run, none on node `off`.
+    pub fn three_running_off(&self, id: &str, off: &str, what: &str) {
+        crate::runtimes::wait_for(what, Duration::from_secs(90), || {
+            let on = self.running_on(id);
+            on.len() == 3 && !on.iter().any(|n| n == off)
+        })
+        .unwrap_or_else(|e| panic!("{e}: {:?}", self.running_on(id)));
+    }
+
+    /// Containers of workload `id` left on any node.
+    pub fn containers_left(&self, id: &str) -> Vec<String> {
+        let filter = format!("label=io.gantry.workload={id}");
+        self.swarm
+            .nodes
+            .iter()
+            .map(|n| {
+                n.cli(&["ps", "-aq", "--filter", &filter])
+                    .expect("every node lists its containers")
+            })
+            .flat_map(|s| s.lines().map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Delete workload `id` and check nothing of it is left on the swarm.
+    pub fn delete_leaves_nothing(&self, rpc: &crate::rpc::Rpc, id: &str) {
+        rpc.delete(id).expect("delete");
+        assert!(self.services_of(id).is_empty(), "services left");
+        crate::runtimes::wait_for(
+            "the nodes to remove the containers",
+            Duration::from_secs(30),
+            || self.containers_left(id).is_empty(),
+        )
+        .expect("no container left on any node");
+        assert!(matches!(
+            rpc.get(id),
+            Err(gantry::bindings::types::Error::NotFound(_))
+        ));
     }
 }
 
