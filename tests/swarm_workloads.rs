@@ -48,17 +48,10 @@ fn a_rolling_update_to_a_bad_image_rolls_back_and_says_why() {
     };
     assert!(why.contains("rolled it back"), "{why}");
     assert!(why.contains("revision 1 keeps running"), "{why}");
-    let image = c
-        .swarm
-        .manager()
-        .cli(&[
-            "service",
-            "inspect",
-            "--format",
-            "{{.Spec.TaskTemplate.ContainerSpec.Image}} {{index .Spec.Labels \"io.gantry.revision\"}}",
-            &services[0],
-        ])
-        .unwrap_or_default();
+    let image = c.inspect_services(
+        "{{.Spec.TaskTemplate.ContainerSpec.Image}} {{index .Spec.Labels \"io.gantry.revision\"}}",
+        &services[..1],
+    );
     assert_eq!(
         image.trim(),
         format!("{TEST_IMAGE} 1"),
@@ -77,17 +70,10 @@ fn a_rolling_update_to_a_bad_image_rolls_back_and_says_why() {
         services,
         "updated in place, not replaced"
     );
-    let env = c
-        .swarm
-        .manager()
-        .cli(&[
-            "service",
-            "inspect",
-            "--format",
-            "{{.Spec.TaskTemplate.ContainerSpec.Env}} {{index .Spec.Labels \"io.gantry.revision\"}}",
-            &services[0],
-        ])
-        .unwrap_or_default();
+    let env = c.inspect_services(
+        "{{.Spec.TaskTemplate.ContainerSpec.Env}} {{index .Spec.Labels \"io.gantry.revision\"}}",
+        &services[..1],
+    );
     assert_eq!(env.trim(), "[STEP=three] 2");
     c.delete_leaves_nothing(&rpc, &w.id);
 }
@@ -190,14 +176,10 @@ fn a_workload_lives_on_the_swarm_from_create_to_nothing_left() {
     rpc.call::<Workload>("reconfigure", req)
         .expect("reconfigure");
     let services = c.services_of(&w.id);
-    let mut args = vec![
-        "service",
-        "inspect",
-        "--format",
+    let limit = c.inspect_services(
         "{{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}}",
-    ];
-    args.extend(services.iter().map(String::as_str));
-    let limit = c.swarm.manager().cli(&args).unwrap_or_default();
+        &services,
+    );
     assert!(
         limit
             .lines()
@@ -277,17 +259,10 @@ fn rest_arm_and_kanto_main_flows_run_on_the_swarm() {
         .expect("the group's workload");
     let svc = c.services_of(&arm_id);
     assert_eq!(svc.len(), 1);
-    let limit = c
-        .swarm
-        .manager()
-        .cli(&[
-            "service",
-            "inspect",
-            "--format",
-            "{{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}}",
-            &svc[0],
-        ])
-        .unwrap_or_default();
+    let limit = c.inspect_services(
+        "{{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}}",
+        &svc[..1],
+    );
     assert_eq!(
         limit.trim(),
         (256u64 << 20).to_string(),

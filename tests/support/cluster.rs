@@ -104,6 +104,17 @@ impl Cluster {
             .collect()
     }
 
+    /// `docker service inspect --format <format>` of `services` on the
+    /// manager: one line per service.
+    pub fn inspect_services(&self, format: &str, services: &[String]) -> String {
+        let mut args = vec!["service", "inspect", "--format", format];
+        args.extend(services.iter().map(String::as_str));
+        self.swarm
+            .manager()
+            .cli(&args)
+            .expect("the manager inspects services")
+    }
+
     /// The services on the swarm carrying workload `id`'s label.
     pub fn services_of(&self, id: &str) -> Vec<String> {
         let filter = format!("label=io.gantry.workload={id}");

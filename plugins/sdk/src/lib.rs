@@ -128,45 +128,39 @@ pub mod mqtt_frontend {
     });
 }
 
+/// The `backend` module's bindings, of world `$world` (the two differ only
+/// in it).
+#[cfg(feature = "backend")]
+macro_rules! backend_bindings {
+    ($world:tt) => {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: $world,
+            with: {
+                "wasi:http/types@0.2.12": wasip2::http::types,
+                "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+                "wasi:io/streams@0.2.12": wasip2::io::streams,
+                "wasi:io/error@0.2.12": wasip2::io::error,
+                "wasi:io/poll@0.2.12": wasip2::io::poll,
+                "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+            },
+            additional_derives: [serde::Serialize, serde::Deserialize],
+            pub_export_macro: true,
+            export_macro_name: "export_backend",
+            default_bindings_module: "gantry_sdk::backend",
+        });
+    };
+}
+
 #[cfg(feature = "backend")]
 /// World `backend`: export `driver`, reach granted endpoints over `wasi:http`.
 /// With the `cluster` feature, world `cluster-backend`: also export `cluster`.
 #[allow(missing_docs)]
 pub mod backend {
     #[cfg(not(feature = "cluster"))]
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "gantry:plugin/backend",
-        with: {
-            "wasi:http/types@0.2.12": wasip2::http::types,
-            "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-            "wasi:io/streams@0.2.12": wasip2::io::streams,
-            "wasi:io/error@0.2.12": wasip2::io::error,
-            "wasi:io/poll@0.2.12": wasip2::io::poll,
-            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-        },
-        additional_derives: [serde::Serialize, serde::Deserialize],
-        pub_export_macro: true,
-        export_macro_name: "export_backend",
-        default_bindings_module: "gantry_sdk::backend",
-    });
+    backend_bindings!("gantry:plugin/backend");
     #[cfg(feature = "cluster")]
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "gantry:plugin/cluster-backend",
-        with: {
-            "wasi:http/types@0.2.12": wasip2::http::types,
-            "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-            "wasi:io/streams@0.2.12": wasip2::io::streams,
-            "wasi:io/error@0.2.12": wasip2::io::error,
-            "wasi:io/poll@0.2.12": wasip2::io::poll,
-            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-        },
-        additional_derives: [serde::Serialize, serde::Deserialize],
-        pub_export_macro: true,
-        export_macro_name: "export_backend",
-        default_bindings_module: "gantry_sdk::backend",
-    });
+    backend_bindings!("gantry:plugin/cluster-backend");
 }
 
 #[cfg(feature = "scheduler")]

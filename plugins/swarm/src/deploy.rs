@@ -237,9 +237,9 @@ pub fn remove(r: &InstanceRef) -> Result<(), Error> {
     }
     let ids: Vec<String> = svcs.iter().map(|s| s.id.clone()).collect();
     if !ids.is_empty() {
-        // A node that is down cannot confirm its containers gone: the swarm
-        // removes them when it comes back. Wait for the others.
-        services::wait_gone(&ids)?;
+        // No task left (a node that is down cannot confirm its containers
+        // gone: the swarm removes them when it comes back).
+        services::wait_tasks(&ids, |_| false)?;
     }
     if services::of_workload(&r.workload_id)?.is_empty() {
         let nets: Vec<Value> = crate::manager::get(

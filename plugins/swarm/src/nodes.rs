@@ -73,6 +73,15 @@ fn all() -> Result<Vec<ApiNode>, Error> {
     get("/nodes", "listing nodes")
 }
 
+/// The ids of the nodes that are not ready (down, disconnected, unknown).
+pub fn down() -> Result<Vec<String>, Error> {
+    Ok(all()?
+        .into_iter()
+        .filter(|n| n.status.get("State").and_then(Value::as_str) != Some("ready"))
+        .map(|n| n.id)
+        .collect())
+}
+
 /// Every node, by hostname.
 pub fn nodes() -> Result<Vec<Node>, Error> {
     let mut list: Vec<Node> = all()?.iter().map(view).collect();

@@ -157,32 +157,15 @@ impl Rollout {
     }
 }
 
-/// The ids of the nodes that are not ready (down, disconnected, unknown).
-pub fn down_nodes() -> Result<Vec<String>, Error> {
-    Ok(get::<Vec<crate::model::Node>>("/nodes", "listing nodes")?
-        .into_iter()
-        .filter(|n| n.status.get("State").and_then(Value::as_str) != Some("ready"))
-        .map(|n| n.id)
-        .collect())
-}
-
-/// Wait until no task of `ids` runs, but on nodes that are down (they
-/// cannot say); `false` when the converge timeout passed first.
-pub fn wait_stopped(ids: &[String]) -> Result<bool, Error> {
+/// Wait until every task of `ids` is `settled`, but on nodes that are down
+/// (they cannot say; the swarm tidies theirs when they return); `false` when
+/// the converge timeout passed first.
+pub fn wait_tasks(ids: &[String], settled: impl Fn(&Task) -> bool) -> Result<bool, Error> {
     wait_until(|| {
-        let down = down_nodes()?;
+        let down = crate::nodes::down()?;
         Ok(tasks(ids)?
             .iter()
-            .all(|t| !t.running() || down.contains(&t.node_id)))
-    })
-}
-
-/// Wait until no task of `ids` is left, but on nodes that are down (the
-/// swarm removes theirs when they return).
-pub fn wait_gone(ids: &[String]) -> Result<bool, Error> {
-    wait_until(|| {
-        let down = down_nodes()?;
-        Ok(tasks(ids)?.iter().all(|t| down.contains(&t.node_id)))
+            .all(|t| settled(t) || down.contains(&t.node_id)))
     })
 }
 
@@ -200,7 +183,7 @@ pub fn scale_all(svcs: &[Service], run: bool, force: bool) -> Result<(), Error> 
     }
     let ids: Vec<String> = svcs.iter().map(|s| s.id.clone()).collect();
     if !run {
-        wait_stopped(&ids)?;
+        wait_tasks(&ids, |t| !t.running())?;
         return Ok(());
     }
     match converge(&ids, &rollouts)? {
