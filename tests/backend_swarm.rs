@@ -11,6 +11,7 @@ use gantry::bindings::types::{RestartKind, WorkloadPhase};
 use gantry_tests::cluster::{Cluster, SLEEPER, replicated, turn};
 use gantry_tests::rpc::{Rpc, running, workload};
 use gantry_tests::runtimes::wait_for;
+use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -39,6 +40,16 @@ fn replicas_spread_over_three_nodes_and_a_drain_moves_them() {
         "one per node: {on:?}"
     );
 
+    let (status, profile) = c.get("/-/backends/swarm", "alice", &["USER"]);
+    assert_eq!(
+        (
+            status,
+            &profile["cluster"],
+            &profile["capabilities"]["shared_network_namespace"]
+        ),
+        (200, &json!(true), &json!(false)),
+        "a cluster backend: {profile}"
+    );
     let (status, nodes) = c.get("/-/backends/swarm/nodes", "alice", &["USER"]);
     assert_eq!(status, 200, "{nodes}");
     let list = nodes["nodes"].as_array().cloned().unwrap_or_default();

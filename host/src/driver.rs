@@ -126,6 +126,12 @@ pub trait Driver: Send + Sync {
     /// Open a container's log.
     async fn logs(&self, r: InstanceRef, options: LogOptions) -> DriverResult<Box<dyn LogSource>>;
 
+    /// Whether the backend drives a cluster engine (exports `cluster`):
+    /// its containers may run on different machines, so a workload's
+    /// containers share no network namespace and reach each other by name.
+    async fn is_cluster(&self) -> DriverResult<bool> {
+        Ok(false)
+    }
     /// The nodes of the cluster the backend drives (world `cluster-backend`);
     /// `unsupported` for a backend of one machine.
     async fn nodes(&self) -> DriverResult<Vec<ClusterNode>> {

@@ -1,7 +1,10 @@
-//! The nodes view over HTTP, beside `/-/reload`: the machines of each
-//! cluster backend, a node's availability, and where a workload's replicas
-//! run. Every route needs a bearer token; changing availability needs ADMIN.
+//! The backends view over HTTP, beside `/-/reload`: what each backend
+//! declares, the machines of each cluster backend, a node's availability,
+//! and where a workload's replicas run. Every route needs a bearer token;
+//! changing availability needs ADMIN.
 //!
+//! - `GET /-/backends`: each configured backend's name, whether it drives a
+//!   cluster, and its capabilities (`GET /-/backends/{backend}`: one);
 //! - `GET /-/backends/{backend}/nodes`: the nodes, by hostname;
 //! - `POST /-/backends/{backend}/nodes/{node}` with `{"availability":
 //!   "drain"|"pause"|"active"}` (node by id or hostname): the node after;
@@ -12,7 +15,7 @@
 
 use crate::auth::Verifier;
 use crate::bindings::types::{Caller, Error};
-use crate::control::ControlPlane;
+use crate::control::{BackendProfile, ControlPlane};
 use crate::driver::{ClusterNode, ClusterTask, NodeAvailability};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -33,6 +36,8 @@ pub struct NodesApi {
 /// The routes, to merge into the ingress's router.
 pub fn router<S>(api: NodesApi) -> Router<S> {
     Router::new()
+        .route("/-/backends", get(profiles))
+        .route("/-/backends/{backend}", get(profile))
         .route("/-/backends/{backend}/nodes", get(list))
         .route(
             "/-/backends/{backend}/nodes/{node}",
@@ -55,6 +60,14 @@ fn failure(e: &Error) -> Response {
         Error::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m.clone()),
     };
     (status, Json(json!({"error": message, "kind": kind}))).into_response()
+}
+
+/// A call's answer: `render`ed as JSON, or its error with the status of its kind.
+fn answer<T>(result: Result<T, Error>, render: impl FnOnce(T) -> Value) -> Response {
+    match result {
+        Ok(v) => Json(render(v)).into_response(),
+        Err(e) => failure(&e),
+    }
 }
 
 fn caller(api: &NodesApi, headers: &HeaderMap) -> Result<Caller, Error> {
@@ -93,6 +106,56 @@ fn node_json(n: &ClusterNode) -> Value {
     })
 }
 
+fn profile_json(p: &BackendProfile) -> Value {
+    let c = &p.capabilities;
+    json!({
+        "name": p.name,
+        "cluster": p.cluster,
+        "capabilities": {
+            "runtime": c.runtime,
+            "multi_container": c.multi_container,
+            "shared_network_namespace": c.multi_container && !p.cluster,
+            "pause": c.pause,
+            "gpu": c.gpu,
+            "ephemeral_storage_enforced": c.ephemeral_storage_enforced,
+            "logs_follow": c.logs_follow,
+            "stats": c.stats,
+            "events": c.events,
+            "update_in_place": c.update_in_place,
+            "rename": c.rename,
+        },
+    })
+}
+
+/// Every backend's profile; one that cannot answer says why in its entry.
+async fn profiles(State(api): State<Arc<NodesApi>>, headers: HeaderMap) -> Response {
+    let c = match caller(&api, &headers) {
+        Ok(c) => c,
+        Err(e) => return failure(&e),
+    };
+    let mut out = Vec::new();
+    for name in api.control.backends() {
+        out.push(match api.control.backend_profile(&c, &name).await {
+            Ok(p) => profile_json(&p),
+            Err(e) => json!({"name": name, "error": e.describe()}),
+        });
+    }
+    Json(json!({"backends": out})).into_response()
+}
+
+async fn profile(
+    State(api): State<Arc<NodesApi>>,
+    Path(backend): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        let c = caller(&api, &headers)?;
+        api.control.backend_profile(&c, &backend).await
+    }
+    .await;
+    answer(result, |p| profile_json(&p))
+}
+
 fn task_json(t: &ClusterTask) -> Value {
     json!({
         "container": t.container,
@@ -118,14 +181,12 @@ async fn list(
         api.control.nodes(&c, &backend).await
     }
     .await;
-    match result {
-        Ok(nodes) => Json(json!({
+    answer(result, |nodes| {
+        json!({
             "backend": backend,
             "nodes": nodes.iter().map(node_json).collect::<Vec<_>>(),
-        }))
-        .into_response(),
-        Err(e) => failure(&e),
-    }
+        })
+    })
 }
 
 async fn set_availability(
@@ -153,10 +214,7 @@ async fn set_availability(
             .await
     }
     .await;
-    match result {
-        Ok(n) => Json(node_json(&n)).into_response(),
-        Err(e) => failure(&e),
-    }
+    answer(result, |n| node_json(&n))
 }
 
 fn invalid(message: String) -> Error {
@@ -176,12 +234,10 @@ async fn tasks(
         api.control.tasks(&c, &id).await
     }
     .await;
-    match result {
-        Ok(ts) => Json(json!({
+    answer(result, |ts| {
+        json!({
             "workload": id,
             "tasks": ts.iter().map(task_json).collect::<Vec<_>>(),
-        }))
-        .into_response(),
-        Err(e) => failure(&e),
-    }
+        })
+    })
 }

@@ -1,7 +1,12 @@
 //! The backend conformance suite: what every backend plugin must do, the
 //! same way, checked through the host (control plane + control-rpc fixture
 //! frontend) and against an independent view of the runtime
-//! ([`Backend`]'s bollard / `ctr` / `/proc` readings).
+//! ([`Backend`]'s bollard / `ctr` / `podman` / docker CLI and `/proc` readings).
+//!
+//! What a backend declares absent (its capabilities, and whether it drives
+//! a cluster, as the host reports them: [`declared`]) is checked to be
+//! refused as `unsupported` instead of done; a cluster backend's containers
+//! reach each other by name where a pod's share one network namespace.
 //!
 //! A test binary runs it for one backend with [`conformance_suite!`]; the
 //! runtime-restart case restarts a runtime every test shares, so it runs in
@@ -17,7 +22,7 @@ use gantry::bindings::types::Workload;
 use gantry_tests::backends::Backend;
 use gantry_tests::gantry::Gantry;
 use gantry_tests::rpc::Rpc;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// One `#[test]` per case, for `$backend`.
 #[macro_export]
@@ -79,4 +84,47 @@ pub(crate) fn call(rpc: &Rpc, op: &str, id: &str) -> Workload {
 
 pub(crate) fn runtime_id(w: &Workload, i: usize) -> String {
     w.containers[i].runtime_id.clone().expect("runtime id")
+}
+
+/// What a backend declares, as the host reports it (`GET /-/backends/{name}`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Declared {
+    /// It drives a cluster: containers may run on different machines.
+    pub cluster: bool,
+    /// A workload's containers share one network namespace.
+    pub shared_network_namespace: bool,
+    pub pause: bool,
+    pub stats: bool,
+    pub rename: bool,
+}
+
+pub(crate) fn declared(g: &Gantry, backend: Backend) -> Declared {
+    let token = g.token("conformance", &["USER"]);
+    let resp = reqwest::blocking::Client::new()
+        .get(g.url(&format!("/-/backends/{}", backend.name())))
+        .bearer_auth(token)
+        .send()
+        .expect("GET /-/backends/{name}");
+    assert!(resp.status().is_success(), "{resp:?}");
+    let v: Value = resp.json().expect("a backend profile");
+    let flag = |pointer: &str| {
+        v.pointer(pointer)
+            .and_then(Value::as_bool)
+            .unwrap_or_else(|| panic!("{pointer} in {v}"))
+    };
+    Declared {
+        cluster: flag("/cluster"),
+        shared_network_namespace: flag("/capabilities/shared_network_namespace"),
+        pause: flag("/capabilities/pause"),
+        stats: flag("/capabilities/stats"),
+        rename: flag("/capabilities/rename"),
+    }
+}
+
+/// `op` on workload `id` is refused as `unsupported` (and nothing changes).
+pub(crate) fn refused(rpc: &Rpc, op: &str, args: Value) {
+    match rpc.call::<Value>(op, args) {
+        Err(gantry::bindings::types::Error::Unsupported(_)) => {}
+        other => panic!("{op}: a backend declaring it absent refuses it, got {other:?}"),
+    }
 }

@@ -1,6 +1,6 @@
 //! Requests the backend must refuse or scope: bad input, other owners, failed updates.
 
-use super::{runtime_id, start};
+use super::{declared, runtime_id, start};
 use gantry::bindings::types::{Error, RestartKind};
 use gantry_tests::backends::Backend;
 use gantry_tests::rpc::{Rpc, busybox, running, workload};
@@ -11,6 +11,7 @@ use gantry_tests::rpc::{Rpc, busybox, running, workload};
 pub fn bad_input_is_a_typed_error_and_leaves_nothing_behind(backend: Backend) {
     let (_dir, g) = start(backend, 30);
     let rpc = Rpc::new(&g, "erin", &["USER"]);
+    let cluster = declared(&g, backend).cluster;
     let before: Vec<String> = backend
         .all_gantry_containers()
         .into_iter()
@@ -41,16 +42,16 @@ pub fn bad_input_is_a_typed_error_and_leaves_nothing_behind(backend: Backend) {
     // A two-container workload whose second image is missing: the first is removed too.
     let mut second = busybox("second", "true");
     second.image = "gantry-test/also-missing:1.0".into();
-    assert!(matches!(
-        rpc.create(
-            "half",
-            workload(
-                vec![busybox("first", "sleep 3600"), second],
-                RestartKind::No
-            )
+    match rpc.create(
+        "half",
+        workload(
+            vec![busybox("first", "sleep 3600"), second],
+            RestartKind::No,
         ),
-        Err(Error::NotFound(_))
-    ));
+    ) {
+        Err(Error::NotFound(msg)) => assert!(msg.contains("also-missing"), "{msg}"),
+        other => panic!("expected not-found, got {other:?}"),
+    }
     let dup = workload(
         vec![busybox("same", "true"), busybox("same", "true")],
         RestartKind::No,
@@ -64,8 +65,14 @@ pub fn bad_input_is_a_typed_error_and_leaves_nothing_behind(backend: Backend) {
         workload(vec![c], RestartKind::No)
     };
     match rpc.create("many", replicas("3")) {
-        Err(Error::Unsupported(msg)) => assert!(msg.contains("3 replicas"), "{msg}"),
-        other => panic!("expected unsupported, got {other:?}"),
+        Ok(w) if cluster => {
+            assert!(running(&w), "three replicas run: {w:?}");
+            rpc.delete(&w.id).expect("delete");
+        }
+        Err(Error::Unsupported(msg)) if !cluster => {
+            assert!(msg.contains("3 replicas"), "{msg}")
+        }
+        other => panic!("expected unsupported on one machine, a run on a cluster, got {other:?}"),
     }
     match rpc.create("many", replicas("zero")) {
         Err(Error::Invalid(i)) => assert!(i.message.contains("io.gantry.replicas"), "{i:?}"),
@@ -75,23 +82,26 @@ pub fn bad_input_is_a_typed_error_and_leaves_nothing_behind(backend: Backend) {
         rpc.list().is_empty(),
         "no record of a failed create remains"
     );
-    let leftovers: Vec<_> = backend
-        .all_gantry_containers()
-        .into_iter()
-        .filter(|o| !before.contains(&o.id))
-        .filter(|o| {
-            [
-                "no-such-image",
-                "too-small",
-                "no-command",
-                "half",
-                "dup",
-                "many",
-            ]
-            .iter()
-            .any(|bad| o.name.contains(bad))
-        })
-        .collect();
+    let leftovers = || -> Vec<_> {
+        backend
+            .all_gantry_containers()
+            .into_iter()
+            .filter(|o| !before.contains(&o.id))
+            .filter(|o| {
+                [
+                    "no-such-image",
+                    "too-small",
+                    "no-command",
+                    "half",
+                    "dup",
+                    "many",
+                ]
+                .iter()
+                .any(|bad| o.name.contains(bad))
+            })
+            .collect()
+    };
+    let leftovers = backend.after_removal(leftovers);
     assert!(leftovers.is_empty(), "orphaned containers: {leftovers:?}");
 }
 
@@ -112,13 +122,20 @@ pub fn owners_and_admins_are_the_only_ones_who_see_a_workload(backend: Backend) 
     assert!(mallory.list().is_empty());
     assert_eq!(admin.get(&w.id).expect("admin get").owner, "owner-1");
     admin.delete(&w.id).expect("admin delete");
-    assert!(backend.containers_of(&w.id).is_empty());
+    assert!(
+        backend
+            .after_removal(|| backend.containers_of(&w.id))
+            .is_empty()
+    );
 }
 
-/// An update deploys revision 2 and removes revision 1; a failed update changes nothing.
+/// An update deploys revision 2 in a new container and removes revision 1
+/// (on a cluster, a rolling update of the same service); a failed update
+/// changes nothing.
 pub fn update_deploys_a_new_revision_and_removes_the_old_one(backend: Backend) {
     let (_dir, g) = start(backend, 30);
     let rpc = Rpc::new(&g, "frank", &["USER"]);
+    let cluster = declared(&g, backend).cluster;
     let w = rpc
         .create(
             "versioned",
@@ -129,6 +146,8 @@ pub fn update_deploys_a_new_revision_and_removes_the_old_one(backend: Backend) {
         )
         .expect("create");
     let old = runtime_id(&w, 0);
+    let old_pid = backend.observe(&old).pid;
+    assert!(old_pid.is_some(), "revision 1 runs");
     let w2 = rpc
         .update(
             &w.id,
@@ -146,7 +165,15 @@ pub fn update_deploys_a_new_revision_and_removes_the_old_one(backend: Backend) {
         1,
         "only the new revision's container remains"
     );
-    assert_ne!(members[0].id, old);
+    if cluster {
+        assert_eq!(members[0].id, old, "the service is updated in place");
+    } else {
+        assert_ne!(members[0].id, old, "a new container");
+    }
+    assert!(
+        members[0].pid.is_some() && members[0].pid != old_pid,
+        "revision 2 runs a new process: {members:?}"
+    );
     assert_eq!(
         members[0]
             .labels

@@ -85,7 +85,11 @@ pub fn a_host_restart_adopts_running_containers_without_duplicates(backend: Back
     );
     assert_eq!(rpc.list().len(), 1);
     rpc.delete(&w.id).expect("delete");
-    assert!(backend.containers_of(&w.id).is_empty());
+    assert!(
+        backend
+            .after_removal(|| backend.containers_of(&w.id))
+            .is_empty()
+    );
 }
 
 /// The runtime killed and restarted under a running host: the plugin
@@ -118,5 +122,9 @@ pub fn runtime_killed_and_restarted_is_reconnected_and_reconciled(backend: Backe
     let again = call(&rpc, "start", &back.id);
     assert!(running(&again), "{again:?}");
     rpc.delete(&w.id).expect("delete");
-    assert!(backend.containers_of(&w.id).is_empty());
+    assert!(
+        backend
+            .after_removal(|| backend.containers_of(&w.id))
+            .is_empty()
+    );
 }

@@ -305,10 +305,5 @@ pub fn kanto_config_on(
             ),
             plugin_config,
         );
-    match backend {
-        crate::backends::Backend::Docker => b.docker_backend(),
-        crate::backends::Backend::Containerd => b.containerd_backend(),
-        crate::backends::Backend::Podman => b.podman_backend(),
-    }
-    .build()
+    backend.configure(b).build()
 }

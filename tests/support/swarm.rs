@@ -3,7 +3,9 @@
 //!
 //! Each node is a private containerd + dockerd pair in a network namespace
 //! of its own, joined by veth pairs to a bridge inside a fourth namespace
-//! the harness creates: 10.213.0.0/24 is used only inside those namespaces,
+//! the harness creates: 10.213.0.0/16 is used only inside those namespaces
+//! (the nodes' addresses and local networks in 10.213.0.0/25, the swarm's
+//! overlay networks in 10.213.128.0/17),
 //! with no default route, so nothing leaves the machine and the root
 //! namespace holds no interface of ours. Daemons run under `nsenter --net`
 //! (not `ip netns exec`, whose private mount namespace breaks them) and a
@@ -76,6 +78,32 @@ pub struct Swarm {
 
 const NET: [u8; 3] = [10, 213, 0];
 
+/// Swarms this process started, for unique names.
+static SWARMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+static SHARED: std::sync::OnceLock<Swarm> = std::sync::OnceLock::new();
+
+/// One swarm for every test of this process that does not change its
+/// nodes (the backend conformance suite), started on first use and stopped
+/// by PID when the process exits. Panics (failing the test) when it cannot start.
+pub fn shared() -> &'static Swarm {
+    SHARED.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("gantry-swarm-{}", std::process::id()));
+        let swarm = Swarm::start(&dir).unwrap_or_else(|e| panic!("a three-node swarm: {e:#}"));
+        extern "C" fn stop_shared() {
+            if let Some(s) = SHARED.get() {
+                s.stop();
+            }
+        }
+        // SAFETY: registering a plain extern "C" fn with no captured state.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::atexit(stop_shared);
+        }
+        swarm
+    })
+}
+
 impl Swarm {
     /// Bring three nodes up under `dir` and form the swarm.
     pub fn start(dir: &Path) -> Result<Swarm> {
@@ -92,7 +120,12 @@ impl Swarm {
         std::fs::create_dir_all(dir)?;
         let mut swarm = Swarm {
             nodes: Vec::new(),
-            prefix: format!("gs{}", std::process::id()),
+            // Unique per swarm: a process may hold the shared one and its own.
+            prefix: format!(
+                "gs{}x{}",
+                std::process::id(),
+                SWARMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
             dir: dir.to_path_buf(),
         };
         // From here on, a failure tears down whatever was made.
@@ -230,10 +263,11 @@ impl Swarm {
             &listen,
             "--dispatcher-heartbeat",
             "1s",
+            // Overlay networks: 128 /24s, for workloads created side by side.
             "--default-addr-pool",
-            "10.213.0.128/25",
+            "10.213.128.0/17",
             "--default-addr-pool-mask-length",
-            "26",
+            "24",
         ]))?;
         // The routing mesh needs IPVS, which this kernel lacks.
         run(manager.docker().args(["network", "rm", "ingress"]))?;
@@ -292,14 +326,10 @@ impl Swarm {
         }
     }
 
-    fn stop(&mut self) {
+    fn stop(&self) {
         // dockerd first: it stops its containers and unmounts most of what
-        // it mounted.
-        let dockerds: Vec<u32> = self
-            .nodes
-            .iter_mut()
-            .filter_map(|n| n.dockerd.take())
-            .collect();
+        // it mounted. (One killed by `kill_dockerd` is no longer listed.)
+        let dockerds: Vec<u32> = self.nodes.iter().filter_map(|n| n.dockerd).collect();
         stop_all(&dockerds, Duration::from_secs(20));
         // Containers left running (a dockerd killed): their cgroups are ours.
         let mut left = Vec::new();

@@ -174,10 +174,10 @@ impl ControlPlane {
                         s.delete_revision(&key, number)
                     })
                     .await?;
+                let kept = format!("revision {kept} keeps running");
                 Err(match e {
-                    Error::Conflict(m) => {
-                        Error::Conflict(format!("{m}; revision {kept} keeps running"))
-                    }
+                    Error::Conflict(m) => Error::Conflict(format!("{m}; {kept}")),
+                    Error::NotFound(m) => Error::NotFound(format!("{m}; {kept}")),
                     other => other,
                 })
             }

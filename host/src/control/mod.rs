@@ -33,6 +33,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 pub use authz::authorize;
+pub use cluster::BackendProfile;
 pub use deploy::{Deployer, Placement};
 pub use events::EventBus;
 pub use health::BackendHealth;

@@ -174,6 +174,13 @@ impl Driver for WasmDriver {
     ) -> DriverResult<Vec<RuntimeEvent>> {
         driver_call!(self, |s, g| g.driver.call_watch(s, since, wait_ms))
     }
+    async fn is_cluster(&self) -> DriverResult<bool> {
+        let cluster = self.pool.call(unbound, |_, g| {
+            let exported = g.cluster.is_some();
+            Box::pin(async move { Ok(exported) })
+        });
+        Ok(cluster.await?)
+    }
     async fn nodes(&self) -> DriverResult<Vec<ClusterNode>> {
         let name = self.name().to_string();
         cluster_call!(self, name, |s, c| c.call_nodes(s))

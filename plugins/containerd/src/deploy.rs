@@ -71,26 +71,10 @@ fn holder_args() -> Vec<String> {
         .unwrap_or_else(|| vec!["sleep".into(), "2147483647".into()])
 }
 
-/// A classified failure to start a task: a command that cannot run is the
-/// caller's input. An executable the image does not have is not found (as
-/// an image it does not have is); one it cannot execute is invalid.
+/// A task containerd could not start: when runc's words say its command
+/// cannot run, the caller's input ([`gantry_sdk::command::cannot_run`]).
 fn start_failure(container: &str, s: grpc::Status) -> Error {
-    let m = s.message.to_ascii_lowercase();
-    let message = format!(
-        "container `{container}`: its command cannot run: {}",
-        s.message
-    );
-    // runc's words for an exec that failed: `exec: "x": executable file not
-    // found in $PATH`, or `exec: "/x": stat /x: no such file or directory`
-    // (a missing mount source says "no such file" too, without `exec:`).
-    let exec = m.contains("exec:") || m.contains("executable file not found");
-    if exec && (m.contains("not found") || m.contains("no such file or directory")) {
-        Error::NotFound(message)
-    } else if exec && m.contains("permission denied") {
-        invalid("command", message)
-    } else {
-        s.into()
-    }
+    gantry_sdk::command::cannot_run(container, &s.message).unwrap_or_else(|| s.into())
 }
 
 /// Prepare the rootfs snapshot and create the container record.

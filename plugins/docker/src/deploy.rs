@@ -32,28 +32,9 @@ pub(crate) fn holder_process(d: &Deployment) -> (String, Vec<String>) {
 }
 
 /// A start the engine refused because the command cannot run is the
-/// caller's input: an executable the image does not have is not found (as an
-/// image it does not have is), one it cannot execute is invalid.
+/// caller's input ([`gantry_sdk::command::cannot_run`]).
 pub(crate) fn start_refused(resp: &engine::Response, container: &str) -> Option<Error> {
-    let msg = resp.message();
-    let m = msg.to_ascii_lowercase();
-    let message = format!("container `{container}`: its command cannot run: {msg}");
-    // runc's words for an exec that failed: `exec: "x": executable file not
-    // found in $PATH`, or `exec: "/x": stat /x: no such file or directory`
-    // (a missing mount source says "no such file" too, without `exec:`).
-    let exec = m.contains("exec:") || m.contains("executable file not found");
-    if exec && (m.contains("not found") || m.contains("no such file or directory")) {
-        return Some(Error::NotFound(message));
-    }
-    (exec && m.contains("permission denied")).then(|| {
-        Error::Invalid(gantry_sdk::backend::gantry::plugin::types::InvalidInput {
-            message,
-            fields: vec![gantry_sdk::backend::gantry::plugin::types::FieldError {
-                field: "command".into(),
-                message: msg.clone(),
-            }],
-        })
-    })
+    gantry_sdk::command::cannot_run(container, &resp.message())
 }
 
 pub(crate) fn remove_ids(ids: &[String]) {

@@ -79,6 +79,8 @@ pub mod http;
 #[cfg(feature = "backend")]
 pub mod client;
 #[cfg(feature = "backend")]
+pub mod command;
+#[cfg(feature = "backend")]
 pub mod gpus;
 #[cfg(feature = "backend")]
 pub mod listing;

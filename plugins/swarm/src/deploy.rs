@@ -45,6 +45,15 @@ impl Done {
         for id in &self.created {
             let _ = call(Method::Delete, &format!("/services/{id}"), None);
         }
+        // Their containers go with their tasks: wait, so none outlives the call.
+        if !self.created.is_empty()
+            && let Err(e) = services::wait_tasks(&self.created, |_| false)
+        {
+            log(
+                Level::Warn,
+                &format!("waiting for removed services' tasks: {e:?}"),
+            );
+        }
         if let Some(n) = &self.network {
             remove_network(n);
         }
@@ -135,9 +144,33 @@ fn apply(d: &Deployment, start: bool, s: &Settings, done: &mut Done) -> Result<(
     Ok(())
 }
 
-/// Create (or roll out) deployment `d`; with `start`, wait for its replicas.
+/// A node's words for an overlay network whose subnet it still holds for a
+/// network just removed (the manager hands freed subnets out again at
+/// once, and nodes let go of theirs a moment later): worth another try.
+const STALE_SUBNET: &str = "Pool overlaps with other one on this address space";
+
+/// Create (or roll out) deployment `d`; with `start`, wait for its
+/// replicas. A create that failed on a node's stale subnet, undone, is
+/// tried again (three times at most, a second apart and more).
 pub fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
     service::check(d)?;
+    let mut tries: u64 = 1;
+    loop {
+        match create_once(d, start) {
+            Err(Error::Conflict(m)) if m.contains(STALE_SUBNET) && tries < 3 => {
+                log(
+                    Level::Warn,
+                    &format!("{m}: trying again (the node is letting go of a removed network)"),
+                );
+                services::sleep_ms(1000 * tries);
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn create_once(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
     let settings = Settings::configured();
     let mut done = Done::default();
     if let Err(e) = apply(d, start, &settings, &mut done) {
@@ -168,10 +201,13 @@ pub fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error>
         }
         // A new service still on its way: the host keeps watching.
         Ok(Converged::TimedOut) => None,
-        Ok(Converged::Failed(why)) => Some(Error::Conflict(format!(
-            "the rolling update to revision {} failed and the swarm rolled it back: {why}",
-            d.revision
-        ))),
+        Ok(Converged::Failed(why)) => Some(refusal(
+            &why,
+            format!(
+                "the rolling update to revision {} failed and the swarm rolled it back: {why}",
+                d.revision
+            ),
+        )),
         Err(e) => Some(e),
     };
     if let Some(e) = failure {
@@ -179,22 +215,40 @@ pub fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error>
         return Err(e);
     }
     let states = inspect(&r)?;
-    // A service updated in place carries the previous revision's replicas:
-    // the host's cleanup of a revision that cannot start would remove them.
-    // Undo here instead, so the previous revision keeps running.
-    if start
-        && !done.updated.is_empty()
-        && let Some(c) = states.iter().find(|c| failed_to_start(c))
-    {
+    // A container the swarm could not start fails the create, which leaves
+    // nothing behind, as on one machine. For a service updated in place this
+    // also keeps the previous revision's replicas: the host's cleanup of a
+    // revision that cannot start would remove them.
+    if start && let Some(c) = states.iter().find(|c| failed_to_start(c)) {
         done.undo();
-        return Err(Error::Conflict(format!(
-            "revision {} could not start (container `{}`: {})",
-            d.revision,
-            c.name,
-            c.error.clone().unwrap_or_default()
-        )));
+        let why = c.error.clone().unwrap_or_default();
+        return Err(refusal(
+            &why,
+            format!(
+                "revision {} could not start: container `{}`: {why}",
+                d.revision, c.name
+            ),
+        ));
     }
     Ok(states)
+}
+
+/// The error for a revision the swarm could not run, by the nodes' `reason`:
+/// an image no node has, or a command the image does not have, is the
+/// caller's input (not found), as on one machine; a command that cannot
+/// execute is invalid; anything else conflicts with the swarm's state.
+fn refusal(reason: &str, message: String) -> Error {
+    if reason.contains("No such image") {
+        return Error::NotFound(message);
+    }
+    match gantry_sdk::command::cannot_run("", reason) {
+        Some(Error::NotFound(_)) => Error::NotFound(message),
+        Some(Error::Invalid(mut i)) => {
+            i.message = message;
+            Error::Invalid(i)
+        }
+        _ => Error::Conflict(message),
+    }
 }
 
 /// Whether a container never ran because the swarm could not start it.

@@ -182,13 +182,21 @@ impl Task {
     /// Whether it never got a container running: refused by every node, or
     /// failed before its container started.
     pub fn never_ran(&self) -> bool {
+        // The swarm's executor words a start the engine refused (a command
+        // the image does not have: runc's exit code 127 comes with it).
+        let start_refused = self
+            .status
+            .err
+            .as_deref()
+            .is_some_and(|e| e.starts_with("starting container failed"));
         self.status.state == "rejected"
             || (self.status.state == "failed"
-                && self
-                    .status
-                    .container_status
-                    .as_ref()
-                    .is_none_or(|c| c.exit_code.is_none() || c.container_id.is_empty()))
+                && (start_refused
+                    || self
+                        .status
+                        .container_status
+                        .as_ref()
+                        .is_none_or(|c| c.exit_code.is_none() || c.container_id.is_empty())))
     }
 
     /// The exit code of its container, once it exited.

@@ -186,6 +186,22 @@ pub fn scale_all(svcs: &[Service], run: bool, force: bool) -> Result<(), Error> 
         wait_tasks(&ids, |t| !t.running())?;
         return Ok(());
     }
+    // A service woken from no replicas still lists its last tasks, shut
+    // down: wait for the swarm to want new ones, or they would read as
+    // settled (exited) before the orchestrator has acted.
+    let woken: Vec<&String> = svcs
+        .iter()
+        .filter(|s| s.scale() == 0 && s.replicas() > 0)
+        .map(|s| &s.id)
+        .collect();
+    if !woken.is_empty() {
+        wait_until(|| {
+            let ts = tasks(&ids)?;
+            Ok(woken
+                .iter()
+                .all(|id| ts.iter().any(|t| &&t.service_id == id && t.wanted())))
+        })?;
+    }
     match converge(&ids, &rollouts)? {
         // Still on its way: the host keeps watching.
         Converged::Settled | Converged::TimedOut => Ok(()),

@@ -257,6 +257,17 @@ mod tests {
     }
 
     #[test]
+    fn a_start_the_engine_refused_failed_to_start_despite_runcs_exit_code() {
+        let why = "starting container failed: OCI runtime create failed: exec: \"/bin/nope\": \
+                   stat /bin/nope: no such file or directory: unknown";
+        let t = exited(task("a", 1, "shutdown", "failed", 1), 127, Some(why));
+        let refs = [&t];
+        let s = state(&service(1, "running"), &refs);
+        assert_eq!((s.status, s.exit_code), (ContainerStatus::Exited, None));
+        assert_eq!(s.error.as_deref(), Some(why));
+    }
+
+    #[test]
     fn an_exit_under_no_restart_is_exited_with_its_code() {
         let t = exited(
             task("a", 1, "shutdown", "failed", 3),

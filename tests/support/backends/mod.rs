@@ -1,12 +1,16 @@
 //! The backends the conformance suite runs against, each with the gantry
 //! config that drives it and an independent view of its runtime: bollard for
 //! dockerd, `ctr` and `/proc` for containerd, the `podman` CLI on the
-//! service's own storage for Podman. Tests assert on what the runtime really
+//! service's own storage for Podman, the docker CLI on a swarm's manager and
+//! nodes for Swarm ([`swarm_view`]). Tests assert on what the runtime really
 //! holds through this view, never through gantry.
 
+mod cgroup;
+mod swarm_view;
+
 use crate::runtimes::{CONTAINERD_NAMESPACE, block, runtimes};
+use cgroup::cgroup_limits;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::Command;
 
 /// A backend plugin under test.
@@ -19,9 +23,13 @@ pub enum Backend {
     /// `examples/podman-backend` (a third-party plugin outside the
     /// workspace) on the harness's `podman system service`.
     Podman,
+    /// `plugins/swarm` on a three-node swarm shared by the test process
+    /// ([`crate::swarm::shared`]); a runtime id is a service.
+    Swarm,
 }
 
-/// One container as the runtime reports it.
+/// One container as the runtime reports it (on Swarm: a service, through
+/// its newest task's container).
 #[derive(Debug, Clone)]
 pub struct Observed {
     /// The runtime's id.
@@ -191,52 +199,6 @@ fn podman_observe(id: &str) -> Observed {
     }
 }
 
-fn read_number(path: PathBuf) -> Option<i64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let t = text.split_whitespace().next()?;
-    if t == "max" || t == "-1" {
-        return None;
-    }
-    t.parse().ok()
-}
-
-/// Limits from the container's cgroup, as the kernel applies them (v1 or v2).
-fn cgroup_limits(pid: u32) -> Limits {
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let path_of = |controller: &str| -> Option<PathBuf> {
-        cgroups.lines().find_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-            let hit = if controller.is_empty() {
-                ctrls.is_empty()
-            } else {
-                ctrls.split(',').any(|c| c == controller)
-            };
-            hit.then(|| PathBuf::from(format!("/sys/fs/cgroup/{controller}{path}")))
-        })
-    };
-    if let Some(unified) = path_of("").filter(|p| p.join("cpu.max").exists()) {
-        let cpu = std::fs::read_to_string(unified.join("cpu.max")).unwrap_or_default();
-        let mut f = cpu.split_whitespace();
-        let quota: Option<i64> = f.next().and_then(|q| q.parse().ok());
-        let period: Option<i64> = f.next().and_then(|p| p.parse().ok());
-        return Limits {
-            nano_cpus: quota.zip(period).map(|(q, p)| q * 1_000_000_000 / p),
-            memory: read_number(unified.join("memory.max")),
-            pids: read_number(unified.join("pids.max")),
-        };
-    }
-    let quota = path_of("cpu").and_then(|p| read_number(p.join("cpu.cfs_quota_us")));
-    let period = path_of("cpu").and_then(|p| read_number(p.join("cpu.cfs_period_us")));
-    Limits {
-        nano_cpus: quota.zip(period).map(|(q, p)| q * 1_000_000_000 / p),
-        memory: path_of("memory")
-            .and_then(|p| read_number(p.join("memory.limit_in_bytes")))
-            .filter(|m| *m < i64::MAX / 2),
-        pids: path_of("pids").and_then(|p| read_number(p.join("pids.max"))),
-    }
-}
-
 impl Backend {
     /// Its name in configs and messages.
     pub fn name(self) -> &'static str {
@@ -244,6 +206,7 @@ impl Backend {
             Backend::Docker => "docker",
             Backend::Containerd => "containerd",
             Backend::Podman => "podman",
+            Backend::Swarm => "swarm",
         }
     }
 
@@ -255,11 +218,20 @@ impl Backend {
 
     /// [`Self::config`], still open to more settings.
     pub fn config_builder(self, resync_seconds: u64) -> crate::config::ConfigBuilder {
-        let b = crate::rpc::frontends("backend-tests", resync_seconds, 15_000);
+        self.configure(crate::rpc::frontends(
+            "backend-tests",
+            resync_seconds,
+            15_000,
+        ))
+    }
+
+    /// `b` with this backend added.
+    pub fn configure(self, b: crate::config::ConfigBuilder) -> crate::config::ConfigBuilder {
         match self {
             Backend::Docker => b.docker_backend(),
             Backend::Containerd => b.containerd_backend(),
             Backend::Podman => b.podman_backend(),
+            Backend::Swarm => b.swarm_backend(&[&swarm_view::manager_socket()]),
         }
     }
 
@@ -284,7 +256,22 @@ impl Backend {
                 .collect()
             }
             Backend::Podman => podman_ps(&format!("label=io.gantry.workload={workload_id}")),
+            Backend::Swarm => swarm_view::labelled(&format!("io.gantry.workload={workload_id}")),
         }
+    }
+
+    /// What `list` still shows once removals have reached the runtime: at
+    /// once on one machine; within 30 s on a swarm, whose nodes remove a
+    /// task's container only after the manager has forgotten the task.
+    pub fn after_removal(self, list: impl Fn() -> Vec<Observed>) -> Vec<Observed> {
+        if self == Backend::Swarm {
+            let _ = crate::runtimes::wait_for(
+                "the nodes to remove the containers",
+                std::time::Duration::from_secs(30),
+                || list().is_empty(),
+            );
+        }
+        list()
     }
 
     /// The spec's containers of a workload (holders left out).
@@ -306,6 +293,7 @@ impl Backend {
                 ctr_observe(id, &ctr_tasks()).unwrap_or_else(|| panic!("no container {id}"))
             }
             Backend::Podman => podman_observe(id),
+            Backend::Swarm => swarm_view::observe(id),
         }
     }
 
@@ -337,6 +325,7 @@ impl Backend {
                     .collect()
             }
             Backend::Podman => podman_ps("label=io.gantry.workload"),
+            Backend::Swarm => swarm_view::labelled("io.gantry.workload"),
         }
     }
 
@@ -369,7 +358,8 @@ impl Backend {
     /// vfs storage) remain for a container id.
     pub fn leftover_storage(self, id: &str) -> bool {
         match self {
-            Backend::Docker => false,
+            // dockerd removes a container's layer with it.
+            Backend::Docker | Backend::Swarm => false,
             Backend::Podman => runtimes()
                 .podman()
                 .dir
@@ -398,6 +388,9 @@ impl Backend {
                     .restart_podman()
                     .expect("the Podman service restarts");
             }
+            Backend::Swarm => panic!(
+                "a swarm's nodes are killed one by one (backend_swarm.rs), not restarted as one runtime"
+            ),
         }
     }
 }
