@@ -18,6 +18,7 @@ fn the_backends_view_shows_what_docker_declares_and_no_nodes() {
     let docker = &all["backends"][0];
     assert_eq!(docker["name"], "docker", "{all}");
     assert_eq!(docker["cluster"], false, "{all}");
+    assert_eq!(docker["shared_network_namespace"], true, "{all}");
     let caps = &docker["capabilities"];
     assert!(
         caps["runtime"]
@@ -25,13 +26,7 @@ fn the_backends_view_shows_what_docker_declares_and_no_nodes() {
             .is_some_and(|r| r.starts_with("docker")),
         "{caps}"
     );
-    for declared in [
-        "multi_container",
-        "shared_network_namespace",
-        "pause",
-        "stats",
-        "rename",
-    ] {
+    for declared in ["multi_container", "pause", "stats", "rename"] {
         assert_eq!(caps[declared], true, "{declared}: {caps}");
     }
     let (status, one) = api.send("GET", "/-/backends/docker", Some(&token), None);
@@ -42,12 +37,14 @@ fn the_backends_view_shows_what_docker_declares_and_no_nodes() {
         (501, Some("unsupported")),
         "{body}"
     );
-    let (status, body) = api.send("GET", "/-/backends/nope", Some(&token), None);
-    assert_eq!(
-        (status, body["kind"].as_str()),
-        (404, Some("not-found")),
-        "{body}"
-    );
+    for unknown in ["/-/backends/nope", "/-/backends/nope/nodes"] {
+        let (status, body) = api.send("GET", unknown, Some(&token), None);
+        assert_eq!(
+            (status, body["kind"].as_str()),
+            (404, Some("not-found")),
+            "{body}"
+        );
+    }
     let (status, _) = api.send("GET", "/-/backends", None, None);
     assert_eq!(status, 401);
 }

@@ -45,7 +45,7 @@ fn replicas_spread_over_three_nodes_and_a_drain_moves_them() {
         (
             status,
             &profile["cluster"],
-            &profile["capabilities"]["shared_network_namespace"]
+            &profile["shared_network_namespace"]
         ),
         (200, &json!(true), &json!(false)),
         "a cluster backend: {profile}"

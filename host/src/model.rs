@@ -22,6 +22,25 @@ pub fn now() -> Timestamp {
 }
 
 impl Error {
+    /// The same error, its message followed by `; {note}`.
+    pub fn noted(self, note: &str) -> Error {
+        let add = |m: String| format!("{m}; {note}");
+        match self {
+            Error::NotFound(m) => Error::NotFound(add(m)),
+            Error::Invalid(mut i) => {
+                i.message = add(i.message);
+                Error::Invalid(i)
+            }
+            Error::Forbidden(m) => Error::Forbidden(add(m)),
+            Error::Unauthenticated(m) => Error::Unauthenticated(add(m)),
+            Error::Conflict(m) => Error::Conflict(add(m)),
+            Error::Unsupported(m) => Error::Unsupported(add(m)),
+            Error::Unavailable(m) => Error::Unavailable(add(m)),
+            Error::Backend(m) => Error::Backend(add(m)),
+            Error::Internal(m) => Error::Internal(add(m)),
+        }
+    }
+
     /// A one-line human description.
     pub fn describe(&self) -> String {
         match self {
@@ -62,4 +81,20 @@ pub fn is_running(s: ContainerStatus) -> bool {
         s,
         ContainerStatus::Running | ContainerStatus::Restarting | ContainerStatus::Paused
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_keeps_the_errors_kind_and_message() {
+        let e = Error::NotFound("image x".into()).noted("revision 1 keeps running");
+        assert_eq!(e.describe(), "not found: image x; revision 1 keeps running");
+        let e = invalid_field("command", "cannot execute").noted("revision 2 keeps running");
+        assert!(
+            matches!(&e, Error::Invalid(i) if i.message.ends_with("; revision 2 keeps running") && i.fields.len() == 1),
+            "{e:?}"
+        );
+    }
 }

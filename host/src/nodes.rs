@@ -4,7 +4,8 @@
 //! changing availability needs ADMIN.
 //!
 //! - `GET /-/backends`: each configured backend's name, whether it drives a
-//!   cluster, and its capabilities (`GET /-/backends/{backend}`: one);
+//!   cluster (and so whether a workload's containers share one network
+//!   namespace), and its capabilities (`GET /-/backends/{backend}`: one);
 //! - `GET /-/backends/{backend}/nodes`: the nodes, by hostname;
 //! - `POST /-/backends/{backend}/nodes/{node}` with `{"availability":
 //!   "drain"|"pause"|"active"}` (node by id or hostname): the node after;
@@ -111,10 +112,13 @@ fn profile_json(p: &BackendProfile) -> Value {
     json!({
         "name": p.name,
         "cluster": p.cluster,
+        // Not a capability the plugin states (a WIT 0.1 record cannot
+        // grow): what `create` promises a multi-container backend of one
+        // machine, and a cluster's containers may be on different machines.
+        "shared_network_namespace": c.multi_container && !p.cluster,
         "capabilities": {
             "runtime": c.runtime,
             "multi_container": c.multi_container,
-            "shared_network_namespace": c.multi_container && !p.cluster,
             "pause": c.pause,
             "gpu": c.gpu,
             "ephemeral_storage_enforced": c.ephemeral_storage_enforced,

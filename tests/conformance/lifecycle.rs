@@ -145,11 +145,21 @@ pub fn one_container_workload_full_lifecycle(backend: Backend) {
 /// network namespace, where the backend declares one (a pod); by the
 /// first's name where it does not (a cluster's containers may run on
 /// different machines). A restart of the first by policy does not take the
-/// link away.
-pub fn two_containers_share_one_network_namespace(backend: Backend) {
+/// link away. A backend of one container per workload refuses two.
+pub fn two_containers_of_a_workload_reach_each_other(backend: Backend) {
     let (_dir, g) = start(backend, 30);
     let rpc = Rpc::new(&g, "bob", &["USER"]);
-    let shared = declared(&g, backend).shared_network_namespace;
+    let can = declared(&g, backend);
+    let shared = can.shared_network_namespace;
+    if !can.multi_container {
+        let two = vec![busybox("a", "sleep 3600"), busybox("b", "sleep 3600")];
+        match rpc.create("pod", workload(two, RestartKind::Always)) {
+            Err(Error::Unsupported(_)) => {}
+            other => panic!("a backend declaring one container refuses two: {other:?}"),
+        }
+        assert!(rpc.list().is_empty());
+        return;
+    }
     let server = busybox(
         "server",
         "mkdir -p /www && echo pong-from-server > /www/index.html && exec httpd -f -p 8080 -h /www",

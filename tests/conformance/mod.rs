@@ -33,8 +33,8 @@ macro_rules! conformance_suite {
             conformance::lifecycle::one_container_workload_full_lifecycle($backend);
         }
         #[test]
-        fn two_containers_share_one_network_namespace() {
-            conformance::lifecycle::two_containers_share_one_network_namespace($backend);
+        fn two_containers_of_a_workload_reach_each_other() {
+            conformance::lifecycle::two_containers_of_a_workload_reach_each_other($backend);
         }
         #[test]
         fn logs_follow_sees_a_line_printed_after_the_call_started() {
@@ -91,6 +91,8 @@ pub(crate) fn runtime_id(w: &Workload, i: usize) -> String {
 pub(crate) struct Declared {
     /// It drives a cluster: containers may run on different machines.
     pub cluster: bool,
+    /// A workload may have several containers.
+    pub multi_container: bool,
     /// A workload's containers share one network namespace.
     pub shared_network_namespace: bool,
     pub pause: bool,
@@ -114,7 +116,8 @@ pub(crate) fn declared(g: &Gantry, backend: Backend) -> Declared {
     };
     Declared {
         cluster: flag("/cluster"),
-        shared_network_namespace: flag("/capabilities/shared_network_namespace"),
+        multi_container: flag("/capabilities/multi_container"),
+        shared_network_namespace: flag("/shared_network_namespace"),
         pause: flag("/capabilities/pause"),
         stats: flag("/capabilities/stats"),
         rename: flag("/capabilities/rename"),

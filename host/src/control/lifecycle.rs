@@ -174,12 +174,8 @@ impl ControlPlane {
                         s.delete_revision(&key, number)
                     })
                     .await?;
-                let kept = format!("revision {kept} keeps running");
-                Err(match e {
-                    Error::Conflict(m) => Error::Conflict(format!("{m}; {kept}")),
-                    Error::NotFound(m) => Error::NotFound(format!("{m}; {kept}")),
-                    other => other,
-                })
+                // Whatever the kind, the caller learns the update changed nothing.
+                Err(e.noted(&format!("revision {kept} keeps running")))
             }
         }
     }

@@ -247,12 +247,13 @@ fn update(id: &str, req: &Request) -> Answer {
     };
     // While the workload exists, a not-found is about what the new revision
     // names (an image, a command). Like a revision that cannot
-    // start, it is refused (409) and the current revision keeps running;
-    // a 404 would say the container itself is gone.
+    // start, it is refused (409) and the current revision keeps running
+    // (the host's message says which); a 404 would say the container
+    // itself is gone.
     let w = control::revise(id, &request).map_err(|e| match e {
-        Error::NotFound(m) if control::get(id).is_ok() => Error::Conflict(format!(
-            "the new revision cannot be deployed: {m}; the current one keeps running"
-        )),
+        Error::NotFound(m) if control::get(id).is_ok() => {
+            Error::Conflict(format!("the new revision cannot be deployed: {m}"))
+        }
         e => e,
     })?;
     Ok((200, view(&w, &ingress_domain())))

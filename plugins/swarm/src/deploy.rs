@@ -45,14 +45,20 @@ impl Done {
         for id in &self.created {
             let _ = call(Method::Delete, &format!("/services/{id}"), None);
         }
-        // Their containers go with their tasks: wait, so none outlives the call.
-        if !self.created.is_empty()
-            && let Err(e) = services::wait_tasks(&self.created, |_| false)
-        {
-            log(
-                Level::Warn,
-                &format!("waiting for removed services' tasks: {e:?}"),
-            );
+        // Their containers go with their tasks: wait (10 s at most), so
+        // none outlives the call.
+        if !self.created.is_empty() {
+            match services::wait_tasks_within(UNDO_WAIT_MS, &self.created, |_| false) {
+                Ok(true) => {}
+                Ok(false) => log(
+                    Level::Warn,
+                    "removed services still had tasks after 10 s: the nodes remove them later",
+                ),
+                Err(e) => log(
+                    Level::Warn,
+                    &format!("waiting for removed services' tasks: {e:?}"),
+                ),
+            }
         }
         if let Some(n) = &self.network {
             remove_network(n);
@@ -144,20 +150,31 @@ fn apply(d: &Deployment, start: bool, s: &Settings, done: &mut Done) -> Result<(
     Ok(())
 }
 
+/// How long undoing a create waits for removed services' tasks.
+const UNDO_WAIT_MS: u64 = 10_000;
+
 /// A node's words for an overlay network whose subnet it still holds for a
 /// network just removed (the manager hands freed subnets out again at
 /// once, and nodes let go of theirs a moment later): worth another try.
 const STALE_SUBNET: &str = "Pool overlaps with other one on this address space";
 
+/// Tries of a create that failed on a stale subnet, while it has taken
+/// less than [`RETRY_WINDOW_MS`] (such a failure shows within seconds).
+const STALE_TRIES: u64 = 3;
+const RETRY_WINDOW_MS: u64 = 15_000;
+
 /// Create (or roll out) deployment `d`; with `start`, wait for its
-/// replicas. A create that failed on a node's stale subnet, undone, is
-/// tried again (three times at most, a second apart and more).
+/// replicas. A create that failed on a node's stale subnet is undone and
+/// tried again, a second apart and more ([`STALE_TRIES`] in all); the last
+/// try keeps what it made, as any other container that cannot start does.
 pub fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
     service::check(d)?;
+    let began = services::now_ms();
     let mut tries: u64 = 1;
     loop {
-        match create_once(d, start) {
-            Err(Error::Conflict(m)) if m.contains(STALE_SUBNET) && tries < 3 => {
+        let again = tries < STALE_TRIES && services::now_ms() - began < RETRY_WINDOW_MS;
+        match create_once(d, start, again) {
+            Err(Error::Conflict(m)) if again && m.contains(STALE_SUBNET) => {
                 log(
                     Level::Warn,
                     &format!("{m}: trying again (the node is letting go of a removed network)"),
@@ -170,7 +187,12 @@ pub fn create(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error>
     }
 }
 
-fn create_once(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error> {
+/// One try of [`create`]; with `retry_stale`, a stale subnet fails it.
+fn create_once(
+    d: &Deployment,
+    start: bool,
+    retry_stale: bool,
+) -> Result<Vec<ContainerState>, Error> {
     let settings = Settings::configured();
     let mut done = Done::default();
     if let Err(e) = apply(d, start, &settings, &mut done) {
@@ -215,20 +237,28 @@ fn create_once(d: &Deployment, start: bool) -> Result<Vec<ContainerState>, Error
         return Err(e);
     }
     let states = inspect(&r)?;
-    // A container the swarm could not start fails the create, which leaves
-    // nothing behind, as on one machine. For a service updated in place this
-    // also keeps the previous revision's replicas: the host's cleanup of a
-    // revision that cannot start would remove them.
+    // A container the swarm could not start because of the caller's input
+    // (an image or command that does not exist) fails the create, which
+    // leaves nothing behind, as on one machine; for any other reason the
+    // states say so and the workload fails, as on one machine. A service
+    // updated in place always fails the create: it carries the previous
+    // revision's replicas, which the host's cleanup of a revision that
+    // cannot start would remove.
     if start && let Some(c) = states.iter().find(|c| failed_to_start(c)) {
-        done.undo();
         let why = c.error.clone().unwrap_or_default();
-        return Err(refusal(
+        let e = refusal(
             &why,
             format!(
                 "revision {} could not start: container `{}`: {why}",
                 d.revision, c.name
             ),
-        ));
+        );
+        let callers_input = matches!(e, Error::NotFound(_) | Error::Invalid(_));
+        let stale = retry_stale && why.contains(STALE_SUBNET);
+        if callers_input || stale || !done.updated.is_empty() {
+            done.undo();
+            return Err(e);
+        }
     }
     Ok(states)
 }

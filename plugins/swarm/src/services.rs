@@ -161,7 +161,16 @@ impl Rollout {
 /// (they cannot say; the swarm tidies theirs when they return); `false` when
 /// the converge timeout passed first.
 pub fn wait_tasks(ids: &[String], settled: impl Fn(&Task) -> bool) -> Result<bool, Error> {
-    wait_until(|| {
+    wait_tasks_within(converge_timeout_ms(), ids, settled)
+}
+
+/// [`wait_tasks`], for at most `ms`.
+pub fn wait_tasks_within(
+    ms: u64,
+    ids: &[String],
+    settled: impl Fn(&Task) -> bool,
+) -> Result<bool, Error> {
+    wait_within(ms, || {
         let down = crate::nodes::down()?;
         Ok(tasks(ids)?
             .iter()
@@ -194,13 +203,16 @@ pub fn scale_all(svcs: &[Service], run: bool, force: bool) -> Result<(), Error> 
         .filter(|s| s.scale() == 0 && s.replicas() > 0)
         .map(|s| &s.id)
         .collect();
-    if !woken.is_empty() {
-        wait_until(|| {
+    let wanted = woken.is_empty()
+        || wait_until(|| {
             let ts = tasks(&ids)?;
             Ok(woken
                 .iter()
                 .all(|id| ts.iter().any(|t| &&t.service_id == id && t.wanted())))
         })?;
+    if !wanted {
+        // Still on its way after the converge timeout: the host keeps watching.
+        return Ok(());
     }
     match converge(&ids, &rollouts)? {
         // Still on its way: the host keeps watching.

@@ -74,20 +74,31 @@ fn container(id: &str) -> Option<Value> {
     })
 }
 
-/// The container of the service's newest task that has one.
+/// An RFC 3339 UTC time that orders as text (fractions of any length).
+fn sortable(time: &str) -> String {
+    let t = time.trim_end_matches('Z');
+    match t.split_once('.') {
+        Some((whole, fraction)) => format!("{whole}.{fraction:0<9}"),
+        None => format!("{t}.000000000"),
+    }
+}
+
+/// The container of the service's newest task that has one; `None` also
+/// when the service went meanwhile (another test's, removed).
 fn newest_container(service: &str) -> Option<Value> {
-    let tasks = lines(manager(), &["service", "ps", "-q", "--no-trunc", service]);
+    let listed = manager().cli(&["service", "ps", "-q", "--no-trunc", service])?;
+    let tasks: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
     if tasks.is_empty() {
         return None;
     }
     let mut args = vec!["inspect", "--type", "task"];
-    args.extend(tasks.iter().map(String::as_str));
+    args.extend(tasks);
     let inspected = json(manager(), &args)?;
     let newest = inspected
         .as_array()?
         .iter()
         .filter(|t| !text(t, "/Status/ContainerStatus/ContainerID").is_empty())
-        .max_by_key(|t| text(t, "/CreatedAt"))?
+        .max_by_key(|t| sortable(&text(t, "/CreatedAt")))?
         .clone();
     container(&text(&newest, "/Status/ContainerStatus/ContainerID"))
 }
