@@ -125,13 +125,7 @@ fn a_workload_lives_on_the_swarm_from_create_to_nothing_left() {
     let w = rpc.create("pod", spec).expect("create");
     assert!(running(&w), "{w:?}");
     assert_eq!(c.services_of(&w.id).len(), 2);
-    let lines: Vec<String> = rpc
-        .logs(&w.id, "container=client&follow=1&wait=1000&reads=10")
-        .text()
-        .expect("logs")
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let lines = rpc.log_lines(&w.id, "container=client&follow=1&wait=1000&reads=10");
     assert!(
         lines.iter().any(|l| l.contains("pong-from-server")),
         "the client reached the server by name: {lines:?}"

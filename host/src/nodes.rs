@@ -63,8 +63,21 @@ fn failure(e: &Error) -> Response {
     (status, Json(json!({"error": message, "kind": kind}))).into_response()
 }
 
-/// A call's answer: `render`ed as JSON, or its error with the status of its kind.
-fn answer<T>(result: Result<T, Error>, render: impl FnOnce(T) -> Value) -> Response {
+/// Verify the caller, make `call` on their behalf, and answer: the result
+/// `render`ed as JSON, or its error with the status of its kind.
+async fn serve<T, F>(
+    api: &NodesApi,
+    headers: &HeaderMap,
+    call: impl FnOnce(Caller) -> F,
+    render: impl FnOnce(T) -> Value,
+) -> Response
+where
+    F: std::future::Future<Output = Result<T, Error>>,
+{
+    let result = match caller(api, headers) {
+        Ok(c) => call(c).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(v) => Json(render(v)).into_response(),
         Err(e) => failure(&e),
@@ -152,12 +165,14 @@ async fn profile(
     Path(backend): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let result = async {
-        let c = caller(&api, &headers)?;
-        api.control.backend_profile(&c, &backend).await
-    }
-    .await;
-    answer(result, |p| profile_json(&p))
+    let control = &api.control;
+    serve(
+        &api,
+        &headers,
+        |c| async move { control.backend_profile(&c, &backend).await },
+        |p| profile_json(&p),
+    )
+    .await
 }
 
 fn task_json(t: &ClusterTask) -> Value {
@@ -180,17 +195,20 @@ async fn list(
     Path(backend): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let result = async {
-        let c = caller(&api, &headers)?;
-        api.control.nodes(&c, &backend).await
-    }
-    .await;
-    answer(result, |nodes| {
-        json!({
-            "backend": backend,
-            "nodes": nodes.iter().map(node_json).collect::<Vec<_>>(),
-        })
-    })
+    let control = &api.control;
+    let named = &backend;
+    serve(
+        &api,
+        &headers,
+        |c| async move { control.nodes(&c, named).await },
+        |nodes| {
+            json!({
+                "backend": backend,
+                "nodes": nodes.iter().map(node_json).collect::<Vec<_>>(),
+            })
+        },
+    )
+    .await
 }
 
 async fn set_availability(
@@ -199,8 +217,8 @@ async fn set_availability(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let result = async {
-        let c = caller(&api, &headers)?;
+    let control = &api.control;
+    let call = |c: Caller| async move {
         let asked: Value = serde_json::from_slice(&body)
             .map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
         let to = match asked.get("availability").and_then(Value::as_str) {
@@ -213,12 +231,9 @@ async fn set_availability(
                 )));
             }
         };
-        api.control
-            .set_node_availability(&c, &backend, &node, to)
-            .await
-    }
-    .await;
-    answer(result, |n| node_json(&n))
+        control.set_node_availability(&c, &backend, &node, to).await
+    };
+    serve(&api, &headers, call, |n| node_json(&n)).await
 }
 
 fn invalid(message: String) -> Error {
@@ -233,15 +248,18 @@ async fn tasks(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let result = async {
-        let c = caller(&api, &headers)?;
-        api.control.tasks(&c, &id).await
-    }
-    .await;
-    answer(result, |ts| {
-        json!({
-            "workload": id,
-            "tasks": ts.iter().map(task_json).collect::<Vec<_>>(),
-        })
-    })
+    let control = &api.control;
+    let named = &id;
+    serve(
+        &api,
+        &headers,
+        |c| async move { control.tasks(&c, named).await },
+        |ts| {
+            json!({
+                "workload": id,
+                "tasks": ts.iter().map(task_json).collect::<Vec<_>>(),
+            })
+        },
+    )
+    .await
 }

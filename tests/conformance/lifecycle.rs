@@ -191,13 +191,7 @@ pub fn two_containers_of_a_workload_reach_each_other(backend: Backend) {
             .matches("pong-from-server")
             .count()
     };
-    let resp = rpc.logs(&w.id, "container=client&follow=1&wait=1000&reads=15");
-    let lines: Vec<String> = resp
-        .text()
-        .expect("logs")
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let lines = rpc.log_lines(&w.id, "container=client&follow=1&wait=1000&reads=15");
     assert!(
         lines.iter().any(|l| l.contains("pong-from-server")),
         "client reached the server at {host}: {lines:?}"

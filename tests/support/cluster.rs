@@ -117,14 +117,7 @@ impl Cluster {
 
     /// The services on the swarm carrying workload `id`'s label.
     pub fn services_of(&self, id: &str) -> Vec<String> {
-        let filter = format!("label=io.gantry.workload={id}");
-        self.swarm
-            .manager()
-            .cli(&["service", "ls", "-q", "--filter", &filter])
-            .expect("the manager lists services")
-            .lines()
-            .map(str::to_string)
-            .collect()
+        self.swarm.services(&format!("io.gantry.workload={id}"))
     }
 }
 
@@ -158,16 +151,7 @@ impl Cluster {
 
     /// Containers of workload `id` left on any node.
     pub fn containers_left(&self, id: &str) -> Vec<String> {
-        let filter = format!("label=io.gantry.workload={id}");
-        self.swarm
-            .nodes
-            .iter()
-            .map(|n| {
-                n.cli(&["ps", "-aq", "--filter", &filter])
-                    .expect("every node lists its containers")
-            })
-            .flat_map(|s| s.lines().map(str::to_string).collect::<Vec<_>>())
-            .collect()
+        self.swarm.containers(&format!("io.gantry.workload={id}"))
     }
 
     /// Delete workload `id` and check nothing of it is left on the swarm.

@@ -143,6 +143,16 @@ impl Rpc {
             .send()
             .expect("logs request")
     }
+
+    /// [`Self::logs`] read whole, a line each (JSON lines).
+    pub fn log_lines(&self, id: &str, query: &str) -> Vec<String> {
+        self.logs(id, query)
+            .text()
+            .expect("logs")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 /// A container of the test image running `script` under `sh -c`.

@@ -94,26 +94,40 @@ compile_error!(
     "features `backend` and `scheduler` both export `driver`: enable one per plugin build"
 );
 
+/// Bindings of a world that speaks `wasi:http`, its `wasi:*` types those of
+/// the [`wasip2`] crate (the frontends' and backends' worlds differ only in
+/// the world and the names of the export macro and module).
+#[cfg(any(feature = "http-frontend", feature = "backend"))]
+macro_rules! wasi_http_bindings {
+    ($world:tt, $export_macro:tt, $module:tt) => {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: $world,
+            with: {
+                "wasi:http/types@0.2.12": wasip2::http::types,
+                "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
+                "wasi:io/streams@0.2.12": wasip2::io::streams,
+                "wasi:io/error@0.2.12": wasip2::io::error,
+                "wasi:io/poll@0.2.12": wasip2::io::poll,
+                "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
+            },
+            additional_derives: [serde::Serialize, serde::Deserialize],
+            pub_export_macro: true,
+            export_macro_name: $export_macro,
+            default_bindings_module: $module,
+        });
+    };
+}
+
 #[cfg(feature = "http-frontend")]
 /// World `http-frontend`: export `wasi:http/incoming-handler`, call `control`.
 #[allow(missing_docs)]
 pub mod http_frontend {
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "gantry:plugin/http-frontend",
-        with: {
-            "wasi:http/types@0.2.12": wasip2::http::types,
-            "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-            "wasi:io/streams@0.2.12": wasip2::io::streams,
-            "wasi:io/error@0.2.12": wasip2::io::error,
-            "wasi:io/poll@0.2.12": wasip2::io::poll,
-            "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-        },
-        additional_derives: [serde::Serialize, serde::Deserialize],
-        pub_export_macro: true,
-        export_macro_name: "export_http_frontend",
-        default_bindings_module: "gantry_sdk::http_frontend",
-    });
+    wasi_http_bindings!(
+        "gantry:plugin/http-frontend",
+        "export_http_frontend",
+        "gantry_sdk::http_frontend"
+    );
 }
 
 #[cfg(feature = "mqtt-frontend")]
@@ -130,39 +144,23 @@ pub mod mqtt_frontend {
     });
 }
 
-/// The `backend` module's bindings, of world `$world` (the two differ only
-/// in it).
-#[cfg(feature = "backend")]
-macro_rules! backend_bindings {
-    ($world:tt) => {
-        wit_bindgen::generate!({
-            path: "../../wit",
-            world: $world,
-            with: {
-                "wasi:http/types@0.2.12": wasip2::http::types,
-                "wasi:http/outgoing-handler@0.2.12": wasip2::http::outgoing_handler,
-                "wasi:io/streams@0.2.12": wasip2::io::streams,
-                "wasi:io/error@0.2.12": wasip2::io::error,
-                "wasi:io/poll@0.2.12": wasip2::io::poll,
-                "wasi:clocks/monotonic-clock@0.2.12": wasip2::clocks::monotonic_clock,
-            },
-            additional_derives: [serde::Serialize, serde::Deserialize],
-            pub_export_macro: true,
-            export_macro_name: "export_backend",
-            default_bindings_module: "gantry_sdk::backend",
-        });
-    };
-}
-
 #[cfg(feature = "backend")]
 /// World `backend`: export `driver`, reach granted endpoints over `wasi:http`.
 /// With the `cluster` feature, world `cluster-backend`: also export `cluster`.
 #[allow(missing_docs)]
 pub mod backend {
     #[cfg(not(feature = "cluster"))]
-    backend_bindings!("gantry:plugin/backend");
+    wasi_http_bindings!(
+        "gantry:plugin/backend",
+        "export_backend",
+        "gantry_sdk::backend"
+    );
     #[cfg(feature = "cluster")]
-    backend_bindings!("gantry:plugin/cluster-backend");
+    wasi_http_bindings!(
+        "gantry:plugin/cluster-backend",
+        "export_backend",
+        "gantry_sdk::backend"
+    );
 }
 
 #[cfg(feature = "scheduler")]

@@ -22,16 +22,6 @@ fn json(node: &Node, args: &[&str]) -> Option<Value> {
     serde_json::from_str(&node.cli(args)?).ok()
 }
 
-/// Lines the docker CLI on `node` prints for `args`; the test fails if it does.
-fn lines(node: &Node, args: &[&str]) -> Vec<String> {
-    node.cli(args)
-        .unwrap_or_else(|| panic!("docker {args:?} on node {}", node.index))
-        .lines()
-        .map(str::to_string)
-        .filter(|l| !l.is_empty())
-        .collect()
-}
-
 fn text(v: &Value, pointer: &str) -> String {
     v.pointer(pointer)
         .and_then(Value::as_str)
@@ -48,8 +38,7 @@ fn labels(v: &Value, pointer: &str) -> HashMap<String, String> {
 
 /// Services carrying `label` (`key` or `key=value`), inspected.
 fn services(label: &str) -> Vec<Value> {
-    let filter = format!("label={label}");
-    let ids = lines(manager(), &["service", "ls", "-q", "--filter", &filter]);
+    let ids = shared().services(label);
     if ids.is_empty() {
         return Vec::new();
     }
@@ -153,11 +142,9 @@ fn service_observed(s: &Value) -> Observed {
 
 /// Containers on any node carrying `label` whose service is not in `services`.
 fn strays(label: &str, services: &[Observed]) -> Vec<Observed> {
-    let filter = format!("label={label}");
     shared()
-        .nodes
-        .iter()
-        .flat_map(|n| lines(n, &["ps", "-aq", "--no-trunc", "--filter", &filter]))
+        .containers(label)
+        .into_iter()
         .filter_map(|id| container(&id).map(|c| (id, c)))
         .filter(|(_, c)| {
             let service = labels(c, "/Config/Labels")
