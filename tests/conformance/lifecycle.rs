@@ -1,6 +1,6 @@
 //! A workload's life on the runtime: one container through every operation, and a pod.
 
-use super::{call, declared, refused, runtime_id, start};
+use super::{assert_running, call, declared, refused, runtime_id, start};
 use gantry::bindings::types::{
     ContainerStatus, EnvVar, Error, Resources, RestartKind, Workload, WorkloadPhase,
 };
@@ -30,7 +30,7 @@ pub fn one_container_workload_full_lifecycle(backend: Backend) {
     let w = rpc
         .create("lifecycle", workload(vec![c], RestartKind::No))
         .expect("create");
-    assert!(running(&w), "{w:?}");
+    assert_running(backend, &w);
     let id = w.id.clone();
     let members = backend.members_of(&id);
     assert_eq!(members.len(), 1, "{members:?}");
@@ -78,10 +78,10 @@ pub fn one_container_workload_full_lifecycle(backend: Backend) {
         assert_eq!(w.phase, WorkloadPhase::Paused);
         assert_eq!(backend.observe(&cid).state, "paused");
         let w = call(&rpc, "resume", &id);
-        assert!(running(&w), "{w:?}");
+        assert_running(backend, &w);
     } else {
         refused(&rpc, "pause", json!([id]));
-        assert!(running(&rpc.get(&id).expect("get")));
+        assert_running(backend, &rpc.get(&id).expect("get"));
     }
     assert_eq!(backend.observe(&cid).state, "running");
 
@@ -94,10 +94,10 @@ pub fn one_container_workload_full_lifecycle(backend: Backend) {
         "stop on a stopped workload is a conflict"
     );
     let w = call(&rpc, "start", &id);
-    assert!(running(&w), "{w:?}");
+    assert_running(backend, &w);
     let before = backend.observe(&cid).pid;
     let w = call(&rpc, "restart", &id);
-    assert!(running(&w), "{w:?}");
+    assert_running(backend, &w);
     let after = backend.observe(&cid).pid;
     assert!(
         after.is_some() && after != before,
@@ -172,7 +172,7 @@ pub fn two_containers_of_a_workload_reach_each_other(backend: Backend) {
     let w = rpc
         .create("pod", workload(vec![server, client], RestartKind::Always))
         .expect("create");
-    assert!(running(&w), "{w:?}");
+    assert_running(backend, &w);
     assert_eq!(backend.members_of(&w.id).len(), 2);
     let (s, c) = (runtime_id(&w, 0), runtime_id(&w, 1));
     let same_namespace = || backend.network_namespace(&s) == backend.network_namespace(&c);

@@ -82,6 +82,16 @@ pub(crate) fn call(rpc: &Rpc, op: &str, id: &str) -> Workload {
         .unwrap_or_else(|e| panic!("{op}: {e:?}"))
 }
 
+/// `w` (returned by an operation on `backend`) runs; if not, the panic
+/// carries what the runtime says of it.
+pub(crate) fn assert_running(backend: Backend, w: &Workload) {
+    assert!(
+        gantry_tests::rpc::running(w),
+        "{w:?}\n{}",
+        backend.explain(&w.id)
+    );
+}
+
 pub(crate) fn runtime_id(w: &Workload, i: usize) -> String {
     w.containers[i].runtime_id.clone().expect("runtime id")
 }

@@ -1,9 +1,9 @@
 //! Requests the backend must refuse or scope: bad input, other owners, failed updates.
 
-use super::{declared, runtime_id, start};
+use super::{assert_running, declared, runtime_id, start};
 use gantry::bindings::types::{Error, RestartKind};
 use gantry_tests::backends::Backend;
-use gantry_tests::rpc::{Rpc, busybox, running, workload};
+use gantry_tests::rpc::{Rpc, busybox, workload};
 
 /// Unknown image, bad memory, a command that does not exist, duplicate
 /// names, more replicas than one machine runs: typed errors, and nothing
@@ -66,7 +66,7 @@ pub fn bad_input_is_a_typed_error_and_leaves_nothing_behind(backend: Backend) {
     };
     match rpc.create("many", replicas("3")) {
         Ok(w) if cluster => {
-            assert!(running(&w), "three replicas run: {w:?}");
+            assert_running(backend, &w);
             rpc.delete(&w.id).expect("delete");
         }
         Err(Error::Unsupported(msg)) if !cluster => {
@@ -158,7 +158,7 @@ pub fn update_deploys_a_new_revision_and_removes_the_old_one(backend: Backend) {
         )
         .expect("update");
     assert_eq!(w2.revision, 2);
-    assert!(running(&w2), "{w2:?}");
+    assert_running(backend, &w2);
     let members = backend.members_of(&w.id);
     assert_eq!(
         members.len(),

@@ -1,6 +1,6 @@
 //! Restart policies driven by the runtime's events, host restarts and runtime restarts.
 
-use super::{call, runtime_id, start};
+use super::{assert_running, call, runtime_id, start};
 use gantry::bindings::types::{ContainerStatus, RestartKind, WorkloadPhase};
 use gantry_tests::backends::Backend;
 use gantry_tests::gantry::Gantry;
@@ -75,7 +75,7 @@ pub fn a_host_restart_adopts_running_containers_without_duplicates(backend: Back
     // Several resync cycles (1 s here) later: the same containers, adopted.
     std::thread::sleep(Duration::from_secs(4));
     let now = rpc.get(&w.id).expect("get");
-    assert!(running(&now), "{now:?}");
+    assert_running(backend, &now);
     let after: Vec<String> = (0..2).map(|i| runtime_id(&now, i)).collect();
     assert_eq!(after, ids, "adopted, not recreated");
     assert_eq!(
@@ -107,7 +107,7 @@ pub fn runtime_killed_and_restarted_is_reconnected_and_reconciled(backend: Backe
             ),
         )
         .expect("create");
-    assert!(running(&w));
+    assert_running(backend, &w);
     backend.restart_runtime();
     // dockerd without live-restore stops its containers (the host restarts
     // them by policy); containerd's shims keep them running.
@@ -120,7 +120,7 @@ pub fn runtime_killed_and_restarted_is_reconnected_and_reconciled(backend: Backe
     let stopped = rpc.stop(&back.id).expect("stop after reconnect");
     assert_eq!(stopped.phase, WorkloadPhase::Stopped);
     let again = call(&rpc, "start", &back.id);
-    assert!(running(&again), "{again:?}");
+    assert_running(backend, &again);
     rpc.delete(&w.id).expect("delete");
     assert!(
         backend

@@ -28,6 +28,7 @@ mod model;
 mod nodes;
 mod service;
 mod services;
+mod stall;
 mod tasks;
 
 use gantry_sdk::backend::exports::gantry::plugin::cluster::{

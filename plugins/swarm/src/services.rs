@@ -4,8 +4,10 @@
 
 use crate::manager::{call, error, filters, get};
 use crate::model::{Service, Task, labels};
+use crate::stall::Stalls;
 use gantry_sdk::backend::exports::gantry::plugin::driver::InstanceRef;
 use gantry_sdk::backend::gantry::plugin::config;
+use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
 use gantry_sdk::backend::gantry::plugin::types::Error;
 use gantry_sdk::wasip2::clocks::monotonic_clock;
 use gantry_sdk::wasip2::http::types::Method;
@@ -122,13 +124,17 @@ pub fn rescaled(svc: &Service, scale: u64, life: &str, force: bool) -> Value {
         spec["Labels"] = json!({});
     }
     spec["Labels"][labels::LIFE] = json!(life);
-    if force {
-        let n = spec
-            .pointer("/TaskTemplate/ForceUpdate")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        spec["TaskTemplate"]["ForceUpdate"] = json!(n + 1);
-    }
+    if force { forced(&spec) } else { spec }
+}
+
+/// `spec` with its tasks to be replaced even if nothing else changed.
+pub fn forced(spec: &Value) -> Value {
+    let mut spec = spec.clone();
+    let n = spec
+        .pointer("/TaskTemplate/ForceUpdate")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    spec["TaskTemplate"]["ForceUpdate"] = json!(n + 1);
     spec
 }
 
@@ -203,12 +209,19 @@ pub fn scale_all(svcs: &[Service], run: bool, force: bool) -> Result<(), Error> 
         .filter(|s| s.scale() == 0 && s.replicas() > 0)
         .map(|s| &s.id)
         .collect();
+    let mut stalls = Stalls::default();
     let wanted = woken.is_empty()
         || wait_until(|| {
             let ts = tasks(&ids)?;
-            Ok(woken
-                .iter()
-                .all(|id| ts.iter().any(|t| &&t.service_id == id && t.wanted())))
+            let mut all = true;
+            for id in &woken {
+                let mine: Vec<&Task> = ts.iter().filter(|t| &&t.service_id == id).collect();
+                if !mine.iter().any(|t| t.wanted()) {
+                    all = false;
+                    stalls.check(&reread(id)?, &mine)?;
+                }
+            }
+            Ok(all)
         })?;
     if !wanted {
         // Still on its way after the converge timeout: the host keeps watching.
@@ -286,13 +299,19 @@ fn rollout_outcome(svc: &Service, r: &Rollout, ts: &[Task]) -> Option<Result<(),
 pub fn converge(ids: &[String], rollouts: &[Rollout]) -> Result<Converged, Error> {
     use gantry_sdk::backend::gantry::plugin::types::ContainerStatus as S;
     let mut outcome = Converged::Settled;
+    let mut stalls = Stalls::default();
+    // What the last poll waited on, for the log when time runs out.
+    let mut waiting = String::new();
     let done = wait_until(|| {
         let ts = tasks(ids)?;
         for id in ids {
             let svc = reread(id)?;
             if let Some(r) = rollouts.iter().find(|r| &r.id == id && r.rolling) {
                 match rollout_outcome(&svc, r, &ts) {
-                    None => return Ok(false),
+                    None => {
+                        waiting = format!("service {}: its rolling update", svc.name());
+                        return Ok(false);
+                    }
                     Some(Err(why)) => {
                         outcome = Converged::Failed(why);
                         return Ok(true);
@@ -306,10 +325,25 @@ pub fn converge(ids: &[String], rollouts: &[Rollout]) -> Result<Converged, Error
                 || matches!(st.status, S::Running | S::Exited)
                 || (st.status == S::Restarting && st.exit_code.is_some());
             if !settled {
+                waiting = format!(
+                    "service {}: {:?}, tasks {:?}",
+                    svc.name(),
+                    st.status,
+                    mine.iter()
+                        .map(|t| (&t.id, &t.node_id, &t.desired_state, &t.status.state))
+                        .collect::<Vec<_>>()
+                );
+                stalls.check(&svc, &mine)?;
                 return Ok(false);
             }
         }
         Ok(true)
     })?;
+    if !done {
+        log(
+            Level::Warn,
+            &format!("the swarm had not converged when the wait ended; {waiting}"),
+        );
+    }
     Ok(if done { outcome } else { Converged::TimedOut })
 }

@@ -235,6 +235,18 @@ impl Backend {
         }
     }
 
+    /// What the runtime says of a workload, for a failing test's message:
+    /// on swarm, its services' tasks and the nodes (see
+    /// [`crate::swarm::Swarm::explain`]); elsewhere, its containers.
+    pub fn explain(self, workload_id: &str) -> String {
+        match self {
+            Backend::Swarm => {
+                crate::swarm::shared().explain(&format!("io.gantry.workload={workload_id}"))
+            }
+            _ => format!("{:#?}", self.containers_of(workload_id)),
+        }
+    }
+
     /// Every container the runtime holds for a workload (any revision, holders included).
     pub fn containers_of(self, workload_id: &str) -> Vec<Observed> {
         match self {

@@ -22,6 +22,7 @@
 
 mod shared;
 mod teardown;
+mod view;
 
 pub use shared::shared;
 
@@ -131,33 +132,6 @@ impl Swarm {
     /// The manager, node 1.
     pub fn manager(&self) -> &Node {
         &self.nodes[0]
-    }
-
-    /// Ids of the services carrying `label` (`key` or `key=value`), as the
-    /// manager lists them.
-    pub fn services(&self, label: &str) -> Vec<String> {
-        let filter = format!("label={label}");
-        self.manager()
-            .cli(&["service", "ls", "-q", "--filter", &filter])
-            .expect("the manager lists services")
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Full ids of the containers carrying `label`, on any node, stopped ones included.
-    pub fn containers(&self, label: &str) -> Vec<String> {
-        let filter = format!("label={label}");
-        self.nodes
-            .iter()
-            .flat_map(|n| {
-                n.cli(&["ps", "-aq", "--no-trunc", "--filter", &filter])
-                    .expect("every node lists its containers")
-                    .lines()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .collect()
     }
 
     /// Make nodes 2 and 3 managers too (three managers keep a quorum when one dies).
