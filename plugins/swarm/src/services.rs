@@ -6,7 +6,6 @@ use crate::manager::{call, error, filters, get};
 use crate::model::{Service, Task, labels};
 use crate::stall::Stalls;
 use gantry_sdk::backend::exports::gantry::plugin::driver::InstanceRef;
-use gantry_sdk::backend::gantry::plugin::config;
 use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
 use gantry_sdk::backend::gantry::plugin::types::Error;
 use gantry_sdk::wasip2::clocks::monotonic_clock;
@@ -26,9 +25,7 @@ pub fn now_ms() -> u64 {
 /// How long a call waits for the swarm to converge (`converge-timeout-ms`,
 /// 60 s); keep it under the plugin's call deadline.
 pub fn converge_timeout_ms() -> u64 {
-    config::get("converge-timeout-ms")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(60_000)
+    crate::service::setting("converge-timeout-ms", 60_000)
 }
 
 /// Every service carrying all of `selector` (`key=value` strings).
@@ -124,12 +121,11 @@ pub fn rescaled(svc: &Service, scale: u64, life: &str, force: bool) -> Value {
         spec["Labels"] = json!({});
     }
     spec["Labels"][labels::LIFE] = json!(life);
-    if force { forced(&spec) } else { spec }
+    if force { forced(spec) } else { spec }
 }
 
 /// `spec` with its tasks to be replaced even if nothing else changed.
-pub fn forced(spec: &Value) -> Value {
-    let mut spec = spec.clone();
+pub fn forced(mut spec: Value) -> Value {
     let n = spec
         .pointer("/TaskTemplate/ForceUpdate")
         .and_then(Value::as_u64)

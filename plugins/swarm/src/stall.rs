@@ -15,7 +15,6 @@
 
 use crate::model::{Service, Task};
 use crate::services::{forced, now_ms, update};
-use gantry_sdk::backend::gantry::plugin::config;
 use gantry_sdk::backend::gantry::plugin::logging::{Level, log};
 use gantry_sdk::backend::gantry::plugin::types::Error;
 use std::collections::{HashMap, HashSet};
@@ -23,9 +22,7 @@ use std::collections::{HashMap, HashSet};
 /// How long a service may wait on the manager alone before it is nudged
 /// (`stall-nudge-ms`, 20 s; 0 never nudges).
 fn nudge_after_ms() -> u64 {
-    config::get("stall-nudge-ms")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(20_000)
+    crate::service::setting("stall-nudge-ms", 20_000)
 }
 
 /// Where each service of one wait stands, and which were nudged.
@@ -101,7 +98,7 @@ impl Stalls {
                 now - since
             ),
         );
-        update(svc, &forced(&svc.spec), "")?;
+        update(svc, &forced(svc.spec.clone()), "")?;
         self.nudged.insert(svc.id.clone());
         self.seen.remove(&svc.id);
         Ok(())

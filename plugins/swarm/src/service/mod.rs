@@ -32,7 +32,9 @@ pub struct Settings {
     pub update_monitor_ms: u64,
 }
 
-fn setting(key: &str, default: u64) -> u64 {
+/// A number from the plugin's config (`key`), or `default` when absent or
+/// not a number.
+pub fn setting(key: &str, default: u64) -> u64 {
     config::get(key)
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
