@@ -219,12 +219,10 @@ fn subscriptions_and_resource_groups_answer_as_the_resource_manager() {
     assert_eq!(v["properties"]["provisioningState"], "Succeeded");
     let (s, v) = rg("Empty-RG", &token);
     assert_eq!((s, v["location"].clone()), (200, json!("local")), "{v}");
+    // The subscription is the first caller's: another gets ARM's 403 for
+    // its resource groups, naming nothing of what is in them.
     let (s, v) = rg("Test-RG", &other);
-    assert_eq!(
-        (s, v["location"].clone()),
-        (200, json!("local")),
-        "another caller's groups are not looked at: {v}"
-    );
+    assert_eq!((s, code(&v)), (403, "AuthorizationFailed"), "{v}");
     let (s, v) = arm.send(
         "DELETE",
         &format!("/subscriptions/{SUB}/resourcegroups/Test-RG?api-version=2022-09-01"),
@@ -451,10 +449,12 @@ fn a_group_is_a_workload_of_its_owner_everywhere() {
 
     let (s, op) = arm.send("GET", &op_url, Some(&owner), None);
     assert_eq!((s, op["status"].as_str()), (200, Some("Succeeded")), "{op}");
+    // Another user: the subscription is the owner's, and every path in it
+    // answers ARM's 403, naming nothing of what is there.
     let (s, op) = arm.send("GET", &op_url, Some(&other), None);
     assert_eq!(
         (s, code(&op)),
-        (404, "OperationNotFound"),
+        (403, "AuthorizationFailed"),
         "another user polled: {op}"
     );
 
@@ -466,7 +466,7 @@ fn a_group_is_a_workload_of_its_owner_everywhere() {
     let (_, theirs) = arm.send("GET", "/v1/containers", Some(&other), None);
     assert_eq!(theirs["total"], 0, "{theirs}");
     let (s, v) = arm.send("GET", &url, Some(&other), None);
-    assert_eq!((s, code(&v)), (404, "ResourceNotFound"), "{v}");
+    assert_eq!((s, code(&v)), (403, "AuthorizationFailed"), "{v}");
     // Resource group names are case-insensitive, as in ARM.
     let (s, v) = arm.send(
         "GET",

@@ -139,7 +139,7 @@ fn check_accepts_a_fitting_plugin() {
     let (code, out) = gantry(&["check", "--config", &cfg]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("ok      fx (gantry:plugin/http-frontend@0.1.4)"),
+        out.contains("ok      fx (gantry:plugin/http-frontend@0.1.5)"),
         "{out}"
     );
 }
@@ -269,7 +269,7 @@ fn check_plugin_names_every_problem_of_one_file_with_what_the_world_expects() {
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("world gantry:plugin/backend@0.1.4") && out.ends_with("ok\n"),
+        out.contains("world gantry:plugin/backend@0.1.5") && out.ends_with("ok\n"),
         "{out}"
     );
 
@@ -306,7 +306,7 @@ fn check_plugin_names_every_problem_of_one_file_with_what_the_world_expects() {
     let (code, out) = gantry(&["check", "--plugin", &compat_0_1_0().display().to_string()]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("mqtt-frontend@0.1.4 (read from its exports)"),
+        out.contains("mqtt-frontend@0.1.5 (read from its exports)"),
         "{out}"
     );
     let (code, out) = gantry(&[

@@ -214,6 +214,15 @@ fn rest_container_answers_at_its_url(backend: Backend) {
     let (s, body) = status_and_body(&api, "nothing-here.ingress.gantry.localhost", "/");
     assert_eq!(s, 404, "{body}");
     assert!(body.contains("no workload answers"), "{body}");
+    // A workload that exposes no port reads exactly as no workload: the
+    // answer names nothing (the URL is open to anyone).
+    let quiet = rest_create(&api, &t, "quiet-secret-name", "exec sleep 3600", "");
+    let quiet_url = quiet["urls"][0].as_str().expect("a url");
+    assert_eq!(
+        status_and_body(&api, quiet_url, "/"),
+        (404, body.clone()),
+        "the same answer as for a name nobody holds"
+    );
     let metrics = api
         .raw("GET", "/metrics", None, None)
         .text()

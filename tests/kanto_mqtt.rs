@@ -704,3 +704,58 @@ fn software_updatable_flow(device: fn(&str) -> Device) {
         "{last}"
     );
 }
+
+/// A create carrying a megabyte of environment (16 variables of 64 KiB,
+/// names included) is answered, and the process on the runtime holds all
+/// of it; on Docker and on containerd.
+#[test]
+fn a_create_of_a_megabyte_is_answered_and_reaches_the_runtime() {
+    use std::io::BufRead;
+    for backend in [Backend::Docker, Backend::Containerd] {
+        let d = Device::embedded_on(backend);
+        let env: Vec<String> = (0..16)
+            .map(|i| format!("BIG{i:02}={}", "v".repeat((64 << 10) - 16)))
+            .collect();
+        let created = d.command(
+            "megabyte",
+            "ContainerFactory",
+            "createWithConfig",
+            json!({"imageRef": TEST_IMAGE, "name": "megabyte", "start": true, "config": {
+                "cmd": ["sh", "-c", "echo env=$(env | wc -c); exec sleep 3600"], "env": env,
+                "restartPolicy": {"type": "no"}}}),
+        );
+        assert_eq!(created["status"], 200, "{backend:?}: {}", created["value"]);
+        let id = created["value"].as_str().expect("id").to_string();
+        d.wait_state(&id, "RUNNING");
+        // What the process counted, read as an operator would (REST logs, ADMIN).
+        let admin = d.g.token("operator", &["ADMIN"]);
+        let resp = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client")
+            .get(d.g.url(&format!("/v1/containers/{id}/logs")))
+            .bearer_auth(admin)
+            .send()
+            .expect("logs");
+        let counted = std::io::BufReader::new(resp)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split("env=")
+                    .nth(1)
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+            })
+            .expect("the container printed its environment's size");
+        assert!(
+            counted >= 16 * ((64 << 10) - 16),
+            "{backend:?}: {counted} bytes of environment reached the process"
+        );
+        let removed = d.command(
+            "megabyte-rm",
+            &format!("Container:{id}"),
+            "remove",
+            json!(true),
+        );
+        assert_eq!(removed["status"], 204, "{removed}");
+    }
+}

@@ -52,6 +52,17 @@ pub struct Claims {
     pub tid: Option<String>,
 }
 
+/// How far the issuer's clock may be from gantry's, in seconds: `exp`,
+/// `nbf` and `iat` are checked with this much leeway.
+pub const CLOCK_SKEW_SECS: u64 = 60;
+
+/// Seconds since the epoch, now.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Verifies bearer tokens.
 #[derive(Clone)]
 pub struct Verifier {
@@ -126,6 +137,7 @@ impl Verifier {
             v.set_required_spec_claims(&["exp", "sub"]);
             // A token not valid yet is refused like an expired one.
             v.validate_nbf = true;
+            v.leeway = CLOCK_SKEW_SECS;
             if let Some(i) = &self.issuer {
                 v.set_issuer(&[i]);
             }
@@ -136,6 +148,11 @@ impl Verifier {
             match decode::<Claims>(token, key, &v) {
                 Ok(data) if data.claims.sub.trim().is_empty() => {
                     return Err("invalid token: the subject (`sub`) is empty".into());
+                }
+                // jsonwebtoken does not look at `iat`: a token issued in the
+                // future was minted by a clock (or a hand) gantry's disagrees with.
+                Ok(data) if data.claims.iat > now_secs().saturating_add(CLOCK_SKEW_SECS) => {
+                    return Err("invalid token: issued in the future (`iat`)".into());
                 }
                 Ok(data) => {
                     return Ok(Caller {
@@ -166,10 +183,7 @@ impl Verifier {
             .secret
             .as_ref()
             .ok_or_else(|| AuthError::NoSecret(secret_env.to_string()))?;
-        let iat = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let iat = now_secs();
         let claims = Claims {
             sub: sub.to_string(),
             roles: roles.to_vec(),
@@ -332,10 +346,35 @@ mod tests {
     }
 
     fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
+        now_secs()
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused_past_the_clock_skew() {
+        let v = verifier("one");
+        let future = Claims {
+            sub: "bob".into(),
+            roles: vec![],
+            exp: now() + 2 * 86_400,
+            iat: now() + 86_400,
+            iss: None,
+            nbf: None,
+            tid: None,
+        };
+        let err = v
+            .verify(&hs256(&future, "one"))
+            .expect_err("iat a day ahead");
+        assert!(err.contains("issued in the future"), "{err}");
+        let skewed = Claims {
+            iat: now() + CLOCK_SKEW_SECS / 2,
+            ..future
+        };
+        assert_eq!(
+            v.verify(&hs256(&skewed, "one"))
+                .expect("within the skew")
+                .subject,
+            "bob"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::capability::artifacts::ArtifactGrants;
 use crate::capability::config::PluginTable;
 use crate::capability::filesystem::ReadDirs;
 use crate::capability::outgoing_http::{self, EndpointGrants};
+use crate::control::{Bounds, ScopeGrant};
 use crate::gateway::IngressConfig;
 use crate::gateway::published::PortsConfig;
 use crate::gpu::DevicesConfig;
@@ -63,6 +64,12 @@ pub struct Config {
     /// Limits applied to every plugin unless a plugin overrides them.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Bounds on what callers may ask for, whatever the protocol.
+    #[serde(default)]
+    pub bounds: Bounds,
+    /// Scopes (tenants' spaces, such as ARM subscriptions) given to callers.
+    #[serde(default, rename = "scope")]
+    pub scopes: Vec<ScopeGrant>,
     /// Protocol frontends.
     #[serde(default, rename = "frontend")]
     pub frontends: Vec<FrontendConfig>,
@@ -438,6 +445,14 @@ impl Config {
                 "[ingress] domain `{}` is not a lower-case DNS name",
                 self.ingress.domain
             )));
+        }
+        for g in &self.scopes {
+            if crate::control::scopes::check(&g.scope).is_err() || g.owners.is_empty() {
+                return Err(self.invalid(format!(
+                    "[[scope]] `{}`: a path of non-empty segments (`/subscriptions/0000`), with at least one owner",
+                    g.scope
+                )));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for name in self

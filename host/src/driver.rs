@@ -25,7 +25,8 @@ pub enum DriverError {
     /// The backend answered with a typed error (not found, conflict, unavailable...).
     #[error("{}", .0.describe())]
     Backend(Error),
-    /// The backend's plugin failed: trapped, ran past its deadline, ran out of memory.
+    /// The backend's plugin failed: trapped, ran past its deadline, did not
+    /// answer in time, ran out of memory.
     #[error(transparent)]
     Plugin(#[from] CallError),
 }
@@ -38,14 +39,14 @@ impl From<Error> for DriverError {
 
 impl From<DriverError> for Error {
     /// At the `control` boundary: a backend's own answer passes as it is; a
-    /// plugin that ran out of time is `unavailable` (worth retrying), one that
-    /// trapped or ran out of memory is `internal` (a bug).
+    /// plugin that ran out of time or did not answer is `unavailable` (worth
+    /// retrying), one that trapped or ran out of memory is `internal` (a bug).
     fn from(e: DriverError) -> Self {
         match e {
             DriverError::Backend(e) => e,
-            DriverError::Plugin(c @ CallError::Deadline { .. }) => {
-                Error::Unavailable(c.to_string())
-            }
+            DriverError::Plugin(
+                c @ (CallError::Deadline { .. } | CallError::Unanswered { .. }),
+            ) => Error::Unavailable(c.to_string()),
             DriverError::Plugin(c) => Error::Internal(c.to_string()),
         }
     }
@@ -172,6 +173,14 @@ mod tests {
                 DriverError::Plugin(CallError::Deadline {
                     plugin: plugin.clone(),
                     ms: 5000,
+                }),
+                "unavailable",
+            ),
+            (
+                DriverError::Plugin(CallError::Unanswered {
+                    plugin: plugin.clone(),
+                    call: "create",
+                    ms: 1000,
                 }),
                 "unavailable",
             ),

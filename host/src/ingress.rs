@@ -11,6 +11,7 @@ use crate::gateway::{self, Gateway};
 use crate::metrics::Metrics;
 use crate::plugin::http_frontend::{FrontendError, HttpFrontend};
 use crate::reload::{Outcome, Reloader};
+use crate::runtime::busy::Responsive;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -33,6 +34,9 @@ pub struct Ingress {
     pub problems: Vec<String>,
     /// Which backends answer; one that does not keeps the host not ready.
     pub health: Arc<BackendHealth>,
+    /// Long-lived plugins (MQTT frontends); one that stops answering keeps
+    /// the host not ready.
+    pub long_lived: Vec<Arc<dyn Responsive>>,
     /// Swaps plugins, for `POST /-/reload`.
     pub reloader: Arc<Reloader>,
     /// Container URLs, answered before any route; none when disabled.
@@ -70,6 +74,7 @@ pub fn router(mut ingress: Ingress) -> Router {
 async fn readyz(State(s): State<Arc<Ingress>>) -> Response {
     let mut problems = s.problems.clone();
     problems.extend(s.health.problems());
+    problems.extend(s.long_lived.iter().filter_map(|p| p.unresponsive()));
     if problems.is_empty() {
         Json(serde_json::json!({"status": "ready"})).into_response()
     } else {
@@ -166,6 +171,9 @@ async fn route(State(s): State<Arc<Ingress>>, mut req: Request) -> Response {
             let status = match &e {
                 FrontendError::Call(crate::runtime::CallError::Deadline { .. }) => {
                     StatusCode::SERVICE_UNAVAILABLE
+                }
+                FrontendError::Call(crate::runtime::CallError::Unanswered { .. }) => {
+                    StatusCode::GATEWAY_TIMEOUT
                 }
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };

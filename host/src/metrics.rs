@@ -56,6 +56,7 @@ pub struct Metrics {
     calls: Family<PluginLabel, Counter>,
     instances: Family<PluginLabel, Counter>,
     failures: Family<FailureLabel, Counter>,
+    replacements: Family<FailureLabel, Counter>,
     latency: Family<PluginLabel, Histogram, fn() -> Histogram>,
     gpu_healthy: Family<GpuLabel, Gauge>,
     url_requests: Family<WorkloadCodeLabel, Counter>,
@@ -76,6 +77,7 @@ impl Metrics {
         let calls = Family::<PluginLabel, Counter>::default();
         let instances = Family::<PluginLabel, Counter>::default();
         let failures = Family::<FailureLabel, Counter>::default();
+        let replacements = Family::<FailureLabel, Counter>::default();
         let latency = Family::<PluginLabel, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
         );
@@ -87,8 +89,13 @@ impl Metrics {
         );
         registry.register(
             "plugin_failures",
-            "Plugin calls that failed in the guest, by kind (trap, deadline, memory, instantiate)",
+            "Plugin calls that failed in the guest, by kind (trap, deadline, unanswered, memory, instantiate)",
             failures.clone(),
+        );
+        registry.register(
+            "plugin_replacements",
+            "Long-lived plugin instances (MQTT frontends) replaced after a failed call, by kind",
+            replacements.clone(),
         );
         registry.register(
             "plugin_call_seconds",
@@ -128,6 +135,7 @@ impl Metrics {
             url_upstream,
             registry: Arc::new(Mutex::new(registry)),
             calls,
+            replacements,
             instances,
             failures,
             latency,
@@ -255,6 +263,18 @@ impl PluginMetrics {
     /// An instance was started.
     pub fn instantiated(&self) {
         self.instances.inc();
+    }
+
+    /// A long-lived instance was dropped after a call that failed with
+    /// `kind`; the next call gets a fresh one.
+    pub fn replaced(&self, kind: &str) {
+        self.metrics
+            .replacements
+            .get_or_create(&FailureLabel {
+                plugin: self.name.clone(),
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 
     /// A call failed in the guest.

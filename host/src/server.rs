@@ -241,9 +241,19 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
             .filter_map(|b| Some((b.name.clone(), b.downstream.clone()?)))
             .collect(),
     };
-    let control = ControlPlane::new(records, drivers, placement, ledger)?;
+    let control = ControlPlane::new(
+        records,
+        drivers,
+        placement,
+        ledger,
+        crate::control::Admission {
+            bounds: config.bounds.clone(),
+            scopes: config.scopes.clone(),
+        },
+    )?;
 
     let mut frontends = Vec::new();
+    let mut long_lived: Vec<Arc<dyn crate::runtime::busy::Responsive>> = Vec::new();
     for f in &config.frontends {
         let Some(pre) = loaded.pres.get(&f.name) else {
             continue;
@@ -281,6 +291,7 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
                         MqttFrontend::loader(),
                     ));
                     track(&f.name, World::MqttFrontend, &s, p.clone());
+                    long_lived.push(p.clone());
                     MqttFrontend::serve(connection, p, &control);
                 }
                 Err(e) => problems.push(format!("frontend `{}`: {e}", f.name)),
@@ -345,6 +356,7 @@ pub fn build(config: &Config, refuse_misfits: bool) -> anyhow::Result<Host> {
         metrics,
         problems,
         health: control.health().clone(),
+        long_lived,
         reloader: reloader.clone(),
     });
     Ok(Host {

@@ -55,6 +55,10 @@ macro_rules! conformance_suite {
             conformance::requests::bad_input_is_a_typed_error_and_leaves_nothing_behind($backend);
         }
         #[test]
+        fn a_megabyte_request_reaches_the_runtime() {
+            conformance::requests::a_megabyte_request_reaches_the_runtime($backend);
+        }
+        #[test]
         fn owners_and_admins_are_the_only_ones_who_see_a_workload() {
             conformance::requests::owners_and_admins_are_the_only_ones_who_see_a_workload($backend);
         }

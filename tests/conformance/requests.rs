@@ -191,3 +191,148 @@ pub fn update_deploys_a_new_revision_and_removes_the_old_one(backend: Backend) {
     assert_eq!(backend.members_of(&w.id).len(), 1);
     rpc.delete(&w.id).expect("delete");
 }
+
+/// The sizes [`a_megabyte_request_reaches_the_runtime`] sends: pieces of
+/// 64 KiB (below the 128 KiB Linux takes in one string).
+const PIECE: usize = 64 << 10;
+
+/// What the container printed of its environment and arguments, once it has.
+fn counted(rpc: &Rpc, id: &str) -> (usize, usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let lines = rpc.log_lines(id, "follow=1&wait=2000&reads=3");
+        let found = lines.iter().find_map(|l| {
+            let at = l.find("env=")?;
+            let mut words = l[at..].split(|c: char| !c.is_ascii_alphanumeric() && c != '=');
+            let env = words.next()?.strip_prefix("env=")?.parse().ok()?;
+            let args = words.find_map(|w| w.strip_prefix("args="))?.parse().ok()?;
+            Some((env, args))
+        });
+        if let Some(f) = found {
+            return f;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container never said what it got: {lines:?}"
+        );
+    }
+}
+
+/// A create carrying about a megabyte (environment and command line
+/// through REST, environment through ARM, labels through `control`): each
+/// is answered, and the process on the runtime holds all of it.
+pub fn a_megabyte_request_reaches_the_runtime(backend: Backend) {
+    use serde_json::{Value, json};
+    let (_dir, g) = start(backend, 30);
+    let rpc = Rpc::new(&g, "bulky", &["USER"]);
+    let token = g.token("bulky", &["USER"]);
+    let http = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(240))
+        .build()
+        .expect("client");
+    let script = "echo env=$(env | wc -c) args=$#; exec sleep 3600";
+    let piece = |c: char| c.to_string().repeat(PIECE);
+
+    // REST: 512 KiB of environment, 512 KiB of arguments.
+    let env: serde_json::Map<String, Value> = (0..8)
+        .map(|i| (format!("BIG{i}"), json!(piece('e'))))
+        .collect();
+    let mut arguments = vec![json!(script), json!("sh")];
+    arguments.extend((0..8).map(|_| json!(piece('a'))));
+    let body = json!({"name": "bulky-rest", "image": gantry_tests::runtimes::TEST_IMAGE,
+                      "command": ["sh", "-c"], "arguments": arguments, "env": env});
+    let r = http
+        .post(g.url("/v1/containers"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .expect("REST create");
+    let status = r.status().as_u16();
+    let created: Value = r.json().expect("JSON");
+    assert_eq!(
+        status,
+        201,
+        "{}",
+        created.to_string().chars().take(500).collect::<String>()
+    );
+    let id = created["id"].as_str().expect("id").to_string();
+    let w = rpc.wait_for(
+        &id,
+        120,
+        "the REST workload to run",
+        gantry_tests::rpc::running,
+    );
+    assert_running(backend, &w);
+    let (env_bytes, args) = counted(&rpc, &id);
+    assert!(
+        env_bytes >= 8 * PIECE,
+        "env of {env_bytes} bytes reached the process"
+    );
+    assert_eq!(args, 8, "every argument reached the process");
+    rpc.delete(&id).expect("delete");
+
+    // ARM: a megabyte of environment, names and values (the bound's whole).
+    let variables: Vec<Value> = (0..16)
+        .map(|i| json!({"name": format!("BIG{i:02}"), "value": "v".repeat(PIECE - 16)}))
+        .collect();
+    let group = json!({"location": "westeurope", "properties": {"osType": "Linux",
+        "restartPolicy": "Never", "containers": [{"name": "main", "properties": {
+            "image": gantry_tests::runtimes::TEST_IMAGE, "command": ["sh", "-c", script],
+            "environmentVariables": variables,
+            "resources": {"requests": {"cpu": 0.5, "memoryInGB": 0.5}}}}]}});
+    let r = http
+        .put(g.url("/subscriptions/bulky-sub/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/bulky-arm?api-version=2023-05-01"))
+        .bearer_auth(&token)
+        .json(&group)
+        .send()
+        .expect("ARM PUT");
+    let status = r.status().as_u16();
+    let text = r.text().unwrap_or_default();
+    assert!(
+        status == 200 || status == 201,
+        "{status}: {}",
+        text.chars().take(500).collect::<String>()
+    );
+    let id = rpc
+        .list()
+        .into_iter()
+        .find(|w| w.name == "bulky-arm")
+        .expect("the ARM group's workload")
+        .id;
+    let w = rpc.wait_for(
+        &id,
+        120,
+        "the ARM workload to run",
+        gantry_tests::rpc::running,
+    );
+    assert_running(backend, &w);
+    let (env_bytes, _) = counted(&rpc, &id);
+    assert!(
+        env_bytes >= 16 * (PIECE - 16),
+        "env of {env_bytes} bytes reached the process"
+    );
+    rpc.delete(&id).expect("delete");
+
+    // Labels: 240 KiB on one container, in labels of 4 KiB (what
+    // containerd takes of one).
+    let label = |i: usize| (format!("bulky.{i:02}"), "l".repeat(4096 - 8));
+    let mut labelled = busybox("main", "exec sleep 3600");
+    labelled.labels = (0..60).map(label).collect();
+    let w = rpc
+        .create("bulky-labels", workload(vec![labelled], RestartKind::No))
+        .expect("create with labels");
+    assert_running(backend, &w);
+    let seen = backend
+        .containers_of(&w.id)
+        .into_iter()
+        .filter(|o| o.labels.contains_key("bulky.00"))
+        .map(|o| (0..60).all(|i| o.labels.get(&label(i).0) == Some(&label(i).1)))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        seen,
+        [true],
+        "the runtime holds every label whole: {}",
+        backend.explain(&w.id)
+    );
+    rpc.delete(&w.id).expect("delete");
+}

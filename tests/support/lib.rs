@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod curl;
 pub mod file_server;
+pub mod fuzz;
 pub mod gantry;
 pub mod kanto;
 pub mod load;

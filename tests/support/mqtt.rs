@@ -99,7 +99,7 @@ impl TestClient {
         options
             .set_keep_alive(Duration::from_secs(5))
             .set_clean_session(false)
-            .set_max_packet_size(1 << 20, 1 << 20);
+            .set_max_packet_size(4 << 20, 4 << 20);
         let (client, mut connection) = Client::new(options, 64);
         connection.eventloop.network_options.set_tcp_nodelay(true);
         let (tx, received) = channel();
@@ -119,9 +119,14 @@ impl TestClient {
 
     /// Publish at QoS 1 and wait for the broker's acknowledgement.
     pub fn publish_acked(&self, topic: &str, payload: &str) {
+        self.publish_bytes_acked(topic, payload.as_bytes());
+    }
+
+    /// [`Self::publish_acked`] for a payload of any bytes.
+    pub fn publish_bytes_acked(&self, topic: &str, payload: &[u8]) {
         while self.acked.try_recv().is_ok() {}
         self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+            .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
             .expect("publish");
         self.acked
             .recv_timeout(Duration::from_secs(10))

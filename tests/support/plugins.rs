@@ -98,6 +98,11 @@ pub fn misbehave() -> PathBuf {
     wasm("fixture-misbehave")
 }
 
+/// The backend fixture that never answers the calls its `stall` setting names.
+pub fn stall_backend() -> PathBuf {
+    wasm("fixture-stall-backend")
+}
+
 /// An mqtt-frontend built against `gantry:plugin@0.1.0`.
 pub fn compat_0_1_0() -> PathBuf {
     wasm("fixture-compat-0-1-0")

@@ -18,6 +18,7 @@ pub const WASM_LIBS: &[(&str, &str)] = &[
         "fixture-passthrough-scheduler",
         "fixture_passthrough_scheduler",
     ),
+    ("fixture-stall-backend", "fixture_stall_backend"),
 ];
 
 /// Binary crates built for wasm32-wasip2 (test fixtures): (package, file stem).

@@ -224,6 +224,7 @@ const BENCHES: &[&str] = &[
     "bench-hot-swap",
     "bench-ingress",
     "bench-swarm",
+    "bench-fuzz",
     "bench-list-scale",
 ];
 

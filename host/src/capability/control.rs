@@ -12,6 +12,7 @@ use crate::bindings::types::{
 use crate::control::ControlPlane;
 use crate::secrets::Redact;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 /// Who the current call acts as.
@@ -64,6 +65,9 @@ pub struct ControlView<'a> {
     pub ctx: Option<&'a mut ControlCtx>,
     /// The store's resource table (log readers live there).
     pub table: &'a mut ResourceTable,
+    /// When the plugin's current call must have answered by: operations
+    /// that have not ended well before are answered `unavailable`.
+    pub answer_by: Option<Instant>,
 }
 
 impl ControlView<'_> {
@@ -91,14 +95,45 @@ pub fn add_to_linker<T: Send + 'static>(
     control::add_to_linker::<T, HasControl>(l, get)
 }
 
+/// Run an operation as the bound caller, on a task of its own: it runs to
+/// its end (a failed create cleaned up, a lock released) even when the
+/// plugin's call is cut meanwhile. The plugin waits for it within its own
+/// answer budget (see [`ControlView::answer_by`]).
 macro_rules! as_caller {
     ($self:ident, |$cp:ident, $c:ident| $body:expr) => {{
         let ($cp, $c) = match $self.acting() {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        Ok($body.await.map(Redact::redact))
+        let operation = tokio::spawn(async move { $body.await });
+        Ok(within($self.answer_by, operation).await.map(Redact::redact))
     }};
+}
+
+/// The outcome of a spawned operation, or `unavailable` when it has not
+/// ended by nine tenths of the time left until `answer_by` (the rest leaves
+/// the plugin time to answer in its own protocol). The operation goes on.
+async fn within<T>(
+    answer_by: Option<Instant>,
+    operation: tokio::task::JoinHandle<Result<T, Error>>,
+) -> Result<T, Error> {
+    let outcome = match answer_by {
+        None => operation.await,
+        Some(by) => {
+            let left = by.saturating_duration_since(Instant::now());
+            let wait = left - left / 10;
+            match tokio::time::timeout(wait, operation).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    return Err(Error::Unavailable(format!(
+                        "the operation did not finish within {} ms; it goes on, and the workload's state will show its outcome",
+                        wait.as_millis()
+                    )));
+                }
+            }
+        }
+    };
+    outcome.unwrap_or_else(|e| Err(Error::Internal(format!("the operation failed: {e}"))))
 }
 
 impl control::Host for ControlView<'_> {
@@ -209,6 +244,13 @@ impl control::Host for ControlView<'_> {
     }
     async fn now(&mut self) -> wasmtime::Result<Timestamp> {
         Ok(crate::model::now())
+    }
+    async fn scope_access(
+        &mut self,
+        scope: String,
+        claim: bool,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        as_caller!(self, |cp, c| cp.scope_access(&c, &scope, claim))
     }
     async fn logs(
         &mut self,

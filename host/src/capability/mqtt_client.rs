@@ -37,8 +37,10 @@ pub struct MqttLink {
 }
 
 /// The largest MQTT packet a plugin may publish: the limit of the
-/// connections the MQTT runtime makes, and of its embedded broker.
-pub const MAX_PACKET: usize = 1 << 20;
+/// connections the MQTT runtime makes, and of its embedded broker. A command
+/// carrying a workload's whole spec (up to `[bounds]`: a MiB of environment,
+/// another of command line) and its answer must fit.
+pub const MAX_PACKET: usize = 4 << 20;
 
 /// The MQTT QoS of a WIT `qos`.
 pub fn qos(q: Qos) -> QoS {

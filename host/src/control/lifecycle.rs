@@ -19,9 +19,10 @@ impl ControlPlane {
     /// Create a workload: validated, placed, persisted, then deployed. A failed
     /// deploy removes whatever the backend created and the record itself.
     pub async fn create(&self, caller: &Caller, req: CreateRequest) -> Result<Workload, Error> {
-        validate::name(&req.name)?;
-        validate::spec(&req.spec)?;
-        validate::annotations(&req.annotations, &req.spec)?;
+        validate::name(&req.name, &self.admission.bounds)?;
+        validate::spec(&req.spec, &self.admission.bounds)?;
+        validate::annotations(&req.annotations, &req.spec, &self.admission.bounds)?;
+        self.may_use_namespace(caller, &req.namespace).await?;
         self.ingress_name_free(None, &req.annotations).await?;
         if !req.namespace.is_empty() {
             let (namespace, name) = (req.namespace.clone(), req.name.clone());
@@ -62,6 +63,7 @@ impl ControlPlane {
         };
         let lock = self.records.lock_for(&w.id);
         let _guard = lock.lock().await;
+        let creating = self.records.creating(&w.id);
         let rev = Revision {
             workload_id: w.id.clone(),
             number: 1,
@@ -75,7 +77,22 @@ impl ControlPlane {
         self.records
             .events()
             .publish(EventKind::Created, &w.id, None, Some(w.clone()));
-        match self.deployer.deploy_revision(&mut w, false).await {
+        let deployed = tokio::select! {
+            deployed = self.deployer.deploy_revision(&mut w, false) => deployed,
+            () = creating.abandoned() => {
+                // A delete came while the backend worked on it: stop waiting,
+                // and undo whatever the backend made meanwhile.
+                let driver = self.deployer.driver(&w.backend)?.clone();
+                if let Err(e) = driver.remove(Deployer::instance(&w), true).await {
+                    tracing::warn!(workload = %w.id, error = %e, "undoing a create its delete abandoned");
+                }
+                Err(Error::Conflict(format!(
+                    "workload `{}` was deleted while it was being created",
+                    w.name
+                )))
+            }
+        };
+        match deployed {
             Ok(()) => self.records.commit(w, EventKind::StateChanged, None).await,
             Err(e) => {
                 self.records.remove(&w.id).await?;
@@ -109,9 +126,9 @@ impl ControlPlane {
         spec: WorkloadSpec,
         annotations: Option<Vec<Annotation>>,
     ) -> Result<Workload, Error> {
-        validate::spec(&spec)?;
+        validate::spec(&spec, &self.admission.bounds)?;
         if let Some(a) = &annotations {
-            validate::annotations(a, &spec)?;
+            validate::annotations(a, &spec, &self.admission.bounds)?;
         }
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
@@ -230,17 +247,25 @@ impl ControlPlane {
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
         let mut w = self.records.load(caller, id).await?;
-        validate::annotations(&annotations, &w.spec)?;
+        validate::annotations(&annotations, &w.spec, &self.admission.bounds)?;
         self.ingress_name_free(Some(id), &annotations).await?;
         w.annotations = annotations;
         self.records.commit(w, EventKind::Updated, None).await
     }
 
     /// Remove a workload. Without `force`, a running workload is a conflict.
+    /// A workload still being created is abandoned: its create stops waiting
+    /// on the backend, undoes what it made, and this answers once it has.
     pub async fn delete(&self, caller: &Caller, id: &str, force: bool) -> Result<(), Error> {
+        let seen = self.records.load(caller, id).await?;
+        let abandoned = seen.phase == WorkloadPhase::Deploying && self.records.abandon(id);
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
-        let mut w = self.records.load(caller, id).await?;
+        let mut w = match self.records.load(caller, id).await {
+            // The abandoned create removed it already.
+            Err(Error::NotFound(_)) if abandoned => return Ok(()),
+            loaded => loaded?,
+        };
         if !force && w.containers.iter().any(|c| is_running(c.status)) {
             return Err(Error::Conflict(format!(
                 "workload {id} is running; stop it first or remove with force"
@@ -365,7 +390,7 @@ impl ControlPlane {
 
     /// Rename a workload.
     pub async fn rename(&self, caller: &Caller, id: &str, name: String) -> Result<Workload, Error> {
-        validate::name(&name)?;
+        validate::name(&name, &self.admission.bounds)?;
         let lock = self.records.lock_for(id);
         let _guard = lock.lock().await;
         let mut w = self.records.load(caller, id).await?;

@@ -7,11 +7,15 @@
 //! - `lifecycle`: the operations (create, update, delete, start, stop...);
 //! - [`reconciler`]: observed state kept current, restart policies, adoption;
 //! - [`health`]: which backends answer;
+//! - [`bounds`]: what a caller may ask for (`[bounds]`), `validate` and
+//!   `reference` (image references) the checks every operation runs;
+//! - [`scopes`]: who may act in a tenant's space (`[[scope]]`, claims);
 //! - [`gpus`]: the GPU ledger schedulers record their placements in;
 //! - `ingress`: the names container URLs answer to;
 //! - `cluster`: the nodes view of cluster backends.
 
 mod authz;
+pub mod bounds;
 mod cluster;
 pub mod deploy;
 mod events;
@@ -22,6 +26,8 @@ mod lifecycle;
 mod phase;
 pub mod reconciler;
 pub mod records;
+mod reference;
+pub mod scopes;
 mod validate;
 
 use crate::bindings::types::{Error, Event, GpuModel, Workload};
@@ -33,6 +39,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 pub use authz::authorize;
+pub use bounds::Bounds;
 pub use cluster::BackendProfile;
 pub use deploy::{Deployer, Placement};
 pub use events::EventBus;
@@ -40,6 +47,7 @@ pub use health::BackendHealth;
 pub use phase::{derive_phase, failed_to_start};
 pub use reconciler::Reconciler;
 pub use records::Records;
+pub use scopes::ScopeGrant;
 
 /// Label keys every backend puts on what it creates (the SDK's).
 pub use gantry_sdk::labels;
@@ -50,16 +58,29 @@ pub struct ControlPlane {
     deployer: Arc<Deployer>,
     health: Arc<BackendHealth>,
     ledger: Arc<GpuLedger>,
+    admission: Admission,
+}
+
+/// What callers may ask for, and where: the config's `[bounds]` and
+/// `[[scope]]`.
+#[derive(Debug, Clone, Default)]
+pub struct Admission {
+    /// Bounds on a workload's spec.
+    pub bounds: Bounds,
+    /// Scopes given to callers by configuration.
+    pub scopes: Vec<ScopeGrant>,
 }
 
 impl ControlPlane {
     /// A control plane over `records`, driving `drivers`, with GPUs
-    /// allocated in `ledger` (over the same records).
+    /// allocated in `ledger` (over the same records), admitting callers'
+    /// requests by `admission`.
     pub fn new(
         records: Arc<Records>,
         drivers: BTreeMap<String, Arc<dyn Driver>>,
         placement: Placement,
         ledger: Arc<GpuLedger>,
+        admission: Admission,
     ) -> Result<Arc<Self>, StoreError> {
         let host_id = records.host_id()?;
         let events = records.event_bus();
@@ -69,6 +90,7 @@ impl ControlPlane {
             deployer: Arc::new(Deployer::new(drivers, placement, host_id, events)),
             health,
             ledger,
+            admission,
         }))
     }
 

@@ -35,6 +35,33 @@ pub struct Records {
     store: Arc<StateStore>,
     events: Arc<EventBus>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Creates still deploying, by workload id: a delete abandons them.
+    creating: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+}
+
+/// A create in progress, registered so that a delete can abandon it
+/// ([`Records::abandon`]); unregistered when dropped.
+pub struct Creating<'a> {
+    records: &'a Records,
+    id: String,
+    abandoned: Arc<tokio::sync::Notify>,
+}
+
+impl Creating<'_> {
+    /// Resolves once a delete abandoned this create.
+    pub async fn abandoned(&self) {
+        self.abandoned.notified().await;
+    }
+}
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        self.records
+            .creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
 }
 
 impl Records {
@@ -44,6 +71,39 @@ impl Records {
             store: Arc::new(store),
             events,
             locks: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Register the create of `id`, which a delete may abandon.
+    pub fn creating(&self, id: &str) -> Creating<'_> {
+        let abandoned = Arc::new(tokio::sync::Notify::new());
+        self.creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), abandoned.clone());
+        Creating {
+            records: self,
+            id: id.to_string(),
+            abandoned,
+        }
+    }
+
+    /// Tell the create of `id`, if one is deploying, to stop waiting on its
+    /// backend and undo what it made; whether there was one.
+    pub fn abandon(&self, id: &str) -> bool {
+        match self
+            .creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            // A stored permit: the create sees it even if not waiting yet.
+            Some(n) => {
+                n.notify_one();
+                true
+            }
+            None => false,
         }
     }
 

@@ -1,30 +1,30 @@
 //! Protocol-independent validation of what callers send.
 
+use super::Bounds;
 use crate::bindings::types::{Annotation, Error, FieldError, InvalidInput, WorkloadSpec};
 use crate::model::invalid_field;
 use gantry_sdk::ingress;
 use std::collections::HashSet;
 
-/// A workload or container name: 1..=128 characters, no whitespace or control characters.
-pub fn name(n: &str) -> Result<(), Error> {
-    if n.is_empty() {
-        return Err(invalid_field("name", "must not be empty"));
-    }
-    if n.len() > 128
-        || n.chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
-    {
-        return Err(invalid_field(
-            "name",
-            "at most 128 characters, without whitespace, control characters or '/'",
-        ));
+/// A workload name: the bound's characters at most, nothing
+/// [`gantry_sdk::names::forbidden`] (no whitespace, control or invisible
+/// formatting characters such as U+202E), no '/'.
+pub fn name(n: &str, bounds: &Bounds) -> Result<(), Error> {
+    gantry_sdk::names::check(n, bounds.name_chars).map_err(|m| invalid_field("name", m))?;
+    if n.contains('/') {
+        return Err(invalid_field("name", "'/' is not allowed"));
     }
     Ok(())
 }
 
-/// A workload spec: at least one container, unique names, images, sane resources.
-pub fn spec(s: &WorkloadSpec) -> Result<(), Error> {
-    let mut fields = Vec::new();
+/// A workload spec: at least one container, unique names, images, sane
+/// resources, within `bounds`.
+pub fn spec(s: &WorkloadSpec, bounds: &Bounds) -> Result<(), Error> {
+    let mut fields = bounds.check_spec(s);
+    if fields.iter().any(|f| f.field == "containers") {
+        // Past the container bound: the rest would only repeat per container.
+        return invalid(fields);
+    }
     if s.containers.is_empty() {
         fields.push(FieldError {
             field: "containers".into(),
@@ -49,12 +49,6 @@ pub fn spec(s: &WorkloadSpec) -> Result<(), Error> {
             fields.push(FieldError {
                 field: at("name"),
                 message: format!("`{}` is used twice", c.name),
-            });
-        }
-        if c.image.trim().is_empty() || c.image.chars().any(char::is_whitespace) {
-            fields.push(FieldError {
-                field: at("image"),
-                message: "an image reference is required".into(),
             });
         }
         if c.resources.cpu.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
@@ -84,21 +78,26 @@ pub fn spec(s: &WorkloadSpec) -> Result<(), Error> {
             }
         }
     }
+    invalid(fields)
+}
+
+/// `invalid` naming every field, or fine when there are none.
+fn invalid(fields: Vec<FieldError>) -> Result<(), Error> {
     if fields.is_empty() {
-        Ok(())
-    } else {
-        let message = fields
-            .iter()
-            .map(|f| format!("{}: {}", f.field, f.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        Err(Error::Invalid(InvalidInput { message, fields }))
+        return Ok(());
     }
+    let message = fields
+        .iter()
+        .map(|f| format!("{}: {}", f.field, f.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(Error::Invalid(InvalidInput { message, fields }))
 }
 
 /// The annotations the host reads itself (`gantry_sdk::ingress`): one
 /// claimed name, a DNS name; ports, decimal and exposed by the spec over TCP.
-pub fn annotations(a: &[Annotation], spec: &WorkloadSpec) -> Result<(), Error> {
+pub fn annotations(a: &[Annotation], spec: &WorkloadSpec, bounds: &Bounds) -> Result<(), Error> {
+    invalid(bounds.check_annotations(a))?;
     let names: Vec<&str> = a
         .iter()
         .filter(|(k, _)| k == ingress::NAME_ANNOTATION)

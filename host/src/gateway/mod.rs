@@ -98,7 +98,10 @@ impl Gateway {
     async fn serve(&self, named: route::Named, req: Request) -> Response {
         let target = match self.routes.resolve(&named).await {
             Ok(t) => t,
-            Err(r) => return refusal(r.status, &r.reason),
+            Err(r) => {
+                tracing::debug!(host = %named.host, status = %r.status, detail = %r.detail, "container URL refused");
+                return refusal(r.status);
+            }
         };
         let traffic = self.metrics.workload_traffic(&target.workload);
         let origin = forward::Origin {
@@ -108,10 +111,11 @@ impl Gateway {
         let name = named.name;
         let answer = forward::forward(&self.upstream, &target, origin, req, traffic.clone())
             .await
-            .unwrap_or_else(|(status, reason)| {
+            .unwrap_or_else(|(status, detail)| {
+                tracing::info!(workload = %target.workload, %status, %detail, "container URL request failed");
                 // Perhaps the workload moved on (a new process): read it again next time.
                 self.routes.forget(&name);
-                refusal(status, &reason)
+                refusal(status)
             });
         traffic.answered(answer.status().as_u16());
         answer
@@ -127,8 +131,10 @@ pub async fn intercept(State(gateway): State<Arc<Gateway>>, req: Request, next: 
     }
 }
 
-/// A short plain-text answer saying why no workload answered.
-fn refusal(status: StatusCode, reason: &str) -> Response {
+/// A short plain-text answer saying that no workload answered, naming
+/// nothing ([`route::public_reason`]).
+fn refusal(status: StatusCode) -> Response {
+    let reason = route::public_reason(status);
     let mut r = Response::new(Body::from(format!("gantry: {reason}\n")));
     *r.status_mut() = status;
     r.headers_mut().insert(

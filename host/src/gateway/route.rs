@@ -61,13 +61,26 @@ pub struct Target {
 pub struct Refusal {
     /// 404, 503, 502 or 500.
     pub status: StatusCode,
-    /// Says why, for the client.
-    pub reason: String,
+    /// Says why, for the host's log only: a container URL is open to anyone,
+    /// so what the client reads names no workload, port or cause.
+    pub detail: String,
 }
 
 impl Refusal {
-    fn new(status: StatusCode, reason: String) -> Refusal {
-        Refusal { status, reason }
+    fn new(status: StatusCode, detail: String) -> Refusal {
+        Refusal { status, detail }
+    }
+}
+
+/// What a client of a container URL reads for `status`: the same words
+/// whatever lies behind the address (a workload with no port reads as none).
+pub fn public_reason(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "no workload answers at this address",
+        StatusCode::SERVICE_UNAVAILABLE => "the workload at this address is not running",
+        StatusCode::BAD_GATEWAY => "the workload at this address does not answer",
+        StatusCode::BAD_REQUEST => "bad request",
+        _ => "internal error",
     }
 }
 

@@ -1,10 +1,12 @@
 //! One `mqtt-frontend` plugin on one broker connection. A single worker
 //! calls the plugin, so messages, events and timers reach it in order, and
 //! a received message is acknowledged only once the plugin has handled it.
-//! A plugin call that fails (trap, deadline, memory) loses its instance; the
+//! A plugin call that fails (trap, deadline, memory) or does not answer
+//! within the plugin's `answer_timeout_ms` (cut) loses its instance; the
 //! worker then repeats the connection routine on the fresh one, as it does
 //! when a reload swaps the plugin: the broker session is the host's and
-//! outlives both.
+//! outlives both. A call still running past half that budget makes `/readyz`
+//! name the plugin ([`InstancePool::unresponsive`]).
 
 use super::{EmbeddedBroker, MqttBinding, MqttError};
 use crate::bindings::exports::gantry::plugin::mqtt_handler::{self as guest, Guest};
@@ -295,7 +297,7 @@ impl Worker {
                     };
                     let result = self
                         .pool
-                        .call(self.bind(), move |s, g| {
+                        .call("on-message", self.bind(), move |s, g| {
                             Box::pin(async move { g.call_on_message(s, &message).await })
                         })
                         .await;
@@ -318,7 +320,7 @@ impl Worker {
                     let mut e = *e;
                     e.workload = e.workload.map(Redact::redact);
                     self.pool
-                        .call(self.bind(), move |s, g| {
+                        .call("on-event", self.bind(), move |s, g| {
                             Box::pin(async move { g.call_on_event(s, &e).await })
                         })
                         .await
@@ -326,15 +328,20 @@ impl Worker {
                 }
                 Work::Timer(id) => self
                     .pool
-                    .call(self.bind(), move |s, g| {
+                    .call("on-timer", self.bind(), move |s, g| {
                         Box::pin(async move { g.call_on_timer(s, &id).await })
                     })
                     .await
                     .is_ok(),
             };
-            // The failed instance is gone; its replacement starts as after a connection.
-            if !ok && connected && !self.connected().await {
-                tracing::error!(plugin = %self.name, "plugin failed again while recovering");
+            // The failed instance is gone (trapped, or cut for not answering,
+            // the message acknowledged either way); its replacement starts as
+            // after a connection, without the timers the old one set.
+            if !ok && connected {
+                let _ = self.timers.send(TimerCommand::CancelAll);
+                if !self.connected().await {
+                    tracing::error!(plugin = %self.name, "plugin failed again while recovering");
+                }
             }
         }
     }
@@ -360,7 +367,7 @@ impl Worker {
         self.greeted = self.pool.generation();
         let subscriptions = match self
             .pool
-            .call(self.bind(), |s, g| {
+            .call("subscriptions", self.bind(), |s, g| {
                 Box::pin(async move { g.call_subscriptions(s).await })
             })
             .await
@@ -385,7 +392,7 @@ impl Worker {
             }
         }
         self.pool
-            .call(self.bind(), |s, g| {
+            .call("on-connect", self.bind(), |s, g| {
                 Box::pin(async move { g.call_on_connect(s).await })
             })
             .await

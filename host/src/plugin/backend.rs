@@ -16,7 +16,7 @@ use crate::runtime::CallError;
 use crate::runtime::pool::{ExportLoader, InstancePool, Pooled};
 use async_trait::async_trait;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceAny;
 
 /// What a backend plugin exports: `driver`, and `cluster` when it drives a
@@ -58,23 +58,36 @@ impl WasmDriver {
 /// Backends act on nobody's behalf.
 fn unbound(_: &mut PluginState) {}
 
+/// A call on the `driver` export named `$what`, within the plugin's answer
+/// budget (plus `extra`, where the call itself waits: a stop's grace period).
 macro_rules! driver_call {
-    ($self:ident, |$store:ident, $g:ident| $body:expr) => {
+    ($self:ident, $what:literal, |$store:ident, $g:ident| $body:expr) => {
+        driver_call!($self, $what, Duration::ZERO, |$store, $g| $body)
+    };
+    ($self:ident, $what:literal, $extra:expr, |$store:ident, $g:ident| $body:expr) => {
         Ok($self
             .pool
-            .call(unbound, move |$store, $g| {
-                Box::pin(async move { $body.await })
-            })
+            .call_within(
+                $what,
+                $self.pool.answer_within() + $extra,
+                unbound,
+                move |$store, $g| Box::pin(async move { $body.await }),
+            )
             .await??)
     };
 }
 
+/// A grace period in seconds, as extra time for the call that waits it out.
+fn grace(seconds: Option<u32>) -> Duration {
+    Duration::from_secs(seconds.map_or(0, u64::from))
+}
+
 /// A call on the `cluster` export; `unsupported` for a plugin without one.
 macro_rules! cluster_call {
-    ($self:ident, $name:ident, |$store:ident, $c:ident| $body:expr) => {
+    ($self:ident, $what:literal, $name:ident, |$store:ident, $c:ident| $body:expr) => {
         $self
             .pool
-            .call(unbound, move |$store, g| {
+            .call($what, unbound, move |$store, g| {
                 Box::pin(async move {
                     match &g.cluster {
                         Some($c) => Ok($body.await?.map_err(DriverError::Backend)),
@@ -92,13 +105,17 @@ impl Driver for WasmDriver {
         self.pool.name()
     }
     async fn capabilities(&self) -> DriverResult<BackendCapabilities> {
-        driver_call!(self, |s, g| g.driver.call_capabilities(s))
+        driver_call!(self, "capabilities", |s, g| g.driver.call_capabilities(s))
     }
     async fn create(&self, d: Deployment, start: bool) -> DriverResult<Vec<ContainerState>> {
-        driver_call!(self, |s, g| g.driver.call_create(s, &d, start))
+        driver_call!(self, "create", |s, g| g.driver.call_create(s, &d, start))
     }
     async fn start(&self, r: InstanceRef, c: Option<String>) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.driver.call_start(s, &r, c.as_deref()))
+        driver_call!(self, "start", |s, g| g.driver.call_start(
+            s,
+            &r,
+            c.as_deref()
+        ))
     }
     async fn stop(
         &self,
@@ -107,7 +124,7 @@ impl Driver for WasmDriver {
         sig: Option<String>,
         t: Option<u32>,
     ) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.driver.call_stop(
+        driver_call!(self, "stop", grace(t), |s, g| g.driver.call_stop(
             s,
             &r,
             c.as_deref(),
@@ -121,7 +138,7 @@ impl Driver for WasmDriver {
         c: Option<String>,
         sig: Option<String>,
     ) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.driver.call_kill(
+        driver_call!(self, "kill", |s, g| g.driver.call_kill(
             s,
             &r,
             c.as_deref(),
@@ -129,25 +146,42 @@ impl Driver for WasmDriver {
         ))
     }
     async fn restart(&self, r: InstanceRef, c: Option<String>, t: Option<u32>) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.driver.call_restart(s, &r, c.as_deref(), t))
+        driver_call!(self, "restart", grace(t), |s, g| g.driver.call_restart(
+            s,
+            &r,
+            c.as_deref(),
+            t
+        ))
     }
     async fn pause(&self, r: InstanceRef, c: Option<String>) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.driver.call_pause(s, &r, c.as_deref()))
+        driver_call!(self, "pause", |s, g| g.driver.call_pause(
+            s,
+            &r,
+            c.as_deref()
+        ))
     }
     async fn resume(&self, r: InstanceRef, c: Option<String>) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.driver.call_resume(s, &r, c.as_deref()))
+        driver_call!(self, "resume", |s, g| g.driver.call_resume(
+            s,
+            &r,
+            c.as_deref()
+        ))
     }
     async fn remove(&self, r: InstanceRef, force: bool) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.driver.call_remove(s, &r, force))
+        driver_call!(self, "remove", |s, g| g.driver.call_remove(s, &r, force))
     }
     async fn inspect(&self, r: InstanceRef) -> DriverResult<Vec<ContainerState>> {
-        driver_call!(self, |s, g| g.driver.call_inspect(s, &r))
+        driver_call!(self, "inspect", |s, g| g.driver.call_inspect(s, &r))
     }
     async fn list(&self, selector: Vec<(String, String)>) -> DriverResult<Vec<InstanceSummary>> {
-        driver_call!(self, |s, g| g.driver.call_list(s, &selector))
+        driver_call!(self, "list", |s, g| g.driver.call_list(s, &selector))
     }
     async fn stats(&self, r: InstanceRef, c: Option<String>) -> DriverResult<ContainerStats> {
-        driver_call!(self, |s, g| g.driver.call_stats(s, &r, c.as_deref()))
+        driver_call!(self, "stats", |s, g| g.driver.call_stats(
+            s,
+            &r,
+            c.as_deref()
+        ))
     }
     async fn update(
         &self,
@@ -156,7 +190,7 @@ impl Driver for WasmDriver {
         res: Option<Resources>,
         rp: Option<RestartPolicy>,
     ) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.driver.call_update(
+        driver_call!(self, "update", |s, g| g.driver.call_update(
             s,
             &r,
             c.as_deref(),
@@ -165,17 +199,20 @@ impl Driver for WasmDriver {
         ))
     }
     async fn rename(&self, r: InstanceRef, name: String) -> DriverResult<()> {
-        driver_call!(self, |s, g| g.driver.call_rename(s, &r, &name))
+        driver_call!(self, "rename", |s, g| g.driver.call_rename(s, &r, &name))
     }
     async fn watch(
         &self,
         since: Option<Timestamp>,
         wait_ms: u32,
     ) -> DriverResult<Vec<RuntimeEvent>> {
-        driver_call!(self, |s, g| g.driver.call_watch(s, since, wait_ms))
+        let waits = Duration::from_millis(u64::from(wait_ms));
+        driver_call!(self, "watch", waits, |s, g| g
+            .driver
+            .call_watch(s, since, wait_ms))
     }
     async fn is_cluster(&self) -> DriverResult<bool> {
-        let cluster = self.pool.call(unbound, |_, g| {
+        let cluster = self.pool.call("cluster", unbound, |_, g| {
             let exported = g.cluster.is_some();
             Box::pin(async move { Ok(exported) })
         });
@@ -183,7 +220,7 @@ impl Driver for WasmDriver {
     }
     async fn nodes(&self) -> DriverResult<Vec<ClusterNode>> {
         let name = self.name().to_string();
-        cluster_call!(self, name, |s, c| c.call_nodes(s))
+        cluster_call!(self, "nodes", name, |s, c| c.call_nodes(s))
     }
     async fn set_availability(
         &self,
@@ -191,15 +228,12 @@ impl Driver for WasmDriver {
         availability: NodeAvailability,
     ) -> DriverResult<ClusterNode> {
         let name = self.name().to_string();
-        cluster_call!(self, name, |s, c| c.call_set_availability(
-            s,
-            &node,
-            availability
-        ))
+        cluster_call!(self, "set-availability", name, |s, c| c
+            .call_set_availability(s, &node, availability))
     }
     async fn tasks(&self, r: InstanceRef) -> DriverResult<Vec<ClusterTask>> {
         let name = self.name().to_string();
-        cluster_call!(self, name, |s, c| c.call_tasks(
+        cluster_call!(self, "tasks", name, |s, c| c.call_tasks(
             s,
             &r.workload_id,
             r.revision
@@ -210,7 +244,15 @@ impl Driver for WasmDriver {
         let mut p = self.pool.checkout().await?;
         let started = Instant::now();
         self.pool.begin(&mut p, unbound);
-        let opened = p.exports.driver.call_logs(&mut p.store, &r, &options).await;
+        let within = self.pool.answer_within();
+        let opened = tokio::time::timeout(
+            within,
+            p.exports.driver.call_logs(&mut p.store, &r, &options),
+        )
+        .await;
+        let Ok(opened) = opened else {
+            return Err(self.pool.cut(p, "logs", within).into());
+        };
         match opened {
             Ok(Ok(resource)) => Ok(Box::new(WasmLogReader {
                 pool: self.pool.clone(),
@@ -248,12 +290,16 @@ impl LogSource for WasmLogReader {
         };
         let started = Instant::now();
         self.pool.begin(p, unbound);
-        let result = p
-            .exports
-            .driver
-            .log_reader()
-            .call_next(&mut p.store, self.resource, wait_ms)
-            .await;
+        let within = self.pool.answer_within() + Duration::from_millis(u64::from(wait_ms));
+        let reader = p.exports.driver.log_reader();
+        let call = reader.call_next(&mut p.store, self.resource, wait_ms);
+        let Ok(result) = tokio::time::timeout(within, call).await else {
+            let err = match self.instance.take() {
+                Some(p) => self.pool.cut(p, "log-reader.next", within),
+                None => return Ok(None),
+            };
+            return Err(DriverError::Plugin(err).into());
+        };
         match result {
             Ok(r) => {
                 self.pool.metrics().observe(started.elapsed());

@@ -109,16 +109,34 @@ impl HttpFrontend {
             .new_response_outparam(tx)
             .map_err(host_err)?;
         let pool = self.pool.clone();
+        let within = self.pool.answer_within();
+        let (cut_tx, cut_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let started = Instant::now();
-            let result = p
+            let call = p
                 .exports
                 .wasi_http_incoming_handler()
-                .call_handle(&mut p.store, req, out)
-                .await;
+                .call_handle(&mut p.store, req, out);
+            // Cut when the head did not come in time; a streaming body
+            // (logs followed for an hour) runs on once the head is out.
+            let result = tokio::select! {
+                result = call => result,
+                // Only a sent cut: the sender dropped means the head went out.
+                Ok(()) = cut_rx => return Err(pool.cut(p, "handle", within)),
+            };
             pool.finish(p, started, result)
         });
-        match rx.await {
+        let head = match tokio::time::timeout(within, rx).await {
+            Ok(head) => head,
+            Err(_) => {
+                let _ = cut_tx.send(());
+                return Err(match task.await {
+                    Ok(Err(e)) => FrontendError::Call(e),
+                    _ => FrontendError::NoResponse(plugin),
+                });
+            }
+        };
+        match head {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(code)) => Err(FrontendError::ErrorCode { plugin, code }),
             Err(_) => match task.await {

@@ -24,7 +24,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 /// The `gantry:plugin` package version this host provides. Plugins built
 /// against any `0.1.x` load: 0.x packages change compatibly only in patch
 /// releases, and the linker and export lookups match semver-compatibly.
-pub const PACKAGE_VERSION: &str = "0.1.4";
+pub const PACKAGE_VERSION: &str = "0.1.5";
 
 /// A host capability a world can link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -132,6 +132,7 @@ impl PluginState {
         ControlView {
             ctx: self.control.as_mut(),
             table: &mut self.table,
+            answer_by: self.guards.answer_by(),
         }
     }
 

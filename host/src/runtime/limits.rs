@@ -6,6 +6,12 @@
 //! spends blocked in a host call (an HTTP request to the runtime, a log
 //! follow) is subtracted, so a plugin streaming logs for an hour is fine while
 //! a plugin spinning in a loop is stopped after `call_timeout`.
+//!
+//! A second deadline, `answer_timeout`, is wall-clock time: how long a call
+//! may take to answer, waiting on the host included. The pool cuts a call
+//! that passes it ([`super::pool::InstancePool::call`]), so a plugin waiting
+//! on a runtime that never answers fails its call instead of holding it
+//! forever.
 
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -19,6 +25,11 @@ pub struct LimitsConfig {
     /// waiting on the host is not counted).
     #[serde(default = "default_call_ms")]
     pub call_timeout_ms: u64,
+    /// Wall-clock time a call may take to answer, in milliseconds, time
+    /// spent waiting on the host (a runtime's API, an image pull) included.
+    /// A call that passes it is cut and its instance dropped.
+    #[serde(default = "default_answer_ms")]
+    pub answer_timeout_ms: u64,
     /// Linear memory cap per plugin instance, in MiB.
     #[serde(default = "default_memory_mib")]
     pub memory_mib: u64,
@@ -39,6 +50,12 @@ pub struct LimitsConfig {
 fn default_call_ms() -> u64 {
     5_000
 }
+fn default_answer_ms() -> u64 {
+    // Long enough for a create that pulls a large image or waits for a
+    // cluster to converge; a runtime that says nothing for this long is
+    // not going to.
+    300_000
+}
 fn default_memory_mib() -> u64 {
     128
 }
@@ -58,6 +75,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             call_timeout_ms: default_call_ms(),
+            answer_timeout_ms: default_answer_ms(),
             memory_mib: default_memory_mib(),
             max_reuse: default_reuse(),
             max_idle: default_idle(),
@@ -72,6 +90,8 @@ impl Default for LimitsConfig {
 pub struct LimitsOverride {
     /// See [`LimitsConfig::call_timeout_ms`].
     pub call_timeout_ms: Option<u64>,
+    /// See [`LimitsConfig::answer_timeout_ms`].
+    pub answer_timeout_ms: Option<u64>,
     /// See [`LimitsConfig::memory_mib`].
     pub memory_mib: Option<u64>,
     /// See [`LimitsConfig::max_reuse`].
@@ -95,6 +115,7 @@ impl LimitsConfig {
     pub fn with(&self, o: &LimitsOverride) -> LimitsConfig {
         LimitsConfig {
             call_timeout_ms: o.call_timeout_ms.unwrap_or(self.call_timeout_ms),
+            answer_timeout_ms: o.answer_timeout_ms.unwrap_or(self.answer_timeout_ms),
             memory_mib: o.memory_mib.unwrap_or(self.memory_mib),
             max_reuse: o.max_reuse.unwrap_or(self.max_reuse),
             max_idle: o.max_idle.unwrap_or(self.max_idle),
@@ -107,6 +128,11 @@ impl LimitsConfig {
         usize::try_from(self.retain_memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
     }
 
+    /// How long a call may take to answer.
+    pub fn answer_within(&self) -> Duration {
+        Duration::from_millis(self.answer_timeout_ms)
+    }
+
     /// The memory cap in bytes.
     pub fn memory_bytes(&self) -> usize {
         usize::try_from(self.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
@@ -117,6 +143,8 @@ impl LimitsConfig {
         Guards {
             memory: MemoryCap::new(self.memory_bytes()),
             watch: CallWatch::new(Duration::from_millis(self.call_timeout_ms)),
+            answer_within: self.answer_within(),
+            answer_by: None,
         }
     }
 }
@@ -141,6 +169,8 @@ pub struct Guards {
     pub memory: MemoryCap,
     /// The guest-time deadline.
     pub watch: CallWatch,
+    answer_within: std::time::Duration,
+    answer_by: Option<Instant>,
 }
 
 impl Guards {
@@ -148,6 +178,19 @@ impl Guards {
     pub fn begin_call(&mut self) {
         self.watch.begin();
         self.memory.exceeded = false;
+        self.answer_by = Instant::now().checked_add(self.answer_within);
+    }
+
+    /// When the current call must have answered by (see
+    /// [`LimitsConfig::answer_timeout_ms`]): what the host does on the
+    /// call's behalf is bounded by it too.
+    pub fn answer_by(&self) -> Option<Instant> {
+        self.answer_by
+    }
+
+    /// Give the current call until `by` to answer instead.
+    pub fn answer_until(&mut self, by: Instant) {
+        self.answer_by = Some(by);
     }
 
     /// Whether the last call hit the memory cap, and the cap.

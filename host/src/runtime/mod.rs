@@ -3,6 +3,7 @@
 //! and per-call guards (deadline, memory). It knows nothing of what plugins
 //! import: the store's data is a type parameter ([`limits::PluginData`]).
 
+pub mod busy;
 pub mod check;
 pub mod engine;
 pub mod limits;
@@ -57,6 +58,19 @@ pub enum CallError {
         /// The deadline.
         ms: u128,
     },
+    /// The call did not answer within its wall-clock budget (the plugin
+    /// waited on something that never came) and was cut.
+    #[error(
+        "plugin `{plugin}` did not answer `{call}` within {ms} ms; the call was cut and its instance dropped"
+    )]
+    Unanswered {
+        /// Plugin name.
+        plugin: String,
+        /// The export called.
+        call: &'static str,
+        /// The budget.
+        ms: u128,
+    },
     /// The guest asked for more memory than its cap.
     #[error("plugin `{plugin}` exceeded its memory limit of {limit} bytes")]
     Memory {
@@ -81,6 +95,7 @@ impl CallError {
         match self {
             CallError::Trap { .. } => "trap",
             CallError::Deadline { .. } => "deadline",
+            CallError::Unanswered { .. } => "unanswered",
             CallError::Memory { .. } => "memory",
             CallError::Instantiate { .. } => "instantiate",
         }

@@ -12,13 +12,14 @@
 //! instance they hold, which is then dropped instead of going back to the pool.
 
 use super::CallError;
+use super::busy::{BusySlot, Responsive};
 use super::limits::{self, InstancePolicy, LimitsConfig, PluginData};
 use crate::metrics::PluginMetrics;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime::component::{Instance, InstancePre};
 
@@ -82,6 +83,10 @@ pub struct InstancePool<D: 'static, I> {
     /// Held across each call of a long-lived plugin, so its one instance is
     /// never doubled by calls at the same time.
     serial: tokio::sync::Mutex<()>,
+    /// The call a long-lived plugin is in, for [`Self::unresponsive`].
+    busy: BusySlot,
+    /// Why the last instance could not be made, until one is.
+    broken: Mutex<Option<String>>,
     metrics: PluginMetrics,
 }
 
@@ -117,6 +122,8 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
             load: spec.load,
             idle: Mutex::new(Vec::new()),
             serial: tokio::sync::Mutex::new(()),
+            busy: BusySlot::default(),
+            broken: Mutex::new(None),
             metrics: spec.metrics,
         }
     }
@@ -136,6 +143,30 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
     /// call reaches a fresh instance of another component.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// How long a call may take to answer (the current component's limits).
+    pub fn answer_within(&self) -> Duration {
+        self.current().0.limits.answer_within()
+    }
+
+    /// Why a long-lived plugin is not answering, if it is not: its one
+    /// instance has been in a call for longer than half its budget (30 s at
+    /// most), or no instance of it could be made. Pooled plugins serve calls
+    /// side by side and are never reported.
+    pub fn unresponsive(&self) -> Option<String> {
+        if self.policy != InstancePolicy::LongLived {
+            return None;
+        }
+        if let Some(why) = self
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Some(why);
+        }
+        self.busy.overdue(&self.name)
     }
 
     /// What new instances are made from.
@@ -186,7 +217,7 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
             let instance = current.pre.instantiate_async(&mut store).await?;
             (self.load)(&mut store, &instance)
         };
-        match instantiate.await {
+        let made = match instantiate.await {
             Ok(exports) => Ok(Pooled {
                 store,
                 exports,
@@ -203,7 +234,10 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
                     other => other,
                 })
             }
-        }
+        };
+        *self.broken.lock().unwrap_or_else(|e| e.into_inner()) =
+            made.as_ref().err().map(ToString::to_string);
+        made
     }
 
     /// Return an instance after a successful call.
@@ -233,10 +267,25 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
         }
     }
 
-    /// Run `f` on an instance, after `bind` prepared its data for this call
-    /// (the caller it acts as, for instance), with the plugin's guards and metrics.
+    /// Run `f` (the export `what`) on an instance, after `bind` prepared its
+    /// data for this call (the caller it acts as, for instance), with the
+    /// plugin's guards and metrics; cut when it has not answered within the
+    /// plugin's `answer_timeout_ms`.
     pub async fn call<R: Send>(
         &self,
+        what: &'static str,
+        bind: impl FnOnce(&mut D) + Send,
+        f: impl for<'a> FnOnce(&'a mut Store<D>, &'a I) -> CallFuture<'a, R> + Send,
+    ) -> Result<R, CallError> {
+        self.call_within(what, self.answer_within(), bind, f).await
+    }
+
+    /// [`Self::call`] with a budget of its own (a stop that may wait out
+    /// the grace period it was given, say).
+    pub async fn call_within<R: Send>(
+        &self,
+        what: &'static str,
+        within: Duration,
         bind: impl FnOnce(&mut D) + Send,
         f: impl for<'a> FnOnce(&'a mut Store<D>, &'a I) -> CallFuture<'a, R> + Send,
     ) -> Result<R, CallError> {
@@ -244,17 +293,22 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
             InstancePolicy::LongLived => Some(self.serial.lock().await),
             InstancePolicy::Pooled => None,
         };
+        let _busy =
+            (self.policy == InstancePolicy::LongLived).then(|| self.busy.enter(what, within));
         let mut p = self.checkout().await?;
         let started = Instant::now();
         self.begin(&mut p, bind);
-        let result = f(&mut p.store, &p.exports).await;
+        let by = started + within;
+        p.store.data_mut().guards().answer_until(by);
+        let result = tokio::time::timeout_at(by.into(), f(&mut p.store, &p.exports)).await;
         self.metrics.observe(started.elapsed());
         match result {
-            Ok(r) => {
+            Ok(Ok(r)) => {
                 self.checkin(p);
                 Ok(r)
             }
-            Err(e) => Err(self.discard(p, &e)),
+            Ok(Err(e)) => Err(self.discard(p, &e)),
+            Err(_) => Err(self.cut(p, what, within)),
         }
     }
 
@@ -282,12 +336,40 @@ impl<D: PluginData, I: Send + 'static> InstancePool<D, I> {
         }
     }
 
+    /// Drop the instance of a call that did not answer in time (its store
+    /// is mid-call and cannot be reused) and count it.
+    pub fn cut(&self, p: Pooled<D, I>, what: &'static str, within: Duration) -> CallError {
+        drop(p);
+        let err = CallError::Unanswered {
+            plugin: self.name.clone(),
+            call: what,
+            ms: within.as_millis(),
+        };
+        self.failed(&err);
+        tracing::warn!(plugin = %self.name, error = %err, "plugin call cut; instance dropped");
+        err
+    }
+
+    /// Count a call that failed its instance.
+    fn failed(&self, err: &CallError) {
+        self.metrics.failed(err.kind());
+        if self.policy == InstancePolicy::LongLived {
+            self.metrics.replaced(err.kind());
+        }
+    }
+
     /// Classify a failed call, count it, and drop its instance.
     fn discard(&self, mut p: Pooled<D, I>, e: &wasmtime::Error) -> CallError {
         let err = classify(&self.name, &mut p.store, e);
-        self.metrics.failed(err.kind());
+        self.failed(&err);
         tracing::warn!(plugin = %self.name, error = %err, "plugin call failed; instance discarded");
         err
+    }
+}
+
+impl<D: PluginData, I: Send + 'static> Responsive for InstancePool<D, I> {
+    fn unresponsive(&self) -> Option<String> {
+        InstancePool::unresponsive(self)
     }
 }
 

@@ -1,5 +1,5 @@
-//! Durable state in SQLite: workload records and their revisions, and the
-//! GPU ledger (`gpus`).
+//! Durable state in SQLite: workload records and their revisions, the
+//! GPU ledger (`gpus`) and who holds which scope (`scopes`).
 //!
 //! Every write is committed (WAL, `synchronous=FULL`) before the control
 //! plane acknowledges the call that caused it, so a `kill -9` loses nothing
@@ -176,6 +176,7 @@ impl StateStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(gpus::SCHEMA)?;
+        conn.execute_batch(scopes::SCHEMA)?;
         let reader = if path == ":memory:" {
             None
         } else {
@@ -462,6 +463,7 @@ impl StateStore {
 }
 
 mod gpus;
+mod scopes;
 #[cfg(test)]
 mod tests;
 

@@ -54,6 +54,19 @@ impl CloudError {
         )
     }
 
+    /// 403 `AuthorizationFailed` as ARM words it: `client` may not perform
+    /// `action` over `scope` (the resource's path). It says the same whoever
+    /// holds the scope, and names nobody else.
+    pub fn authorization_failed(client: &str, action: &str, scope: &str) -> Self {
+        Self::new(
+            403,
+            "AuthorizationFailed",
+            format!(
+                "The client '{client}' with object id '{client}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials."
+            ),
+        )
+    }
+
     /// The JSON body.
     pub fn body(&self) -> Value {
         let mut error = json!({"code": self.code, "message": self.message});
@@ -74,6 +87,9 @@ impl CloudError {
 /// `containers[1].gpu.models` is the SKU of the second container's GPU
 /// request.
 fn arm_field(spec_field: &str) -> String {
+    if spec_field == "containers" {
+        return "properties.containers".into();
+    }
     let Some(rest) = spec_field.strip_prefix("containers[") else {
         return spec_field.to_string();
     };

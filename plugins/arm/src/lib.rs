@@ -149,7 +149,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, CloudE
             "the request body is required".into(),
         )]));
     }
-    serde_json::from_slice(&req.body)
+    gantry_sdk::json::from_slice(&req.body)
         .map_err(|e| CloudError::invalid(vec![(String::new(), e.to_string())]))
 }
 
@@ -643,6 +643,36 @@ impl Target {
             Target::Resources(route) => resources::allowed(route),
         }
     }
+
+    /// Refuse a caller that does not hold the path's subscription, with
+    /// ARM's 403 for the action it asked for, whatever lies there. The PUT
+    /// of a container group claims a subscription nobody holds yet.
+    fn authorize(&self, ctx: &Ctx) -> Result<(), CloudError> {
+        let (write, delete) = (
+            matches!(ctx.req.method, Method::Put | Method::Patch | Method::Post),
+            matches!(ctx.req.method, Method::Delete),
+        );
+        let (subscription, action, claim) = match self {
+            Target::Provider(route) => (
+                route.subscription(),
+                route.action(write, delete),
+                matches!(route, Route::Group { .. }) && matches!(ctx.req.method, Method::Put),
+            ),
+            Target::Resources(route) => (route.subscription(), route.action().to_string(), false),
+        };
+        let Some(subscription) = subscription else {
+            return Ok(());
+        };
+        match control::scope_access(&path::subscription_namespace(subscription), claim) {
+            Ok(()) => Ok(()),
+            Err(Error::Forbidden(_)) => Err(CloudError::authorization_failed(
+                &ctx.caller.subject,
+                &action,
+                ctx.req.path.trim_end_matches('/'),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// Answer one request: route, authenticate, check the api-version, dispatch.
@@ -679,6 +709,9 @@ fn handle(req: &Request) -> Reply {
         caller,
         api_version,
     };
+    if let Err(e) = target.authorize(&ctx) {
+        return e.into();
+    }
     match target.dispatch(&ctx) {
         Some(Ok(reply)) => reply,
         Some(Err(e)) => e.into(),

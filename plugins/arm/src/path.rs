@@ -114,6 +114,53 @@ pub enum ContainerEndpoint {
     Attach,
 }
 
+impl Route {
+    /// The subscription the route lies in; none for provider-wide ones.
+    pub fn subscription(&self) -> Option<&str> {
+        match self {
+            Route::ProviderOperations => None,
+            Route::SubscriptionGroups { subscription }
+            | Route::Location { subscription, .. }
+            | Route::OperationStatus { subscription, .. } => Some(subscription),
+            Route::ResourceGroupGroups { group }
+            | Route::Group { group, .. }
+            | Route::GroupAction { group, .. }
+            | Route::Container { group, .. } => Some(&group.subscription),
+        }
+    }
+
+    /// The authorization action ARM names for this route and `method`
+    /// (in an `AuthorizationFailed` message).
+    pub fn action(&self, write: bool, delete: bool) -> String {
+        let groups = format!("{PROVIDER}/containerGroups");
+        match self {
+            Route::ProviderOperations => format!("{PROVIDER}/operations/read"),
+            Route::Location { .. } | Route::OperationStatus { .. } => {
+                format!("{PROVIDER}/locations/read")
+            }
+            Route::SubscriptionGroups { .. } | Route::ResourceGroupGroups { .. } => {
+                format!("{groups}/read")
+            }
+            Route::Group { .. } if delete => format!("{groups}/delete"),
+            Route::Group { .. } if write => format!("{groups}/write"),
+            Route::Group { .. } => format!("{groups}/read"),
+            Route::GroupAction { action, .. } => {
+                let a = match action {
+                    GroupAction::Restart => "restart",
+                    GroupAction::Stop => "stop",
+                    GroupAction::Start => "start",
+                };
+                format!("{groups}/{a}/action")
+            }
+            Route::Container { what, .. } => match what {
+                ContainerEndpoint::Logs => format!("{groups}/containers/logs/read"),
+                ContainerEndpoint::Exec => format!("{groups}/containers/exec/action"),
+                ContainerEndpoint::Attach => format!("{groups}/containers/attach/action"),
+            },
+        }
+    }
+}
+
 fn is(segment: &str, keyword: &str) -> bool {
     segment.eq_ignore_ascii_case(keyword)
 }

@@ -66,6 +66,24 @@ impl Route {
         }
     }
 
+    /// The subscription the route lies in; none for the list of them and
+    /// for a subscription itself (one the caller cannot see is not found,
+    /// as ARM answers).
+    pub fn subscription(&self) -> Option<&str> {
+        match self {
+            Route::Subscriptions | Route::Subscription { .. } => None,
+            Route::ResourceGroup { group } => Some(&group.subscription),
+        }
+    }
+
+    /// The authorization action ARM names for this route.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Route::ResourceGroup { .. } => "Microsoft.Resources/subscriptions/resourceGroups/read",
+            _ => "Microsoft.Resources/subscriptions/read",
+        }
+    }
+
     /// The api-versions this route answers.
     pub fn versions(&self) -> &'static [&'static str] {
         match self {

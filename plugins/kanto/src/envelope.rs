@@ -91,6 +91,10 @@ pub fn parse(payload: &[u8]) -> Result<Command, (Failure, Option<String>)> {
         .and_then(Value::as_str)
         .map(str::to_string);
     let fail = |m: &str| (Failure::invalid(m.to_string()), correlation_id.clone());
+    // Read leniently first, for the correlation id the refusal carries;
+    // then by every frontend's rule: a key given twice means nothing.
+    gantry_sdk::json::check(payload)
+        .map_err(|e| fail(&format!("the payload is not a Ditto JSON envelope: {e}")))?;
     let topic = v
         .get("topic")
         .and_then(Value::as_str)
@@ -196,5 +200,20 @@ mod tests {
         let (f, _) = parse(br#"{"topic":"t","path":"/p","headers":{"correlation-id":"c","content-type":"text/plain"},"value":1}"#)
             .expect_err("a value needs JSON");
         assert_eq!(f.code, codes::PARAMETER_INVALID);
+    }
+
+    #[test]
+    fn a_key_given_twice_is_parameter_invalid_with_the_correlation_id() {
+        let (f, cid) = parse(br#"{"topic":"edge/device/things/live/messages/create","headers":{"correlation-id":"c2"},"path":"/features/ContainerFactory/inbox/messages/create","value":{"imageRef":"a","imageRef":"b"}}"#)
+            .expect_err("imageRef twice");
+        assert_eq!(
+            (f.status, f.code, cid.as_deref()),
+            (400, codes::PARAMETER_INVALID, Some("c2"))
+        );
+        assert!(
+            f.message.contains("duplicate key `value.imageRef`"),
+            "{}",
+            f.message
+        );
     }
 }

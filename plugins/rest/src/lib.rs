@@ -75,6 +75,7 @@ fn field_name(spec_field: &str) -> &str {
         "containers[0].resources.cpu" => "cpu",
         "containers[0].resources.memory" => "ram",
         "containers[0].env" => "env",
+        "containers[0].command" => "command",
         other => other,
     }
 }
@@ -131,7 +132,7 @@ impl From<Error> for Failure {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
-    serde_json::from_slice(body).map_err(|e| {
+    gantry_sdk::json::from_slice(body).map_err(|e| {
         let msg = e.to_string();
         let mut fields = FieldErrors::new();
         if let Some(rest) = msg.strip_prefix("unknown field `") {

@@ -357,15 +357,10 @@ fn build(name: String, f: Fields, models: &[GpuModel]) -> Result<Desired, FieldE
     };
     if name.is_empty() {
         errors.insert("name".into(), "is required".into());
-    } else if name.chars().count() > 128
-        || name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
-    {
-        errors.insert(
-            "name".into(),
-            "at most 128 characters, without whitespace, control characters or '/'".into(),
-        );
+    } else if let Err(why) = gantry_sdk::names::check(&name, 128) {
+        errors.insert("name".into(), why);
+    } else if name.contains('/') {
+        errors.insert("name".into(), "'/' is not allowed".into());
     }
     if !errors.is_empty() {
         return Err(errors);

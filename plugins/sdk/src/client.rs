@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use wasip2::clocks::monotonic_clock;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
-    Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
+    OutgoingBody, OutgoingRequest, Scheme,
 };
 use wasip2::io::poll;
 use wasip2::io::streams::{InputStream, StreamError};
@@ -81,24 +81,28 @@ impl Endpoint {
         req.set_path_with_query(Some(path))
             .map_err(|()| bad("path"))?;
         let out = req.body().map_err(|()| bad("body"))?;
-        if let Some(bytes) = body {
-            let w = out.write().map_err(|()| bad("body stream"))?;
-            for chunk in bytes.chunks(4096) {
-                w.blocking_write_and_flush(chunk).map_err(|e| {
-                    Error::Unavailable(format!("writing to the {}: {e:?}", self.runtime))
-                })?;
-            }
-        }
         let unreachable =
             |c: &ErrorCode| Error::Unavailable(format!("{} unreachable: {c:?}", self.runtime));
+        // The request goes out first: its body is read while it is in flight,
+        // so a body larger than the stream buffers never waits for a reader.
         let fut = outgoing_handler::handle(req, None).map_err(|c| unreachable(&c))?;
-        OutgoingBody::finish(out, None).map_err(|c| unreachable(&c))?;
-        let resp = loop {
-            match fut.get() {
-                Some(Ok(Ok(r))) => break r,
-                Some(Ok(Err(code))) => return Err(unreachable(&code)),
-                Some(Err(())) => return Err(Error::Internal("response already taken".into())),
-                None => fut.subscribe().block(),
+        let mut early = None;
+        if let Some(bytes) = body {
+            let w = out.write().map_err(|()| bad("body stream"))?;
+            let written = crate::stream::write_all(&w, bytes);
+            drop(w);
+            if written.is_err() {
+                // The body could not all go out: the runtime answered early
+                // (its answer is the one to read) or the request failed (its
+                // error code says why).
+                early = Some(wait(&fut).map_err(|c| unreachable(&c))?);
+            }
+        }
+        let resp = match early {
+            Some(resp) => resp,
+            None => {
+                OutgoingBody::finish(out, None).map_err(|c| unreachable(&c))?;
+                wait(&fut).map_err(|c| unreachable(&c))?
             }
         };
         let status = resp.status();
@@ -128,6 +132,22 @@ impl Endpoint {
     ) -> Result<Response, Error> {
         let bytes = body.map(|b| b.to_string().into_bytes());
         self.send(method, path, bytes.as_deref())?.read_all()
+    }
+}
+
+/// The answer to a request sent, once its headers have come.
+fn wait(fut: &FutureIncomingResponse) -> Result<IncomingResponse, ErrorCode> {
+    loop {
+        match fut.get() {
+            Some(Ok(r)) => return r,
+            // Taken already: only this module takes it, once.
+            Some(Err(())) => {
+                return Err(ErrorCode::InternalError(Some(
+                    "response already taken".into(),
+                )));
+            }
+            None => fut.subscribe().block(),
+        }
     }
 }
 

@@ -11,8 +11,9 @@ use crate::http_frontend::gantry::plugin::types::{Caller, Error};
 
 pub use crate::CALLER_HEADER;
 
-/// Largest request body accepted.
-const MAX_BODY: usize = 1 << 20;
+/// The largest request body a frontend reads: as Azure's resource manager
+/// allows, 4 MiB, room for a spec at its `[bounds]`.
+const MAX_BODY: usize = 4 << 20;
 
 /// A request, read whole ([`Request::read`]); fields may be added, so it is
 /// not built by hand.
@@ -55,7 +56,7 @@ impl Request {
                         Ok(chunk) => {
                             body.extend(chunk);
                             if body.len() > MAX_BODY {
-                                return Err("request body larger than 1 MiB".into());
+                                return Err("request body larger than 4 MiB".into());
                             }
                         }
                         Err(StreamError::Closed) => break,
@@ -176,9 +177,7 @@ impl BodyWriter {
     /// Write and flush; `false` once the client has gone.
     pub fn write(&mut self, bytes: &[u8]) -> bool {
         let Some(s) = &self.stream else { return false };
-        bytes
-            .chunks(4096)
-            .all(|c| s.blocking_write_and_flush(c).is_ok())
+        crate::stream::write_all(s, bytes).is_ok()
     }
 }
 

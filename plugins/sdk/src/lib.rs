@@ -27,6 +27,10 @@ pub use wasip2;
 pub mod clock;
 pub mod defaults;
 pub mod ingress;
+#[cfg(feature = "json")]
+pub mod json;
+pub mod names;
+pub mod stream;
 pub mod units;
 
 /// The request header in which the host names the caller it verified to an

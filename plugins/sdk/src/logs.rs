@@ -198,6 +198,49 @@ mod tests {
         assert_eq!(rest[0].line, "partial");
     }
 
+    /// The lines of `bytes` fed to a fresh demuxer in pieces cut at `cuts`
+    /// (the end of the stream included), as (stderr?, text).
+    fn lines_of(framed: bool, bytes: &[u8], cuts: &[usize]) -> Vec<(bool, String)> {
+        let mut d = Demuxer::new("c".into(), framed, false);
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        points.sort_unstable();
+        let mut lines = Vec::new();
+        let mut from = 0;
+        for to in points.into_iter().chain([bytes.len()]) {
+            lines.extend(d.push(&bytes[from..to]));
+            from = to;
+        }
+        lines.extend(d.finish());
+        lines
+            .into_iter()
+            .map(|l| (l.stream == LogStream::Stderr, l.line))
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// However the runtime's stream is cut into reads, the same lines
+        /// come out, each on its own stream.
+        #[test]
+        fn framing_does_not_depend_on_how_reads_cut_the_stream(
+            frames in proptest::collection::vec((1u8..=2, proptest::collection::vec(proptest::num::u8::ANY, 0..200)), 0..20),
+            cuts in proptest::collection::vec(0usize..10_000, 0..12),
+        ) {
+            let all: Vec<u8> = frames.iter().flat_map(|(k, p)| frame(*k, p)).collect();
+            proptest::prop_assert_eq!(lines_of(true, &all, &cuts), lines_of(true, &all, &[]));
+        }
+
+        /// Bytes that are not frames at all (a broken or hostile stream)
+        /// never panic the demuxer, framed or raw.
+        #[test]
+        fn any_bytes_in_any_pieces_are_taken_without_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2_000),
+            cuts in proptest::collection::vec(0usize..10_000, 0..12),
+        ) {
+            let _ = lines_of(true, &bytes, &cuts);
+            proptest::prop_assert_eq!(lines_of(false, &bytes, &cuts), lines_of(false, &bytes, &[]));
+        }
+    }
+
     #[test]
     fn framed_lines_with_times() {
         let mut d = Demuxer::new("c".into(), true, true);

@@ -67,4 +67,47 @@ mod tests {
         assert_eq!(unframe(&mut buf).expect("unframe").len(), 1);
         assert!(buf.is_empty());
     }
+
+    /// `payloads` framed, then read back as the answer arrives in pieces
+    /// cut at `cuts`.
+    fn read_back(payloads: &[Vec<u8>], cuts: &[usize]) -> GrpcResult<Vec<Vec<u8>>> {
+        let mut all = Vec::new();
+        for p in payloads {
+            all.push(0);
+            all.extend_from_slice(&u32::try_from(p.len()).unwrap_or(u32::MAX).to_be_bytes());
+            all.extend_from_slice(p);
+        }
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (all.len() + 1)).collect();
+        points.sort_unstable();
+        let (mut buf, mut got, mut from) = (Vec::new(), Vec::new(), 0);
+        for to in points.into_iter().chain([all.len()]) {
+            buf.extend_from_slice(&all[from..to]);
+            got.extend(unframe(&mut buf)?);
+            from = to;
+        }
+        assert!(buf.is_empty(), "nothing is left once every piece came");
+        Ok(got)
+    }
+
+    proptest::proptest! {
+        /// Messages come out whole and in order, however the body is cut.
+        #[test]
+        fn messages_do_not_depend_on_how_reads_cut_the_body(
+            payloads in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..300), 0..12),
+            cuts in proptest::collection::vec(0usize..10_000, 0..12),
+        ) {
+            proptest::prop_assert_eq!(read_back(&payloads, &cuts).expect("unframed"), payloads);
+        }
+
+        /// Any bytes (a broken or hostile answer) are an error or fewer
+        /// messages, never a panic or a wait for more than was promised.
+        #[test]
+        fn any_bytes_are_read_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2_000)) {
+            let mut buf = bytes.clone();
+            if let Ok(messages) = unframe(&mut buf) {
+                let taken: usize = messages.iter().map(|m| m.len() + 5).sum();
+                proptest::prop_assert_eq!(taken + buf.len(), bytes.len());
+            }
+        }
+    }
 }

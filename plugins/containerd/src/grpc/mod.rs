@@ -105,24 +105,26 @@ fn new_request(path: &str) -> GrpcResult<(OutgoingRequest, OutgoingBody)> {
 }
 
 fn write_all(stream: &OutputStream, bytes: &[u8]) -> GrpcResult<()> {
-    for chunk in bytes.chunks(4096) {
-        stream
-            .blocking_write_and_flush(chunk)
-            .map_err(|e| Status::new(Code::Unavailable, format!("writing to containerd: {e:?}")))?;
-    }
-    Ok(())
+    gantry_sdk::stream::write_all(stream, bytes)
+        .map_err(|e| Status::new(Code::Unavailable, format!("writing to containerd: {e:?}")))
 }
 
 fn start(path: &str, request: &[u8]) -> GrpcResult<FutureIncomingResponse> {
     let (req, out) = new_request(path)?;
-    {
-        let w = out
-            .write()
-            .map_err(|()| Status::new(Code::Other(13), "body stream"))?;
-        write_all(&w, request)?;
-    }
+    // Sent before its body is written: the body is read while the request is
+    // in flight, so a message larger than the stream buffers cannot stall.
     let fut = outgoing_handler::handle(req, None).map_err(|c| transport(path, &c))?;
-    OutgoingBody::finish(out, None).map_err(|c| transport(path, &c))?;
+    let w = out
+        .write()
+        .map_err(|()| Status::new(Code::Other(13), "body stream"))?;
+    let written = gantry_sdk::stream::write_all(&w, request);
+    drop(w);
+    // A body that could not all go out leaves the request unfinished (it is
+    // dropped, not finished): its answer says why, an error of the
+    // connection or a status containerd sent early.
+    if written.is_ok() {
+        OutgoingBody::finish(out, None).map_err(|c| transport(path, &c))?;
+    }
     Ok(fut)
 }
 

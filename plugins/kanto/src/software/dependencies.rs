@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Writes made at once in a burst.
 const BURST: f64 = 16.0;
-/// The largest map written whole, serialized, in bytes (the broker takes
-/// packets of 1 MiB).
+/// The largest map written whole, serialized, in bytes (well within the
+/// host's packets of 4 MiB, and quick for the cloud to take).
 const WHOLE_LIMIT: usize = 512 * 1024;
 /// How long held changes wait, once a burst is spent, for a map of `len`
 /// entries; the burst refills at one write per this long.

@@ -240,7 +240,7 @@ pub(super) fn read(
             format!("artifact `{}`: {why}", a.filename),
         )
     };
-    let d: Descriptor = serde_json::from_slice(body).map_err(|e| {
+    let d: Descriptor = gantry_sdk::json::from_slice(body).map_err(|e| {
         Stop(
             "FINISHED_ERROR",
             format!(
