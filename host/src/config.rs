@@ -3,18 +3,14 @@
 //! Unknown keys are errors that name the key and its line, so a typo in a
 //! profile never silently changes what runs.
 
-use crate::capability::artifacts::ArtifactGrants;
-use crate::capability::config::PluginTable;
-use crate::capability::filesystem::ReadDirs;
-use crate::capability::outgoing_http::{self, EndpointGrants};
 use crate::control::{Bounds, ScopeGrant};
-use crate::gateway::IngressConfig;
-use crate::gateway::published::PortsConfig;
 use crate::gpu::DevicesConfig;
+use crate::ingress::IngressConfig;
+use crate::ingress::published::PortsConfig;
 use crate::mqtt::MqttBinding;
-use crate::plugin::World;
 use crate::runtime::limits::{LimitsConfig, LimitsOverride};
 pub use crate::tls::TlsConfig;
+use crate::worlds::{Grants, World};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -185,9 +181,10 @@ pub struct AuthConfig {
     pub dev_secret: Option<String>,
 }
 
-/// `[[frontend]]`.
+/// `[[frontend]]`. Keys other than these belong to the capabilities its
+/// world links (`endpoints`, `artifacts`, `config`...), which read them
+/// into its [`Grants`] when the config is read; any other key is an error.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FrontendConfig {
     /// Unique plugin name.
     pub name: String,
@@ -197,18 +194,15 @@ pub struct FrontendConfig {
     pub http: Option<HttpBinding>,
     /// Served over MQTT.
     pub mqtt: Option<MqttBinding>,
-    /// Outgoing wasi:http endpoints granted to this plugin, by name (none by default).
-    #[serde(default)]
-    pub endpoints: EndpointGrants,
-    /// URLs it may download artifacts from, and limits (none by default).
-    #[serde(default)]
-    pub artifacts: ArtifactGrants,
-    /// Free-form settings the plugin reads through `gantry:plugin/config`.
-    #[serde(default)]
-    pub config: PluginTable,
     /// Limit overrides.
     #[serde(default)]
     pub limits: LimitsOverride,
+    /// The capabilities' keys, as written.
+    #[serde(flatten)]
+    pub capabilities: toml::Table,
+    /// What those keys grant, read once.
+    #[serde(skip)]
+    pub grants: Grants,
 }
 
 /// How an HTTP frontend is mounted.
@@ -230,28 +224,47 @@ impl HttpBinding {
     }
 }
 
-/// `[[backend]]`.
+/// `[[backend]]`. Keys other than these belong to the capabilities its
+/// world links (`endpoints`, `read_dirs`, `config`...), as a frontend's do.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     /// Unique plugin name.
     pub name: String,
     /// Path of the `.wasm` component.
     pub plugin: PathBuf,
-    /// Outgoing wasi:http endpoints granted to this plugin, by name.
-    #[serde(default)]
-    pub endpoints: EndpointGrants,
     /// For schedulers: the backend this one drives.
     pub downstream: Option<String>,
-    /// Directories this plugin may read (read-only `wasi:filesystem` preopens).
-    #[serde(default)]
-    pub read_dirs: ReadDirs,
-    /// Free-form settings the plugin reads through `gantry:plugin/config`.
-    #[serde(default)]
-    pub config: PluginTable,
     /// Limit overrides.
     #[serde(default)]
     pub limits: LimitsOverride,
+    /// The capabilities' keys, as written.
+    #[serde(flatten)]
+    pub capabilities: toml::Table,
+    /// What those keys grant, read once.
+    #[serde(skip)]
+    pub grants: Grants,
+}
+
+impl FrontendConfig {
+    /// The world its table calls for.
+    pub fn world(&self) -> World {
+        if self.http.is_some() {
+            World::HttpFrontend
+        } else {
+            World::MqttFrontend
+        }
+    }
+}
+
+impl BackendConfig {
+    /// The world its table calls for: a scheduler when it has a downstream.
+    pub fn world(&self) -> World {
+        if self.downstream.is_some() {
+            World::Scheduler
+        } else {
+            World::Backend
+        }
+    }
 }
 
 /// One plugin's table, from whichever list it is in.
@@ -266,6 +279,8 @@ pub struct PluginTableRef<'a> {
     pub world: World,
     /// Its limit overrides.
     pub limits: &'a LimitsOverride,
+    /// What its table grants the capabilities of its world.
+    pub grants: &'a Grants,
 }
 
 impl PluginTableRef<'_> {
@@ -333,6 +348,7 @@ impl Config {
         config.origin = origin.to_string();
         config.validate()?;
         config.share_ingress();
+        config.read_grants(text)?;
         Ok(config)
     }
 
@@ -341,32 +357,81 @@ impl Config {
         let frontends = self.frontends.iter().map(|f| PluginTableRef {
             name: &f.name,
             plugin: &f.plugin,
-            world: if f.http.is_some() {
-                World::HttpFrontend
-            } else {
-                World::MqttFrontend
-            },
+            world: f.world(),
             limits: &f.limits,
+            grants: &f.grants,
         });
         let backends = self.backends.iter().map(|b| PluginTableRef {
             name: &b.name,
             plugin: &b.plugin,
-            world: if b.downstream.is_some() {
-                World::Scheduler
-            } else {
-                World::Backend
-            },
+            world: b.world(),
             limits: &b.limits,
+            grants: &b.grants,
         });
         frontends.chain(backends)
     }
 
-    /// The `config` table and endpoint grants of plugin `name`.
-    pub fn grants_of(&self, name: &str) -> Option<(&PluginTable, &EndpointGrants)> {
-        let f = self.frontends.iter().find(|f| f.name == name);
-        let b = self.backends.iter().find(|b| b.name == name);
-        f.map(|f| (&f.config, &f.endpoints))
-            .or_else(|| b.map(|b| (&b.config, &b.endpoints)))
+    /// Read every plugin table's capability keys into its grants, once:
+    /// a key no capability of its world reads is an error naming it and
+    /// its line, as is a grant that does not check.
+    fn read_grants(&mut self, text: &str) -> Result<(), ConfigError> {
+        let origin = self.origin.clone();
+        let fail = |array: &str, index: usize, name: &str, key: Option<&str>, message: String| {
+            let at = key
+                .and_then(|k| key_line(text, array, index, k))
+                .map(|l| format!("line {l}: "))
+                .unwrap_or_default();
+            ConfigError::Invalid {
+                origin: origin.clone(),
+                message: format!("{at}{array} `{name}`: {message}"),
+            }
+        };
+        let tables = self
+            .frontends
+            .iter_mut()
+            .enumerate()
+            .map(|(i, f)| {
+                (
+                    "frontend",
+                    i,
+                    f.world(),
+                    &f.name,
+                    &f.capabilities,
+                    &mut f.grants,
+                )
+            })
+            .chain(self.backends.iter_mut().enumerate().map(|(i, b)| {
+                (
+                    "backend",
+                    i,
+                    b.world(),
+                    &b.name,
+                    &b.capabilities,
+                    &mut b.grants,
+                )
+            }));
+        for (array, index, world, name, keys, grants) in tables {
+            let linked = world.capabilities();
+            if let Some(unknown) = keys
+                .keys()
+                .find(|k| !linked.iter().any(|c| c.keys().contains(&k.as_str())))
+            {
+                let elsewhere = crate::worlds::Capability::ALL
+                    .iter()
+                    .any(|c| c.keys().contains(&unknown.as_str()));
+                let why = if elsewhere {
+                    format!("`{unknown}` is not read by world {}", world.name())
+                } else {
+                    format!("unknown field `{unknown}`")
+                };
+                return Err(fail(array, index, name, Some(unknown), why));
+            }
+            *grants = Grants::read(keys, linked).map_err(|e| {
+                let key = keys.keys().find(|k| e.contains(&format!("`{k}`")));
+                fail(array, index, name, key.map(String::as_str), e)
+            })?;
+        }
+        Ok(())
     }
 
     /// Resolve a plugin path against the config's directory.
@@ -413,11 +478,26 @@ impl Config {
             .map(|a| a.ip())
             .filter(|ip| !ip.is_unspecified());
         for f in self.frontends.iter_mut().filter(|f| f.http.is_some()) {
-            f.config
+            // Into the table the plugin's settings are read from: `settings`,
+            // or `config` where a profile still uses the old name.
+            let key = if f.capabilities.contains_key("config") {
+                "config"
+            } else {
+                "settings"
+            };
+            let Some(settings) = f
+                .capabilities
+                .entry(key)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+            else {
+                continue; // Not a table: reading the grants says so.
+            };
+            settings
                 .entry(DOMAIN_KEY.to_string())
                 .or_insert_with(|| toml::Value::String(domain.clone()));
             if let Some(ip) = address {
-                f.config
+                settings
                     .entry(ADDRESS_KEY.to_string())
                     .or_insert_with(|| toml::Value::String(ip.to_string()));
             }
@@ -491,10 +571,6 @@ impl Config {
             }
         }
         for f in &self.frontends {
-            outgoing_http::validate(&f.endpoints)
-                .map_err(|e| self.invalid(format!("frontend `{}` {e}", f.name)))?;
-            crate::capability::artifacts::validate(&f.artifacts)
-                .map_err(|e| self.invalid(format!("frontend `{}`: {e}", f.name)))?;
             if f.mqtt.is_some() && f.limits.sets_pooling() {
                 return Err(self.invalid(format!(
                     "frontend `{}`: an MQTT frontend keeps one long-lived instance (the \
@@ -506,11 +582,6 @@ impl Config {
         }
         let backend_names: Vec<&str> = self.backends.iter().map(|b| b.name.as_str()).collect();
         for b in &self.backends {
-            outgoing_http::validate(&b.endpoints)
-                .map_err(|e| self.invalid(format!("backend `{}` {e}", b.name)))?;
-            b.read_dirs
-                .validate()
-                .map_err(|e| self.invalid(format!("backend `{}`: {e}", b.name)))?;
             if let Some(d) = &b.downstream
                 && !backend_names.contains(&d.as_str())
             {
@@ -556,6 +627,21 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The line `key` of the `index`th `[[array]]` table is on in `text`.
+fn key_line(text: &str, array: &str, index: usize, key: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let tables = doc.get_ref().get(array)?;
+    let DeValue::Array(items) = tables.get_ref() else {
+        return None;
+    };
+    let DeValue::Table(table) = items.get(index)?.get_ref() else {
+        return None;
+    };
+    let (k, _) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key)?;
+    Some(text[..k.span().start.min(text.len())].matches('\n').count() + 1)
 }
 
 /// toml's message plus a 1-based line number computed from its byte span.
@@ -604,10 +690,18 @@ mod tests {
             [[frontend]]\nname = \"b\"\nplugin = \"b.wasm\"\nhttp = { prefix = \"/b\" }\n\
             config = { ingress-domain = \"own.test\" }\n";
         let c = Config::parse(text, "t.toml", PathBuf::from(".")).expect("valid");
-        let setting = |i: usize, k: &str| c.frontends[i].config.get(k).and_then(|v| v.as_str());
-        assert_eq!(setting(0, "ingress-domain"), Some("apps.test"));
-        assert_eq!(setting(0, "ingress-address"), Some("127.0.0.1"));
-        assert_eq!(setting(1, "ingress-domain"), Some("own.test"));
+        // `a` has no table of settings: it gets one; `b` keeps the old key.
+        let setting = |i: usize, k: &str| {
+            let t = &c.frontends[i].capabilities;
+            t.get("settings")
+                .or_else(|| t.get("config"))
+                .and_then(|v| v.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        assert_eq!(setting(0, "ingress-domain").as_deref(), Some("apps.test"));
+        assert_eq!(setting(0, "ingress-address").as_deref(), Some("127.0.0.1"));
+        assert_eq!(setting(1, "ingress-domain").as_deref(), Some("own.test"));
         let bad = "[ingress]\ndomain = \"Not A Domain\"\n";
         let msg = Config::parse(bad, "t.toml", PathBuf::from("."))
             .expect_err("refused")

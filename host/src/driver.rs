@@ -1,7 +1,7 @@
 //! The `Driver` trait the control plane drives backends through, and its
 //! error, which keeps apart what the backend answered and how its plugin
 //! failed (a deadline is not a bug). The plugin implementation is
-//! [`crate::plugin::backend`].
+//! [`crate::worlds::backend`].
 
 use crate::bindings::exports::gantry::plugin::driver as guest;
 use crate::bindings::types::{

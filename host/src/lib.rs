@@ -2,7 +2,7 @@
 //! runtime backends are WebAssembly components.
 //!
 //! The modules, from the bottom of the dependency graph up (a line uses only
-//! the lines above it and its own; `tests/module_graph.rs` fails on any
+//! the lines above it and its own; the `module_graph` tests fail on any
 //! import loop):
 //!
 //! - [`bindings`], [`model`], [`metrics`]: the WIT vocabulary, helpers, counters;
@@ -11,13 +11,14 @@
 //!   backend contract, the GPU inventory;
 //! - [`control`]: the control plane (records, lifecycle, reconciler, health);
 //! - [`capability`]: one module per WIT import the host provides to plugins;
-//! - [`plugin`]: worlds as lists of capabilities, the store data, the adapters
+//! - [`worlds`]: worlds as lists of capabilities, the store data, the adapters
 //!   calling a world's exports; [`mqtt`]: the MQTT runtime of MQTT frontends;
-//! - [`auth`], [`config`], [`reload`], [`tls`], [`gateway`], [`ingress`],
+//! - [`auth`], [`config`], [`reload`], [`tls`], [`ingress`] (container URLs), [`api`],
 //!   [`server`]: the wiring of a running host, swapping its plugins while it
 //!   serves, its HTTPS listener, and container URLs.
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod auth;
 #[allow(missing_docs)]
 pub mod bindings;
@@ -25,17 +26,18 @@ pub mod capability;
 pub mod config;
 pub mod control;
 pub mod driver;
-pub mod gateway;
 pub mod gpu;
 pub mod ingress;
 pub mod metrics;
 pub mod model;
+#[cfg(test)]
+mod module_graph;
 pub mod mqtt;
 pub mod nodes;
-pub mod plugin;
 pub mod reload;
 pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod worlds;

@@ -131,7 +131,7 @@ struct NewProject {
 
 /// `gantry new`: write the project and say what to do next.
 fn new_plugin(what: NewPlugin) -> anyhow::Result<std::process::ExitCode> {
-    use gantry::plugin::template::{Kind, Template, default_sdk};
+    use gantry::worlds::template::{Kind, Template, default_sdk};
     let (kind, project, prefix) = match what {
         NewPlugin::Backend { project } => (Kind::Backend, project, None),
         NewPlugin::Frontend {
@@ -207,7 +207,7 @@ fn check_plugin(
     world: Option<&str>,
     json: bool,
 ) -> anyhow::Result<std::process::ExitCode> {
-    use gantry::plugin::authoring;
+    use gantry::worlds::authoring;
     let world = match world {
         None => None,
         Some(w) => Some(authoring::world_named(w).with_context(|| {

@@ -1,7 +1,7 @@
 //! Helpers over the WIT-generated model types: time, errors, roles, and
 //! the records' defaults (the SDK's, so host and plugins agree on them).
 
-use crate::bindings::types::{ContainerStatus, Error, FieldError, InvalidInput, Timestamp};
+use crate::bindings::types::{Caller, ContainerStatus, Error, FieldError, InvalidInput, Timestamp};
 
 pub use gantry_sdk::roles::ADMIN;
 
@@ -9,6 +9,18 @@ gantry_sdk::wit_record_defaults!(
     types: crate::bindings::types,
     control: crate::bindings::gantry::plugin::control
 );
+
+/// Who a plugin call acts as: the host binds it to the instance for the
+/// call (a request's verified caller, an MQTT frontend's identity).
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// No call in progress, or a call not made on anyone's behalf.
+    None,
+    /// The request carried no credentials, or bad ones (the reason).
+    Unauthenticated(String),
+    /// A verified caller.
+    Caller(Caller),
+}
 
 /// Now, as a WIT timestamp.
 pub fn now() -> Timestamp {

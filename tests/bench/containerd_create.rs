@@ -1,4 +1,4 @@
-//! `bench-containerd-create`: POST→running through gantry's REST frontend on
+//! `bench containerd-create`: POST→running through gantry's REST frontend on
 //! the containerd backend, against raw containerd create+start (`ctr run -d`
 //! with the same image, command and log driver) measured in the same run,
 //! at concurrency 1 and 10. Run by `cargo xtask bench`.
@@ -102,7 +102,7 @@ fn round(
     Ok(())
 }
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let api = Api::start_on(Backend::Containerd, 30);
     let token = api.token("bench-user", "USER");
     // Warm both paths (component instances, image unpacked, caches).

@@ -1,4 +1,4 @@
-//! `bench-docker-create`: POST→running through gantry's REST frontend and
+//! `bench docker-create`: POST→running through gantry's REST frontend and
 //! PUT→Running through its ARM frontend, on the Docker backend, against raw
 //! Engine API create+start (same image, command and network mode, through
 //! bollard) measured in the same run, at concurrency 1 and 10. Run by
@@ -172,7 +172,7 @@ fn round(
     Ok(())
 }
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let api = Api::start(30);
     let engine = Engine::new().context("the harness's dockerd")?;
     let token = api.token("bench-user", "USER");

@@ -1,4 +1,4 @@
-//! `bench-fuzz`: every frontend's request decoding fed mutated requests —
+//! `bench fuzz`: every frontend's request decoding fed mutated requests —
 //! REST bodies and queries, ARM bodies and paths, Ditto envelopes over MQTT
 //! ([`gantry_tests::fuzz`]) — looking for hangs as well as crashes. Every
 //! HTTP request must be answered within its deadline and not with a 5xx;
@@ -99,7 +99,7 @@ impl Target<'_> {
     }
 }
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let seed = std::env::var("GANTRY_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -130,10 +130,10 @@ fn main() -> Result<()> {
             "kanto",
             &plugins::kanto(),
             &format!("broker = \"embedded\", listen = \"127.0.0.1:{mqtt_port}\", subject = \"kanto-device\", roles = [\"ADMIN\"]"),
-            "config = { device-id = \"edge:device\", tenant-id = \"t1\" }\n",
+            "settings = { device-id = \"edge:device\", tenant-id = \"t1\" }\n",
         )
         .raw(&format!(
-            "[[backend]]\nname = \"fixture\"\nplugin = \"{}\"\nconfig = {{ stall = \"\" }}\n\n",
+            "[[backend]]\nname = \"fixture\"\nplugin = \"{}\"\nsettings = {{ stall = \"\" }}\n\n",
             plugins::stall_backend().display()
         ))
         .build();

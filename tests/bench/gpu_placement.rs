@@ -1,4 +1,4 @@
-//! `bench-gpu-placement`: the GPU scheduler's placement policies (binpack,
+//! `bench gpu-placement`: the GPU scheduler's placement policies (binpack,
 //! spread) against first-fit, measured in the same run on the same
 //! operation sequence. Native: it calls `gantry_gpu_scheduler::placement`
 //! directly, no runtime and no host.
@@ -296,7 +296,7 @@ fn ratio(a: f64, b: f64) -> f64 {
     if b == 0.0 { f64::NAN } else { a / b }
 }
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let inv = inventory();
     let ops = operations(count(1_000, 100));
     let creates = ops.iter().filter(|o| matches!(o, Op::Create(_))).count();

@@ -1,4 +1,4 @@
-//! `bench-hot-swap`: what swapping the REST frontend costs the requests
+//! `bench hot-swap`: what swapping the REST frontend costs the requests
 //! around it. Eight keep-alive connections `GET /v1/openapi.json` without
 //! pause; first with nothing else happening (the baseline), then while the
 //! plugin is swapped back and forth between two builds (`POST /-/reload`
@@ -23,7 +23,7 @@ const CONNECTIONS: usize = 8;
 /// Longest the load may run.
 const BUDGET: Duration = Duration::from_secs(120);
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let builds = [plugins::rest(), builds::rest_with_build_id("bench-b")];
     let dir = tempfile::tempdir()?;
     let served = dir.path().join("rest.wasm");

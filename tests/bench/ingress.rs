@@ -1,4 +1,4 @@
-//! `bench-ingress`: a busybox httpd deployed through the REST API, asked
+//! `bench ingress`: a busybox httpd deployed through the REST API, asked
 //! `GET /` at its container URL through gantry's ingress, against the same
 //! httpd reached directly from inside its network namespace (client
 //! threads that entered it), same run, same client: four concurrent
@@ -103,7 +103,7 @@ fn run(path: &Path, total: usize, budget: Duration) -> Result<(Samples, f64)> {
     Ok((all, rate))
 }
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let api = Api::start_with(&Backend::Docker.config(30));
     let token = api.token("bench", "USER");
     let script = format!(

@@ -1,4 +1,4 @@
-//! `bench-kanto`: a Kanto command round trip over gantry's embedded broker
+//! `bench kanto`: a Kanto command round trip over gantry's embedded broker
 //! (`Container:{id}` `rename`: MQTT in, the Kanto plugin, the control
 //! plane, the Docker plugin, the engine, the record persisted, MQTT out)
 //! against the same engine work called directly (list the container by
@@ -122,7 +122,7 @@ fn measure(mosquitto: bool) -> Result<(Samples, Samples)> {
     Ok((kanto, direct))
 }
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let (embedded, direct_e) = measure(false)?;
     let (mosquitto, direct_m) = measure(true)?;
     report(

@@ -1,4 +1,4 @@
-//! `bench-list-scale`: the REST list page (`GET /v1/containers?rows=10`)
+//! `bench list-scale`: the REST list page (`GET /v1/containers?rows=10`)
 //! at 1,000 and 10,000 workloads of one owner against the same page with
 //! none, measured in the same run; the host's idle CPU and RSS at each
 //! size; and Kanto creates (over the embedded broker) at each size against
@@ -132,7 +132,7 @@ fn create_stopped(rpc: &Rpc, from: usize, to: usize) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let sizes: Vec<usize> = std::env::var("GANTRY_BENCH_SIZES")
         .unwrap_or_else(|_| if smoke() { "20" } else { "1000,10000" }.into())
         .split(',')

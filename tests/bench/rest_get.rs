@@ -1,4 +1,4 @@
-//! `bench-rest-get`: `GET /v1/containers/{id}` and the list page
+//! `bench rest-get`: `GET /v1/containers/{id}` and the list page
 //! `GET /v1/containers?rows=10` through the Wasm REST frontend, against
 //! native axum handlers in the same process doing the same work: the same
 //! bearer-token check, the same control-plane call, the record as JSON.
@@ -204,7 +204,7 @@ async fn run() -> Result<()> {
     )
 }
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -1,4 +1,4 @@
-//! `bench-serve-start`: `gantry serve` until `/readyz` answers ready, with
+//! `bench serve-start`: `gantry serve` until `/readyz` answers ready, with
 //! six plugins (the control-rpc fixture, REST, ARM, Kanto on the embedded
 //! broker, Docker, containerd), with a cold component cache and a warm one,
 //! against the same host with no plugins, measured in the same run; and
@@ -75,7 +75,7 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let bare = ConfigBuilder::new("bench-serve-start").build();
     let (mut none, mut cold, mut warm) =
         (Samples::default(), Samples::default(), Samples::default());

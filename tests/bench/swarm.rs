@@ -1,4 +1,4 @@
-//! `bench-swarm`: on a three-node swarm (the harness's), the time from a
+//! `bench swarm`: on a three-node swarm (the harness's), the time from a
 //! create sent to gantry until every replica runs, for 1, 3 and 9 replicas,
 //! and the time until a workload runs its three replicas again after a
 //! node's dockerd is killed; against the same operations done with the
@@ -188,7 +188,7 @@ fn recovery_round(g: &mut Samples, raw: &mut Samples) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
+pub fn main() -> Result<()> {
     let mut rows = Vec::new();
     creates(&mut rows)?;
     let (mut g, mut raw) = (Samples::default(), Samples::default());

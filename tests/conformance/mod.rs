@@ -8,9 +8,10 @@
 //! refused as `unsupported` instead of done; a cluster backend's containers
 //! reach each other by name where a pod's share one network namespace.
 //!
-//! A test binary runs it for one backend with [`conformance_suite!`]; the
+//! A test binary runs it for one backend with [`conformance_suite!`] (in a
+//! module of its own; the suite is the binary's `conformance` module); the
 //! runtime-restart case restarts a runtime every test shares, so it runs in
-//! a binary of its own.
+//! a binary of its own (`tests/restarts`).
 #![allow(dead_code)]
 
 pub mod lifecycle;
@@ -24,51 +25,65 @@ use gantry_tests::gantry::Gantry;
 use gantry_tests::rpc::Rpc;
 use serde_json::{Value, json};
 
-/// One `#[test]` per case, for `$backend`.
+/// One `#[test]` per case, for `$backend`; with `guard`, each case holds
+/// what that expression returns while it runs (a turn on a shared swarm).
 #[macro_export]
 macro_rules! conformance_suite {
     ($backend:expr) => {
+        $crate::conformance_suite!($backend, guard = std::marker::PhantomData::<()>);
+    };
+    ($backend:expr, guard = $guard:expr) => {
         #[test]
         fn one_container_workload_full_lifecycle() {
-            conformance::lifecycle::one_container_workload_full_lifecycle($backend);
+            let _guard = $guard;
+            $crate::conformance::lifecycle::one_container_workload_full_lifecycle($backend);
         }
         #[test]
         fn two_containers_of_a_workload_reach_each_other() {
-            conformance::lifecycle::two_containers_of_a_workload_reach_each_other($backend);
+            let _guard = $guard;
+            $crate::conformance::lifecycle::two_containers_of_a_workload_reach_each_other($backend);
         }
         #[test]
         fn logs_follow_sees_a_line_printed_after_the_call_started() {
-            conformance::logs::logs_follow_sees_a_line_printed_after_the_call_started($backend);
+            let _guard = $guard;
+            $crate::conformance::logs::logs_follow_sees_a_line_printed_after_the_call_started($backend);
         }
         #[test]
         fn logs_tell_stdout_from_stderr_and_tail() {
-            conformance::logs::logs_tell_stdout_from_stderr_and_tail($backend);
+            let _guard = $guard;
+            $crate::conformance::logs::logs_tell_stdout_from_stderr_and_tail($backend);
         }
         #[test]
         fn exited_containers_are_restarted_by_always_and_not_by_no() {
-            conformance::restarts::exited_containers_are_restarted_by_always_and_not_by_no(
+            let _guard = $guard;
+            $crate::conformance::restarts::exited_containers_are_restarted_by_always_and_not_by_no(
                 $backend,
             );
         }
         #[test]
         fn bad_input_is_a_typed_error_and_leaves_nothing_behind() {
-            conformance::requests::bad_input_is_a_typed_error_and_leaves_nothing_behind($backend);
+            let _guard = $guard;
+            $crate::conformance::requests::bad_input_is_a_typed_error_and_leaves_nothing_behind($backend);
         }
         #[test]
         fn a_megabyte_request_reaches_the_runtime() {
-            conformance::requests::a_megabyte_request_reaches_the_runtime($backend);
+            let _guard = $guard;
+            $crate::conformance::requests::a_megabyte_request_reaches_the_runtime($backend);
         }
         #[test]
         fn owners_and_admins_are_the_only_ones_who_see_a_workload() {
-            conformance::requests::owners_and_admins_are_the_only_ones_who_see_a_workload($backend);
+            let _guard = $guard;
+            $crate::conformance::requests::owners_and_admins_are_the_only_ones_who_see_a_workload($backend);
         }
         #[test]
         fn update_deploys_a_new_revision_and_removes_the_old_one() {
-            conformance::requests::update_deploys_a_new_revision_and_removes_the_old_one($backend);
+            let _guard = $guard;
+            $crate::conformance::requests::update_deploys_a_new_revision_and_removes_the_old_one($backend);
         }
         #[test]
         fn a_host_restart_adopts_running_containers_without_duplicates() {
-            conformance::restarts::a_host_restart_adopts_running_containers_without_duplicates(
+            let _guard = $guard;
+            $crate::conformance::restarts::a_host_restart_adopts_running_containers_without_duplicates(
                 $backend,
             );
         }

@@ -10,16 +10,25 @@ use anyhow::Result;
 use gantry::bindings::types::ContainerSpec;
 use serde_json::Value;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-static ONE_SWARM_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_SWARM_AT_A_TIME: RwLock<()> = RwLock::new(());
 
-/// A test's turn with a swarm: the tests of one binary take turns (three
-/// nodes apiece are enough for two cores).
-pub fn turn() -> MutexGuard<'static, ()> {
+/// A test's turn with a swarm of its own: the tests of one binary take
+/// turns (three nodes apiece are enough for two cores), and none runs
+/// beside a test on the binary's shared swarm.
+pub fn turn() -> RwLockWriteGuard<'static, ()> {
     ONE_SWARM_AT_A_TIME
-        .lock()
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A test's turn on the swarm the binary shares ([`crate::swarm::shared`]):
+/// side by side with others on it, never beside a swarm of a test's own.
+pub fn shared_turn() -> RwLockReadGuard<'static, ()> {
+    ONE_SWARM_AT_A_TIME
+        .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

@@ -19,14 +19,18 @@ pub mod kanto;
 pub mod load;
 pub mod mqtt;
 pub mod plugins;
-pub mod podman;
 pub mod python;
 pub mod registry;
 pub mod rpc;
-pub mod runtimes;
 pub mod swap;
 pub mod swarm;
 pub mod wasm_plugins;
+
+/// The runtimes of the run (dockerd, containerd, Podman): a crate of their
+/// own, which the launcher `cargo xtask serve` uses links without the host.
+pub use gantry_test_runtimes as runtimes;
+/// The harness's Podman service.
+pub use gantry_test_runtimes::podman;
 
 use std::path::PathBuf;
 

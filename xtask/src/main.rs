@@ -3,9 +3,16 @@
 //!
 //! - `cargo xtask build`  builds every wasm32-wasip2 crate (plugins and test fixtures),
 //!   and the out-of-tree example plugins under `examples/` into `target/out-of-tree`
-//! - `cargo xtask serve`  builds them, then runs `gantry serve` on the embedded dev profile
+//! - `cargo xtask serve`  builds the plugins (not the fixtures or examples) and the
+//!   release host, then runs `gantry serve` on the embedded dev profile
 //! - `cargo xtask test`   installs what the tests need if missing, builds, runs every test
 //! - `cargo xtask lint`   `cargo fmt --check` and `cargo clippy -D warnings`, native and wasm
+//! - `cargo xtask install [--prefix P] [--debug]`  the binary, plugins, containerd log
+//!   driver, profiles and systemd unit laid out under `/usr` (or `P`)
+//! - `cargo xtask install-check`  that layout in a fresh directory, checked: every
+//!   profile passes `gantry check`, the unit verifies and starts
+
+mod install;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -144,8 +151,25 @@ fn build_examples() -> Result<()> {
 }
 
 fn build_wasm() -> Result<()> {
+    build_wasm_libs(WASM_LIBS.iter())?;
+    let mut c = cargo();
+    c.args(["build", "--release", "--target", "wasm32-wasip2"]);
+    for (p, _) in WASM_BINS {
+        c.args(["-p", p]);
+    }
+    run(&mut c)?;
+    build_examples()
+}
+
+/// The plugins a profile can name (no test fixtures, no examples): what
+/// `cargo xtask serve` needs.
+fn build_plugins() -> Result<()> {
+    build_wasm_libs(WASM_LIBS.iter().filter(|(p, _)| !p.starts_with("fixture-")))
+}
+
+fn build_wasm_libs<'a>(libs: impl Iterator<Item = &'a (&'a str, &'a str)>) -> Result<()> {
     ensure_wasm_target()?;
-    for (p, _) in WASM_LIBS {
+    for (p, _) in libs {
         run(cargo().args([
             "rustc",
             "--release",
@@ -158,13 +182,38 @@ fn build_wasm() -> Result<()> {
             p,
         ]))?;
     }
-    let mut c = cargo();
-    c.args(["build", "--release", "--target", "wasm32-wasip2"]);
-    for (p, _) in WASM_BINS {
-        c.args(["-p", p]);
+    Ok(())
+}
+
+/// The wasm32 packages clippy checks in one invocation each: those whose
+/// SDK world features unify without conflict. Every component package must
+/// be in exactly one.
+const WASM_CLIPPY_GROUPS: &[&[&str]] = &[
+    &[
+        "gantry-rest",
+        "gantry-arm",
+        "gantry-kanto",
+        "gantry-docker",
+        "gantry-containerd",
+        "fixture-misbehave",
+        "fixture-control-rpc",
+        "fixture-stall-backend",
+    ],
+    &["gantry-swarm"],
+    &["gantry-gpu-scheduler", "fixture-passthrough-scheduler"],
+    &["fixture-compat-0-1-0"],
+    &["fixture-wrong-world"],
+];
+
+/// [`WASM_CLIPPY_GROUPS`], checked against the list of components.
+fn wasm_clippy_groups() -> Result<&'static [&'static [&'static str]]> {
+    for (p, _) in WASM_LIBS.iter().chain(WASM_BINS) {
+        let n = WASM_CLIPPY_GROUPS.iter().filter(|g| g.contains(p)).count();
+        if n != 1 {
+            bail!("component package `{p}` is in {n} clippy groups (xtask's WASM_CLIPPY_GROUPS)");
+        }
     }
-    run(&mut c)?;
-    build_examples()
+    Ok(WASM_CLIPPY_GROUPS)
 }
 
 /// Plugins whose native unit tests and lints run one package at a time
@@ -181,22 +230,23 @@ fn test_with_runtimes(extra: &[String]) -> Result<()> {
     for dir in EXAMPLES {
         run(example_cargo(dir).args(["test"]))?;
     }
-    run(cargo().args([
-        "build",
-        "-p",
-        "gantry",
-        "-p",
-        "gantry-tests",
-        "-p",
-        "gantry-containerd-logger",
-        "--bins",
-    ]))?;
+    build_native_debug()?;
     with_runtimes("test", |dir| {
         run(cargo()
             .args(["test", "--no-fail-fast"])
             .args(extra)
             .env("GANTRY_TEST_RUNTIMES", dir))
     })
+}
+
+/// Every native binary and test of the default members, in debug: built in
+/// one invocation, so the binaries (gantry, the runtimes launcher, the
+/// containerd log driver) share the tests' feature resolution and
+/// `cargo test` afterwards builds nothing again (a `cargo build --bins` of
+/// its own would resolve dependencies' features without the tests' and
+/// compile wasmtime a second time).
+fn build_native_debug() -> Result<()> {
+    run(cargo().args(["build", "--bins", "--tests"]))
 }
 
 /// Start the harness's runtimes under a fresh temp dir, run `f` with it, and
@@ -212,58 +262,45 @@ fn with_runtimes(what: &str, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> 
     result
 }
 
-/// The benchmark binaries of the tests crate, run by `cargo xtask bench`
-/// in this order (`bench-list-scale` last: it leaves 10,000 containers).
+/// The benchmarks of the tests crate's `bench` binary, run by `cargo xtask
+/// bench` in this order (`list-scale` last: it leaves 10,000 containers).
 const BENCHES: &[&str] = &[
-    "bench-serve-start",
-    "bench-rest-get",
-    "bench-docker-create",
-    "bench-containerd-create",
-    "bench-kanto",
-    "bench-gpu-placement",
-    "bench-hot-swap",
-    "bench-ingress",
-    "bench-swarm",
-    "bench-fuzz",
-    "bench-list-scale",
+    "serve-start",
+    "rest-get",
+    "docker-create",
+    "containerd-create",
+    "kanto",
+    "gpu-placement",
+    "hot-swap",
+    "ingress",
+    "swarm",
+    "fuzz",
+    "list-scale",
 ];
 
-/// Benchmarks that measure code in their own process (an in-process host,
-/// the placement policy): built in release for a full run, so what they
-/// measure is the release build.
-const IN_PROCESS: &[&str] = &["bench-rest-get", "bench-gpu-placement"];
-
 /// `cargo xtask bench`: the release host, the plugins and the harness's
-/// runtimes, then every benchmark binary; each prints its table and writes
-/// JSON under `target/bench/`. `--smoke` runs each one briefly on the debug
-/// host (what CI does, so they cannot rot; its figures mean nothing).
+/// runtimes, then every benchmark of the `bench` binary (built in release,
+/// so what runs in its own process measures the release build); each
+/// prints its table and writes JSON under `target/bench/`. `--smoke` runs
+/// each briefly on the debug host and binary (what CI does, so they cannot
+/// rot; its figures mean nothing).
 fn bench(args: &[String]) -> Result<()> {
     let smoke = args.iter().any(|a| a == "--smoke");
     if !smoke {
         run(cargo().args(["build", "--release", "-p", "gantry"]))?;
-        for b in IN_PROCESS {
-            run(cargo().args(["build", "--release", "-p", "gantry-tests", "--bin", b]))?;
-        }
+        run(cargo().args(["build", "--release", "-p", "gantry-tests", "--bin", "bench"]))?;
     }
-    run(cargo().args([
-        "build",
-        "-p",
-        "gantry-tests",
-        "-p",
-        "gantry-containerd-logger",
-        "--bins",
-    ]))?;
+    // The runtimes launcher and the containerd log driver (and, for a
+    // smoke pass, the debug host and `bench`), as the tests build them.
+    build_native_debug()?;
+    let profile = if smoke { "debug" } else { "release" };
     with_runtimes("bench", |dir| {
         let mut result = Ok(());
         for b in BENCHES {
-            let profile = if !smoke && IN_PROCESS.contains(b) {
-                "release"
-            } else {
-                "debug"
-            };
-            let mut c = Command::new(root().join("target").join(profile).join(b));
+            let mut c = Command::new(root().join("target").join(profile).join("bench"));
             // A backtrace on every error slows wasmtime measurably.
-            c.env("GANTRY_TEST_RUNTIMES", dir)
+            c.arg(b)
+                .env("GANTRY_TEST_RUNTIMES", dir)
                 .env_remove("RUST_BACKTRACE");
             if smoke {
                 c.env("GANTRY_BENCH_SMOKE", "1");
@@ -365,10 +402,11 @@ struct PrivateEngine {
 impl PrivateEngine {
     fn start() -> Result<PrivateEngine> {
         ensure_packages()?;
+        // The launcher alone: a small crate, no second build of the host.
         run(cargo().args([
             "build",
             "-p",
-            "gantry-tests",
+            "gantry-test-runtimes",
             "--bin",
             "gantry-test-runtimes",
         ]))?;
@@ -418,7 +456,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("build") => build_wasm(),
         Some("serve") => {
-            build_wasm()?;
+            build_plugins()?;
             serve(&args[1..])
         }
         Some("test") => {
@@ -431,6 +469,8 @@ fn main() -> Result<()> {
             build_wasm()?;
             bench(&args[1..])
         }
+        Some("install") => install::install(&args[1..]),
+        Some("install-check") => install::check(),
         Some("lint") => {
             build_wasm()?;
             run(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -438,20 +478,16 @@ fn main() -> Result<()> {
             for p in ALONE {
                 run(cargo().args(["clippy", "-p", p, "--all-targets", "--", "-D", "warnings"]))?;
             }
-            // One package at a time: built together, cargo would unify the
-            // SDK's world features (`backend` and `scheduler` both export `driver`).
-            for (p, _) in WASM_LIBS.iter().chain(WASM_BINS) {
-                run(cargo().args([
-                    "clippy",
-                    "--release",
-                    "--target",
-                    "wasm32-wasip2",
-                    "-p",
-                    p,
-                    "--",
-                    "-D",
-                    "warnings",
-                ]))?;
+            // Packages whose SDK features may be unified are checked together;
+            // `backend` and `scheduler` both export `driver`, and `cluster`
+            // changes the backend's world, so those go apart.
+            for group in wasm_clippy_groups()? {
+                let mut c = cargo();
+                c.args(["clippy", "--release", "--target", "wasm32-wasip2"]);
+                for p in group.iter() {
+                    c.args(["-p", p]);
+                }
+                run(c.args(["--", "-D", "warnings"]))?;
             }
             for dir in EXAMPLES {
                 run(example_cargo(dir).args(["fmt", "--", "--check"]))?;
@@ -469,7 +505,9 @@ fn main() -> Result<()> {
             Ok(())
         }
         _ => {
-            eprintln!("usage: cargo xtask <build|serve|test|bench|lint> [args...]");
+            eprintln!(
+                "usage: cargo xtask <build|serve|test|bench|lint|install|install-check> [args...]"
+            );
             std::process::exit(2)
         }
     }

@@ -2,6 +2,7 @@
 //! control plane's [`GpuLedger`], which keeps allocations durable and
 //! exclusive; the scheduler only decides which GPUs.
 
+use super::{HostCapability, Services, Store};
 use crate::bindings::gantry::plugin::allocations::{self, Claim};
 use crate::bindings::types::{Error, GpuAssignment};
 use crate::control::gpus::GpuLedger;
@@ -83,10 +84,19 @@ impl allocations::Host for AllocationsCtx {
     }
 }
 
-/// Link `allocations`.
-pub fn add_to_linker<T: Send + 'static>(
-    l: &mut Linker<T>,
-    get: fn(&mut T) -> &mut AllocationsCtx,
-) -> wasmtime::Result<()> {
-    allocations::add_to_linker::<T, HasSelf<AllocationsCtx>>(l, get)
+/// The capability.
+pub struct Allocations;
+
+impl HostCapability for Allocations {
+    const NAME: &'static str = "allocations";
+    const PROVIDES: &'static [(&'static str, &'static str)] =
+        &[("gantry:plugin/allocations", "0.1.")];
+    type Grant = ();
+    type State = AllocationsCtx;
+    fn state(_: &(), services: &Services) -> AllocationsCtx {
+        AllocationsCtx::new(services.ledger.clone(), services.plugin.clone())
+    }
+    fn link<T: Store<Self>>(l: &mut Linker<T>) -> wasmtime::Result<()> {
+        allocations::add_to_linker::<T, HasSelf<AllocationsCtx>>(l, |t| t.part().state)
+    }
 }

@@ -3,6 +3,7 @@
 //! handled; a plugin cannot choose who it acts as. Secret values are blanked
 //! in everything handed back.
 
+use super::{HostCapability, Services, Store};
 use crate::bindings::LogReader;
 use crate::bindings::gantry::plugin::control;
 use crate::bindings::types::{
@@ -10,21 +11,11 @@ use crate::bindings::types::{
     Workload, WorkloadSpec,
 };
 use crate::control::ControlPlane;
+use crate::model::Identity;
 use crate::secrets::Redact;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
-
-/// Who the current call acts as.
-#[derive(Debug, Clone)]
-pub enum Identity {
-    /// No call in progress, or a call not made on anyone's behalf.
-    None,
-    /// The request carried no credentials, or bad ones (the reason).
-    Unauthenticated(String),
-    /// A verified caller.
-    Caller(Caller),
-}
 
 /// Per-instance state: the control plane, and the identity bound to the call.
 #[derive(Clone)]
@@ -87,12 +78,33 @@ impl HasData for HasControl {
     type Data<'a> = ControlView<'a>;
 }
 
-/// Link `control`.
-pub fn add_to_linker<T: Send + 'static>(
-    l: &mut Linker<T>,
-    get: fn(&mut T) -> ControlView<'_>,
-) -> wasmtime::Result<()> {
-    control::add_to_linker::<T, HasControl>(l, get)
+/// The capability.
+pub struct Control;
+
+impl HostCapability for Control {
+    const NAME: &'static str = "control";
+    const PROVIDES: &'static [(&'static str, &'static str)] = &[("gantry:plugin/control", "0.1.")];
+    type Grant = ();
+    /// None for plugins that were not given the control plane.
+    type State = Option<ControlCtx>;
+    fn state(_: &(), services: &Services) -> Option<ControlCtx> {
+        services.control.clone().map(ControlCtx::new)
+    }
+    fn bind(state: &mut Option<ControlCtx>, identity: &Identity) {
+        if let Some(c) = state {
+            c.bind(identity.clone());
+        }
+    }
+    fn link<T: Store<Self>>(l: &mut Linker<T>) -> wasmtime::Result<()> {
+        control::add_to_linker::<T, HasControl>(l, |t| {
+            let part = t.part();
+            ControlView {
+                ctx: part.state.as_mut(),
+                table: part.table,
+                answer_by: part.answer_by,
+            }
+        })
+    }
 }
 
 /// Run an operation as the bound caller, on a task of its own: it runs to

@@ -1,6 +1,7 @@
 //! `devices`: the GPU inventory and the container edits that hand a GPU to
 //! a container, for schedulers and backends.
 
+use super::{HostCapability, Services, Store};
 use crate::bindings::gantry::plugin::devices;
 use crate::bindings::types::{ContainerEdits, Error, GpuDevice};
 use crate::gpu::Inventory;
@@ -45,10 +46,18 @@ impl devices::Host for DevicesCtx {
     }
 }
 
-/// Link `devices`.
-pub fn add_to_linker<T: Send + 'static>(
-    l: &mut Linker<T>,
-    get: fn(&mut T) -> &mut DevicesCtx,
-) -> wasmtime::Result<()> {
-    devices::add_to_linker::<T, HasSelf<DevicesCtx>>(l, get)
+/// The capability.
+pub struct Devices;
+
+impl HostCapability for Devices {
+    const NAME: &'static str = "devices";
+    const PROVIDES: &'static [(&'static str, &'static str)] = &[("gantry:plugin/devices", "0.1.")];
+    type Grant = ();
+    type State = DevicesCtx;
+    fn state(_: &(), services: &Services) -> DevicesCtx {
+        DevicesCtx::new(services.devices.clone())
+    }
+    fn link<T: Store<Self>>(l: &mut Linker<T>) -> wasmtime::Result<()> {
+        devices::add_to_linker::<T, HasSelf<DevicesCtx>>(l, |t| t.part().state)
+    }
 }

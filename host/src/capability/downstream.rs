@@ -3,6 +3,7 @@
 //! own [`Driver`] calls do; its errors keep their kind (a downstream that ran
 //! out of time is `unavailable`, one that trapped is `internal`).
 
+use super::{HostCapability, Services, Store};
 use crate::bindings::LogReader;
 use crate::bindings::exports::gantry::plugin::driver as exported;
 use crate::bindings::gantry::plugin::driver as imported;
@@ -41,12 +42,27 @@ impl HasData for HasDownstream {
     type Data<'a> = DownstreamView<'a>;
 }
 
-/// Link the imported `driver`.
-pub fn add_to_linker<T: Send + 'static>(
-    l: &mut Linker<T>,
-    get: fn(&mut T) -> DownstreamView<'_>,
-) -> wasmtime::Result<()> {
-    imported::add_to_linker::<T, HasDownstream>(l, get)
+/// The capability.
+pub struct Downstream;
+
+impl HostCapability for Downstream {
+    const NAME: &'static str = "downstream";
+    const PROVIDES: &'static [(&'static str, &'static str)] = &[("gantry:plugin/driver", "0.1.")];
+    type Grant = ();
+    /// None for plugins without a downstream.
+    type State = Option<DownstreamCtx>;
+    fn state(_: &(), services: &Services) -> Option<DownstreamCtx> {
+        services.downstream.clone().map(DownstreamCtx::new)
+    }
+    fn link<T: Store<Self>>(l: &mut Linker<T>) -> wasmtime::Result<()> {
+        imported::add_to_linker::<T, HasDownstream>(l, |t| {
+            let part = t.part();
+            DownstreamView {
+                ctx: part.state.as_mut(),
+                table: part.table,
+            }
+        })
+    }
 }
 
 impl DownstreamView<'_> {

@@ -1,6 +1,7 @@
 //! `logging`: plugin log lines through the host's tracing pipeline, tagged
 //! with the plugin's name.
 
+use super::{HostCapability, Services, Store};
 use crate::bindings::gantry::plugin::logging;
 use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
@@ -32,10 +33,18 @@ impl logging::Host for LoggingCtx {
     }
 }
 
-/// Link `logging`.
-pub fn add_to_linker<T: Send + 'static>(
-    l: &mut Linker<T>,
-    get: fn(&mut T) -> &mut LoggingCtx,
-) -> wasmtime::Result<()> {
-    logging::add_to_linker::<T, HasSelf<LoggingCtx>>(l, get)
+/// The capability.
+pub struct Logging;
+
+impl HostCapability for Logging {
+    const NAME: &'static str = "logging";
+    const PROVIDES: &'static [(&'static str, &'static str)] = &[("gantry:plugin/logging", "0.1.")];
+    type Grant = ();
+    type State = LoggingCtx;
+    fn state(_: &(), services: &Services) -> LoggingCtx {
+        LoggingCtx::new(services.plugin.clone())
+    }
+    fn link<T: Store<Self>>(l: &mut Linker<T>) -> wasmtime::Result<()> {
+        logging::add_to_linker::<T, HasSelf<LoggingCtx>>(l, |t| t.part().state)
+    }
 }

@@ -2,54 +2,11 @@
 //! timers. The connection itself is the MQTT runtime's ([`crate::mqtt`]);
 //! this capability holds what an instance reaches of it.
 
+use super::{HostCapability, MAX_PACKET, MqttLink, Services, Store, TimerCommand, qos};
 use crate::bindings::gantry::plugin::mqtt_client::{self, Qos};
 use crate::bindings::types::Error;
-use rumqttc::QoS;
 use std::sync::Arc;
-use tokio::sync::mpsc::UnboundedSender;
 use wasmtime::component::{HasSelf, Linker};
-
-/// A change to a plugin's timers.
-#[derive(Debug)]
-pub enum TimerCommand {
-    /// Fire `id` after `interval_ms`, and every `interval_ms` after if `repeat`.
-    Set {
-        /// Timer id, chosen by the plugin.
-        id: String,
-        /// Interval in milliseconds.
-        interval_ms: u32,
-        /// Fire repeatedly.
-        repeat: bool,
-    },
-    /// Cancel `id`.
-    Cancel(String),
-    /// Cancel every timer (the instance that set them was replaced).
-    CancelAll,
-}
-
-/// The MQTT side of one frontend plugin, shared by its instances.
-#[derive(Clone)]
-pub struct MqttLink {
-    /// The connection's client.
-    pub client: rumqttc::AsyncClient,
-    /// The frontend's timer service.
-    pub timers: UnboundedSender<TimerCommand>,
-}
-
-/// The largest MQTT packet a plugin may publish: the limit of the
-/// connections the MQTT runtime makes, and of its embedded broker. A command
-/// carrying a workload's whole spec (up to `[bounds]`: a MiB of environment,
-/// another of command line) and its answer must fit.
-pub const MAX_PACKET: usize = 4 << 20;
-
-/// The MQTT QoS of a WIT `qos`.
-pub fn qos(q: Qos) -> QoS {
-    match q {
-        Qos::AtMostOnce => QoS::AtMostOnce,
-        Qos::AtLeastOnce => QoS::AtLeastOnce,
-        Qos::ExactlyOnce => QoS::ExactlyOnce,
-    }
-}
 
 /// Why a PUBLISH of `payload` bytes to `topic` cannot go out: its packet
 /// (fixed header of at most 5 bytes, topic with its length, packet id)
@@ -137,12 +94,21 @@ impl mqtt_client::Host for MqttClientCtx {
     }
 }
 
-/// Link `mqtt-client`.
-pub fn add_to_linker<T: Send + 'static>(
-    l: &mut Linker<T>,
-    get: fn(&mut T) -> &mut MqttClientCtx,
-) -> wasmtime::Result<()> {
-    mqtt_client::add_to_linker::<T, HasSelf<MqttClientCtx>>(l, get)
+/// The capability.
+pub struct MqttClient;
+
+impl HostCapability for MqttClient {
+    const NAME: &'static str = "mqtt-client";
+    const PROVIDES: &'static [(&'static str, &'static str)] =
+        &[("gantry:plugin/mqtt-client", "0.1.")];
+    type Grant = ();
+    type State = MqttClientCtx;
+    fn state(_: &(), services: &Services) -> MqttClientCtx {
+        MqttClientCtx::new(services.plugin.clone(), services.mqtt.clone())
+    }
+    fn link<T: Store<Self>>(l: &mut Linker<T>) -> wasmtime::Result<()> {
+        mqtt_client::add_to_linker::<T, HasSelf<MqttClientCtx>>(l, |t| t.part().state)
+    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@
 //! with `wasi:http`'s `HTTP-request-denied`, before a connection is attempted.
 //!
 //! This capability owns the `endpoints` table of a plugin's config, the
-//! router that is its per-instance state (`wasi:http`'s hooks), and its
-//! linker step.
+//! router that is its grant and part of its per-instance state
+//! (`wasi:http`'s hooks), and its linker step.
 
+use super::{HostCapability, Part, Services, Store};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -17,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{
-    Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView,
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
 };
 
 /// An endpoint grant in config: a URL string, or a table with a protocol choice.
@@ -44,15 +45,47 @@ pub struct EndpointDetail {
 /// A plugin's `endpoints` table, by grant name.
 pub type EndpointGrants = BTreeMap<String, EndpointSpec>;
 
-/// Check every grant of a table; the error names the grant.
-pub fn validate(grants: &EndpointGrants) -> Result<(), String> {
-    EndpointRouter::from_grants(grants).map(drop)
+/// The capability.
+pub struct OutgoingHttp;
+
+impl HostCapability for OutgoingHttp {
+    const NAME: &'static str = "outgoing-http";
+    // `wasi:http/types` is also what an HTTP frontend's export needs.
+    const PROVIDES: &'static [(&'static str, &'static str)] = &[
+        ("wasi:http/outgoing-handler", "0.2."),
+        ("wasi:http/types", "0.2."),
+    ];
+    const KEYS: &'static [&'static str] = &["endpoints"];
+    const LIVE: bool = true;
+    type Grant = EndpointRouter;
+    fn grant(table: &toml::Table) -> Result<EndpointRouter, String> {
+        EndpointRouter::from_grants(&super::read_key(table, "endpoints")?)
+    }
+    type State = HttpState;
+    fn state(grant: &EndpointRouter, _: &Services) -> HttpState {
+        HttpState {
+            ctx: WasiHttpCtx::new(),
+            router: grant.clone(),
+        }
+    }
+    fn link<T: Store<Self>>(l: &mut Linker<T>) -> wasmtime::Result<()> {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)
+    }
 }
 
-/// Link outgoing `wasi:http` (`outgoing-handler` and its types) for stores
-/// whose data routes through an [`EndpointRouter`].
-pub fn add_to_linker<T: WasiHttpView + Send + 'static>(l: &mut Linker<T>) -> wasmtime::Result<()> {
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(l)
+/// Per-instance state: `wasi:http`'s context and the plugin's grants.
+pub struct HttpState {
+    ctx: WasiHttpCtx,
+    router: EndpointRouter,
+}
+
+/// The view `wasi:http`'s own linking reads a store through.
+pub fn view<'a>(part: Part<'a, OutgoingHttp>) -> WasiHttpCtxView<'a> {
+    WasiHttpCtxView {
+        ctx: &mut part.state.ctx,
+        table: part.table,
+        hooks: &mut part.state.router,
+    }
 }
 
 /// Where a granted endpoint leads.

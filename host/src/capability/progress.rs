@@ -1,6 +1,7 @@
 //! `progress`: progress of long backend operations (image pulls), logged by
 //! the host with the plugin's and the workload's names.
 
+use super::{HostCapability, Services, Store};
 use crate::bindings::gantry::plugin::progress;
 use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
@@ -30,10 +31,18 @@ impl progress::Host for ProgressCtx {
     }
 }
 
-/// Link `progress`.
-pub fn add_to_linker<T: Send + 'static>(
-    l: &mut Linker<T>,
-    get: fn(&mut T) -> &mut ProgressCtx,
-) -> wasmtime::Result<()> {
-    progress::add_to_linker::<T, HasSelf<ProgressCtx>>(l, get)
+/// The capability.
+pub struct Progress;
+
+impl HostCapability for Progress {
+    const NAME: &'static str = "progress";
+    const PROVIDES: &'static [(&'static str, &'static str)] = &[("gantry:plugin/progress", "0.1.")];
+    type Grant = ();
+    type State = ProgressCtx;
+    fn state(_: &(), services: &Services) -> ProgressCtx {
+        ProgressCtx::new(services.plugin.clone())
+    }
+    fn link<T: Store<Self>>(l: &mut Linker<T>) -> wasmtime::Result<()> {
+        progress::add_to_linker::<T, HasSelf<ProgressCtx>>(l, |t| t.part().state)
+    }
 }

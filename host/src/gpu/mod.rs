@@ -9,9 +9,11 @@
 pub mod catalogue;
 pub mod cdi;
 mod config;
+mod device;
 mod edits;
 mod inventory;
 mod nvml;
 
 pub use config::{DevicesConfig, GpuConfig, SourceChoice};
-pub use inventory::{GpuInfo, Inventory, Source};
+pub use device::GpuInfo;
+pub use inventory::{Inventory, Source};

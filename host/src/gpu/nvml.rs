@@ -1,7 +1,7 @@
 //! Reading GPUs through NVML (`libnvidia-ml.so.1`, loaded at run time).
 
 use super::catalogue::code_of;
-use super::inventory::GpuInfo;
+use super::device::GpuInfo;
 use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
 

@@ -11,12 +11,12 @@
 use super::{EmbeddedBroker, MqttBinding, MqttError};
 use crate::bindings::exports::gantry::plugin::mqtt_handler::{self as guest, Guest};
 use crate::bindings::types::{Caller, Event};
-use crate::capability::control::Identity;
-use crate::capability::mqtt_client::{MqttLink, TimerCommand, qos};
+use crate::capability::{MqttLink, TimerCommand, qos};
 use crate::control::ControlPlane;
-use crate::plugin::PluginState;
+use crate::model::Identity;
 use crate::runtime::pool::{ExportLoader, InstancePool};
 use crate::secrets::Redact;
+use crate::worlds::PluginState;
 use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Packet, Publish};
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 /// The largest MQTT packet gantry sends or takes, on its connections and
 /// on the embedded broker (the capability refuses bigger publishes).
-pub use crate::capability::mqtt_client::MAX_PACKET;
+pub use crate::capability::MAX_PACKET;
 
 /// How an MQTT frontend connects (its config table's `mqtt = { ... }`).
 #[derive(Debug, Clone, Deserialize)]

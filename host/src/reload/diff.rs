@@ -7,11 +7,18 @@
 
 use toml::{Table, Value};
 
-/// The keys of a plugin's table a swap applies: its component, the settings
-/// it reads, the endpoints it may call and its limits. Everything else in
-/// the table (name, mount, broker, stacking, directories) shapes the host
-/// around the plugin and needs a restart.
-pub const LIVE_PLUGIN_KEYS: [&str; 4] = ["plugin", "config", "endpoints", "limits"];
+/// The keys of a plugin's table a swap applies: its component, its limits,
+/// and the keys of the capabilities whose grants apply live (the settings it
+/// reads, the endpoints it may call). Everything else in the table (name,
+/// mount, broker, stacking, directories, downloads) shapes the host around
+/// the plugin and needs a restart.
+pub fn live_plugin_keys() -> Vec<&'static str> {
+    let mut keys = vec!["plugin", "limits"];
+    for c in crate::worlds::Capability::ALL.iter().filter(|c| c.live()) {
+        keys.extend(c.keys());
+    }
+    keys
+}
 
 /// Top-level tables a swap applies: the default limits every plugin inherits.
 const LIVE_TOP_KEYS: [&str; 1] = ["limits"];
@@ -43,9 +50,9 @@ pub fn restart_only(running: &Table, next: &Table) -> Vec<String> {
 pub fn live_part(config: &Table, name: &str) -> Value {
     let mut live = Table::new();
     if let Some(table) = plugin_table(config, name) {
-        for key in LIVE_PLUGIN_KEYS.iter().filter(|k| **k != "plugin") {
-            if let Some(v) = table.get(*key) {
-                live.insert((*key).to_string(), v.clone());
+        for key in live_plugin_keys().into_iter().filter(|k| *k != "plugin") {
+            if let Some(v) = table.get(key) {
+                live.insert(key.to_string(), v.clone());
             }
         }
     }
@@ -93,7 +100,7 @@ fn plugin_tables(array: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Ve
             None => out.push(format!("{array} \"{name}\" removed")),
             Some((_, next)) => {
                 for key in keys(table, next) {
-                    if !LIVE_PLUGIN_KEYS.contains(&key.as_str()) {
+                    if !live_plugin_keys().contains(&key.as_str()) {
                         let path = format!("{array} \"{name}\": {key}");
                         differences(&path, table.get(&key), next.get(&key), out);
                     }

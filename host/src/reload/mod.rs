@@ -16,9 +16,9 @@ pub mod client;
 pub mod diff;
 
 use crate::config::Config;
-use crate::plugin::{PluginSetup, PluginState, World};
 use crate::runtime::engine::PluginEngine;
 use crate::runtime::pool::{Generation, InstancePool};
+use crate::worlds::{PluginSetup, PluginState, World};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -269,9 +269,11 @@ impl Reloader {
             .world
             .prepare(self.engine.engine(), name, table.listed_as(), &component)
             .map_err(|e| e.to_string())?;
-        let setup = match next.grants_of(name) {
-            Some((config, endpoints)) => live.setup.clone().with_grants(config, endpoints)?,
-            None => live.setup.clone(),
+        // What a swap cannot apply (a non-live grant) stays as it runs, and
+        // is named in the report's `restartRequired`.
+        let setup = PluginSetup {
+            grants: Arc::new(live.setup.grants.with_live(table.grants)),
+            services: live.setup.services.clone(),
         };
         let data_setup = setup.clone();
         Ok(Some(Prepared {

@@ -7,7 +7,7 @@
 //! use gantry_sdk::backend::exports::gantry::plugin::driver::Guest;
 //! struct MyDriver;
 //! impl Guest for MyDriver { /* ... */ }
-//! gantry_sdk::export_backend!(MyDriver);
+//! gantry_sdk::backend::export_backend!(MyDriver);
 //! ```
 //!
 //! Enable the feature named after your plugin's world (`http-frontend`,

@@ -10,6 +10,7 @@
 
 mod fetch;
 
+use super::{HostCapability, Services, Store};
 use crate::bindings::gantry::plugin::artifacts::{self, Checksums, FetchError};
 use crate::bindings::{ArtifactBody, ArtifactDownload};
 use serde::Deserialize;
@@ -173,11 +174,6 @@ impl Artifacts {
     }
 }
 
-/// Check a grant table; the error names what is wrong.
-pub fn validate(g: &ArtifactGrants) -> Result<(), String> {
-    Artifacts::from_grants(g).map(drop)
-}
-
 /// Per-instance state: the plugin's grant.
 #[derive(Clone)]
 pub struct ArtifactsCtx {
@@ -207,12 +203,28 @@ impl HasData for HasArtifacts {
     type Data<'a> = ArtifactsView<'a>;
 }
 
-/// Link `artifacts`.
-pub fn add_to_linker<T: Send + 'static>(
-    l: &mut Linker<T>,
-    get: fn(&mut T) -> ArtifactsView<'_>,
-) -> wasmtime::Result<()> {
-    artifacts::add_to_linker::<T, HasArtifacts>(l, get)
+impl HostCapability for Artifacts {
+    const NAME: &'static str = "artifacts";
+    const PROVIDES: &'static [(&'static str, &'static str)] =
+        &[("gantry:plugin/artifacts", "0.1.")];
+    const KEYS: &'static [&'static str] = &["artifacts"];
+    type Grant = Artifacts;
+    fn grant(table: &toml::Table) -> Result<Artifacts, String> {
+        Artifacts::from_grants(&super::read_key(table, "artifacts")?)
+    }
+    type State = ArtifactsCtx;
+    fn state(grant: &Artifacts, services: &Services) -> ArtifactsCtx {
+        ArtifactsCtx::new(services.plugin.clone(), grant.clone())
+    }
+    fn link<T: Store<Self>>(l: &mut Linker<T>) -> wasmtime::Result<()> {
+        artifacts::add_to_linker::<T, HasArtifacts>(l, |t| {
+            let part = t.part();
+            ArtifactsView {
+                ctx: part.state,
+                table: part.table,
+            }
+        })
+    }
 }
 
 impl artifacts::Host for ArtifactsView<'_> {
@@ -307,14 +319,14 @@ mod tests {
             ("http://host/x?y=1", "without query"),
             ("/relative", "relative URL"),
         ] {
-            let e = validate(&ArtifactGrants {
+            let e = Artifacts::from_grants(&ArtifactGrants {
                 allow: vec![allow.into()],
                 ..ArtifactGrants::default()
             })
             .expect_err(allow);
             assert!(e.contains(why), "{allow}: {e}");
         }
-        let e = validate(&ArtifactGrants {
+        let e = Artifacts::from_grants(&ArtifactGrants {
             max_bytes: 0,
             ..ArtifactGrants::default()
         })
