@@ -120,22 +120,9 @@ pub fn main() -> Result<()> {
     let config = ConfigBuilder::new("fuzz")
         .in_memory()
         .http_frontend("rest", &plugins::rest(), "/v1")
-        .http_frontend_with(
-            "arm",
-            &plugins::arm(),
-            "prefix = \"/subscriptions\", extra_prefixes = [\"/providers\"]",
-            "",
-        )
-        .mqtt_frontend(
-            "kanto",
-            &plugins::kanto(),
-            &format!("broker = \"embedded\", listen = \"127.0.0.1:{mqtt_port}\", subject = \"kanto-device\", roles = [\"ADMIN\"]"),
-            "settings = { device-id = \"edge:device\", tenant-id = \"t1\" }\n",
-        )
-        .raw(&format!(
-            "[[backend]]\nname = \"fixture\"\nplugin = \"{}\"\nsettings = {{ stall = \"\" }}\n\n",
-            plugins::stall_backend().display()
-        ))
+        .arm_frontend()
+        .kanto_embedded(mqtt_port, "")
+        .stall_backend("", None)
         .build();
     let g = Gantry::start_in(dir.path(), &config);
     let token = g.token("fuzzer", &["USER"]);

@@ -17,11 +17,7 @@ use std::time::{Duration, Instant};
 /// The stall fixture as the one backend, never answering the calls in
 /// `stall`, with `answer_ms` to answer.
 fn stall_backend(stall: &str, answer_ms: u64) -> String {
-    format!(
-        "[[backend]]\nname = \"stall\"\nplugin = \"{}\"\n\
-         limits = {{ answer_timeout_ms = {answer_ms} }}\nsettings = {{ stall = \"{stall}\" }}\n\n",
-        plugins::stall_backend().display()
-    )
+    gantry_tests::config::stall_backend(stall, Some(answer_ms))
 }
 
 /// REST at `/v1` on the stall fixture.
@@ -162,16 +158,9 @@ fn kanto_device(answer_ms: u64, backend: &str, kanto_extra: &str) -> Device {
     let config = ConfigBuilder::new("robust")
         .in_memory()
         .http_frontend("rest", &plugins::rest(), "/v1")
-        .mqtt_frontend(
-            "kanto",
-            &plugins::kanto(),
-            &format!(
-                "broker = \"embedded\", listen = \"127.0.0.1:{port}\", subject = \"kanto-device\", roles = [\"ADMIN\"]"
-            ),
-            &format!(
-                "settings = {{ device-id = \"edge:device\", tenant-id = \"t1\" }}\n\
-                 limits = {{ answer_timeout_ms = {answer_ms} }}\n{kanto_extra}"
-            ),
+        .kanto_embedded(
+            port,
+            &format!("limits = {{ answer_timeout_ms = {answer_ms} }}\n{kanto_extra}"),
         )
         .raw(backend)
         .build();

@@ -76,6 +76,31 @@ impl ConfigBuilder {
         self
     }
 
+    /// The ARM frontend, at `/subscriptions` and `/providers` as Azure's
+    /// resource manager serves it.
+    pub fn arm_frontend(self) -> Self {
+        self.http_frontend_with(
+            "arm",
+            &crate::plugins::arm(),
+            "prefix = \"/subscriptions\", extra_prefixes = [\"/providers\"]",
+            "",
+        )
+    }
+
+    /// The Kanto frontend on an embedded broker at `127.0.0.1:{port}`, as
+    /// device `edge:device` of tenant `t1` acting as `kanto-device` (ADMIN),
+    /// with `extra` lines in its table.
+    pub fn kanto_embedded(self, port: u16, extra: &str) -> Self {
+        self.mqtt_frontend(
+            "kanto",
+            &crate::plugins::kanto(),
+            &format!(
+                "broker = \"embedded\", listen = \"127.0.0.1:{port}\", subject = \"kanto-device\", roles = [\"ADMIN\"]"
+            ),
+            &format!("settings = {{ device-id = \"edge:device\", tenant-id = \"t1\" }}\n{extra}"),
+        )
+    }
+
     /// An MQTT frontend with the inside of its `mqtt = { ... }` table and
     /// extra lines given.
     pub fn mqtt_frontend(mut self, name: &str, plugin: &Path, mqtt: &str, extra: &str) -> Self {
@@ -168,6 +193,11 @@ impl ConfigBuilder {
         self
     }
 
+    /// The stall fixture as a backend ([`stall_backend`]).
+    pub fn stall_backend(self, stall: &str, answer_timeout_ms: Option<u64>) -> Self {
+        self.raw(&stall_backend(stall, answer_timeout_ms))
+    }
+
     /// Raw TOML appended as it is.
     pub fn raw(mut self, text: &str) -> Self {
         self.tables.push_str(text);
@@ -197,6 +227,19 @@ impl ConfigBuilder {
         out.push_str(&self.tables);
         out
     }
+}
+
+/// The table of the stall fixture as backend `stall`: it never answers the
+/// calls `stall` names (`create,remove`, `*`; none when empty) and answers
+/// the others at once, within `answer_timeout_ms` when given.
+pub fn stall_backend(stall: &str, answer_timeout_ms: Option<u64>) -> String {
+    let limits = answer_timeout_ms
+        .map(|ms| format!("limits = {{ answer_timeout_ms = {ms} }}\n"))
+        .unwrap_or_default();
+    format!(
+        "[[backend]]\nname = \"stall\"\nplugin = \"{}\"\n{limits}settings = {{ stall = \"{stall}\" }}\n\n",
+        crate::plugins::stall_backend().display()
+    )
 }
 
 #[cfg(test)]

@@ -197,12 +197,7 @@ pub fn frontends(
         .limit("call_timeout_ms", call_timeout_ms)
         .http_frontend("rpc", &plugins::control_rpc(), "/rpc")
         .http_frontend("rest", &plugins::rest(), "/v1")
-        .http_frontend_with(
-            "arm",
-            &plugins::arm(),
-            "prefix = \"/subscriptions\", extra_prefixes = [\"/providers\"]",
-            "",
-        )
+        .arm_frontend()
 }
 
 /// Whether a workload is deployed with every container running.
